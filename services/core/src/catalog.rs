@@ -1,0 +1,248 @@
+//! The catalog: a consistent, immutable view of a store's metadata, and the change sets
+//! that move it from one version to the next.
+//!
+//! Catalogs use persistent maps (`imbl`): cloning is O(1) and applying a change costs
+//! O(change · log n), so every reader holds its own snapshot while writers build the next
+//! one. Backends persist a [`ChangeSet`] atomically and then publish
+//! `catalog.apply(&change)` as their new view.
+
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::model::{Container, Image, ImageId};
+
+/// How many images refer to a blob, and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobEntry {
+    /// Bytes.
+    pub size: u64,
+    /// Number of images referring to it.
+    pub refs: u32,
+}
+
+/// An immutable snapshot of the store's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    generation: u64,
+    images: HashMap<ImageId, Arc<Image>>,
+    names: HashMap<String, ImageId>,
+    containers: OrdMap<String, Arc<Container>>,
+    blobs: HashMap<Digest, BlobEntry>,
+}
+
+/// A set of changes applied atomically. Built by the core's planners; backends persist it
+/// as one transaction and never decide semantics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// Images inserted or replaced (loads, name changes, `last_used`).
+    pub put_images: Vec<Arc<Image>>,
+    /// Images deleted.
+    pub delete_images: Vec<ImageId>,
+    /// Containers inserted or replaced.
+    pub put_containers: Vec<Arc<Container>>,
+    /// Containers deleted.
+    pub delete_containers: Vec<String>,
+}
+
+impl ChangeSet {
+    /// Whether the change set changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.put_images.is_empty()
+            && self.delete_images.is_empty()
+            && self.put_containers.is_empty()
+            && self.delete_containers.is_empty()
+    }
+
+    /// Appends another change set.
+    pub fn extend(&mut self, other: ChangeSet) {
+        self.put_images.extend(other.put_images);
+        self.delete_images.extend(other.delete_images);
+        self.put_containers.extend(other.put_containers);
+        self.delete_containers.extend(other.delete_containers);
+    }
+}
+
+/// The outcome of applying a change set to a catalog.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The new catalog.
+    pub catalog: Catalog,
+    /// Blobs no image refers to any more, with their sizes, each once, sorted.
+    pub released: Vec<(Digest, u64)>,
+    /// Blobs referred to for the first time.
+    pub added: Vec<(Digest, u64)>,
+}
+
+impl Catalog {
+    /// An empty catalog.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a catalog from stored records (used by backends at open).
+    pub fn from_records(
+        images: impl IntoIterator<Item = Image>,
+        containers: impl IntoIterator<Item = Container>,
+    ) -> Result<Self> {
+        let change = ChangeSet {
+            put_images: images.into_iter().map(Arc::new).collect(),
+            put_containers: containers.into_iter().map(Arc::new).collect(),
+            ..ChangeSet::default()
+        };
+        Ok(Self::new().apply(&change)?.catalog)
+    }
+
+    /// Incremented by every applied change set.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Number of images (manifest lists included).
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    /// Whether there is no image.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    /// The image with this ID.
+    pub fn image(&self, id: &ImageId) -> Option<&Arc<Image>> {
+        self.images.get(id)
+    }
+
+    /// Every image, in no particular order.
+    pub fn images(&self) -> impl Iterator<Item = &Arc<Image>> {
+        self.images.values()
+    }
+
+    /// The image holding this exact (fully-qualified) name.
+    pub fn image_by_name(&self, name: &str) -> Option<&Arc<Image>> {
+        self.names.get(name).and_then(|id| self.images.get(id))
+    }
+
+    /// Every (name, image ID) pair.
+    pub fn names(&self) -> impl Iterator<Item = (&String, &ImageId)> {
+        self.names.iter()
+    }
+
+    /// The container with this ID.
+    pub fn container(&self, id: &str) -> Option<&Arc<Container>> {
+        self.containers.get(id)
+    }
+
+    /// Every container, ordered by ID.
+    pub fn containers(&self) -> impl Iterator<Item = &Arc<Container>> {
+        self.containers.values()
+    }
+
+    /// The blob table entry of a digest.
+    pub fn blob(&self, digest: &Digest) -> Option<BlobEntry> {
+        self.blobs.get(digest).copied()
+    }
+
+    /// Every referenced blob.
+    pub fn blobs(&self) -> impl Iterator<Item = (&Digest, &BlobEntry)> {
+        self.blobs.iter()
+    }
+
+    /// Applies a change set, checking the catalog's invariants: a name belongs to at most
+    /// one image, deleted images and containers exist, containers refer to existing images.
+    /// Order inside the change set: image deletions, image puts, container deletions,
+    /// container puts.
+    pub fn apply(&self, change: &ChangeSet) -> Result<Applied> {
+        let mut next = self.clone();
+        next.generation += 1;
+        let mut touched: Vec<Digest> = Vec::new();
+
+        for id in &change.delete_images {
+            let old = next
+                .images
+                .remove(id)
+                .ok_or_else(|| conflict(format!("image {id} vanished")))?;
+            next.unlink(&old, &mut touched);
+        }
+        for img in &change.put_images {
+            if let Some(old) = next.images.remove(&img.id) {
+                next.unlink(&old, &mut touched);
+            }
+            for name in &img.names {
+                if let Some(holder) = next.names.get(name) {
+                    if *holder != img.id {
+                        return Err(conflict(format!(
+                            "name {name} is held by {holder}, cannot give it to {}",
+                            img.id
+                        )));
+                    }
+                    return Err(conflict(format!("name {name} listed twice on {}", img.id)));
+                }
+                next.names.insert(name.clone(), img.id);
+            }
+            for b in img.blobs() {
+                let e = next.blobs.entry(b.digest).or_insert(BlobEntry { size: b.size, refs: 0 });
+                e.refs += 1;
+                touched.push(b.digest);
+            }
+            next.images.insert(img.id, Arc::clone(img));
+        }
+        for cid in &change.delete_containers {
+            if next.containers.remove(cid).is_none() {
+                return Err(conflict(format!("container {cid} vanished")));
+            }
+        }
+        for c in &change.put_containers {
+            next.containers.insert(c.id.clone(), Arc::clone(c));
+        }
+        if !change.delete_images.is_empty() || !change.put_containers.is_empty() {
+            for c in next.containers.values() {
+                if !next.images.contains_key(&c.image_id) {
+                    return Err(conflict(format!(
+                        "container {} would refer to missing image {}",
+                        c.id, c.image_id
+                    )));
+                }
+            }
+        }
+
+        touched.sort_unstable();
+        touched.dedup();
+        let mut released = Vec::new();
+        let mut added = Vec::new();
+        for d in touched {
+            let before = self.blobs.get(&d);
+            match next.blobs.get(&d).copied() {
+                Some(e) if e.refs == 0 => {
+                    next.blobs.remove(&d);
+                    if let Some(b) = before {
+                        released.push((d, b.size));
+                    }
+                }
+                Some(e) if before.is_none() => added.push((d, e.size)),
+                _ => {}
+            }
+        }
+        Ok(Applied { catalog: next, released, added })
+    }
+
+    fn unlink(&mut self, old: &Image, touched: &mut Vec<Digest>) {
+        for name in &old.names {
+            if self.names.get(name) == Some(&old.id) {
+                self.names.remove(name);
+            }
+        }
+        for b in old.blobs() {
+            if let Some(e) = self.blobs.get_mut(&b.digest) {
+                e.refs = e.refs.saturating_sub(1);
+                touched.push(b.digest);
+            }
+        }
+    }
+}
+
+fn conflict(message: String) -> Error {
+    Error::new(crate::error::ErrorKind::ConcurrentModification, message)
+}

@@ -1,0 +1,207 @@
+//! The stored image model (SPEC §1). Derived facts (parents, dangling, sizes) are not
+//! stored: see [`crate::tree`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::time::UnixNanos;
+
+/// An image ID: the digest of the image's config blob (of the index blob for a manifest
+/// list).
+pub type ImageId = Digest;
+
+/// OS / architecture / variant.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Platform {
+    /// e.g. `linux`.
+    pub os: String,
+    /// e.g. `amd64`.
+    pub architecture: String,
+    /// e.g. `v8`; empty when none.
+    #[serde(default)]
+    pub variant: String,
+}
+
+impl Platform {
+    /// The platform this server runs on, in OCI terms.
+    pub fn host() -> Self {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Self {
+            os: std::env::consts::OS.to_owned(),
+            architecture: architecture.to_owned(),
+            variant: String::new(),
+        }
+    }
+}
+
+/// A content-addressed blob an image refers to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// Number of stored bytes.
+    pub size: u64,
+    /// Media type.
+    pub media_type: String,
+}
+
+/// A layer of an image, base first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// The stored blob (compressed or not, as loaded).
+    pub blob: BlobRef,
+    /// Digest of the uncompressed tar (config `rootfs.diff_ids`).
+    pub diff_id: Digest,
+}
+
+/// One config history entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// When the step ran.
+    pub created: Option<UnixNanos>,
+    /// The command of the step.
+    pub created_by: String,
+    /// Author.
+    pub author: String,
+    /// Comment.
+    pub comment: String,
+    /// The step produced no layer.
+    pub empty_layer: bool,
+}
+
+/// The parts of the OCI image config imaged uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageConfig {
+    /// Creation time.
+    pub created: Option<UnixNanos>,
+    /// Platform.
+    pub platform: Platform,
+    /// Config labels.
+    pub labels: BTreeMap<String, String>,
+    /// Default user (`uid[:gid]` or `name[:group]`).
+    pub user: String,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Entrypoint.
+    pub entrypoint: Vec<String>,
+    /// Command.
+    pub cmd: Vec<String>,
+    /// Working directory.
+    pub working_dir: String,
+    /// Exposed ports (`80/tcp`).
+    pub exposed_ports: Vec<String>,
+    /// Volumes.
+    pub volumes: Vec<String>,
+    /// Stop signal.
+    pub stop_signal: String,
+    /// History, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// The config JSON as stored.
+    pub raw_json: String,
+}
+
+/// An instance of a manifest list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestInstance {
+    /// Manifest digest of the instance.
+    pub digest: Digest,
+    /// Its platform.
+    pub platform: Platform,
+}
+
+/// One image (or manifest list) record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// Config digest (index digest for a manifest list).
+    pub id: ImageId,
+    /// Fully-qualified names in store order (newest first, as libimage).
+    pub names: Vec<String>,
+    /// Every manifest digest, the primary one first (never empty).
+    pub digests: Vec<Digest>,
+    /// The stored manifest (or index) blob.
+    pub manifest: BlobRef,
+    /// The stored config blob (`None` for manifest lists).
+    pub config_blob: Option<BlobRef>,
+    /// Layers, base first (empty for manifest lists).
+    pub layers: Vec<Layer>,
+    /// The config (default for manifest lists).
+    pub config: Arc<ImageConfig>,
+    /// Manifest lists: the instances. `None` for ordinary images.
+    pub instances: Option<Vec<ManifestInstance>>,
+    /// From a read-only additional store: can never be removed.
+    pub read_only: bool,
+    /// When the image was added to this store.
+    pub added: UnixNanos,
+    /// Last time a container was registered on it.
+    pub last_used: Option<UnixNanos>,
+}
+
+impl Image {
+    /// The primary manifest digest.
+    pub fn digest(&self) -> Digest {
+        self.digests.first().copied().unwrap_or(self.manifest.digest)
+    }
+
+    /// Whether this record is a manifest list / OCI index.
+    pub fn is_manifest_list(&self) -> bool {
+        self.instances.is_some()
+    }
+
+    /// Every blob the image refers to (manifest, config, layers), each once.
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
+        let mut seen: Vec<Digest> = Vec::with_capacity(self.layers.len() + 2);
+        std::iter::once(&self.manifest)
+            .chain(self.config_blob.iter())
+            .chain(self.layers.iter().map(|l| &l.blob))
+            .filter(move |b| {
+                if seen.contains(&b.digest) {
+                    false
+                } else {
+                    seen.push(b.digest);
+                    true
+                }
+            })
+    }
+
+    /// Diff IDs of the layers, base first.
+    pub fn diff_ids(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.layers.iter().map(|l| l.diff_id)
+    }
+}
+
+/// State of a registered container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ContainerState {
+    /// Created, not running.
+    Created,
+    /// Running: blocks removal even with force.
+    Running,
+    /// Exited.
+    Stopped,
+}
+
+/// A record that an image is in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Container {
+    /// 64 lowercase hex.
+    pub id: String,
+    /// The image it uses.
+    pub image_id: ImageId,
+    /// Its state.
+    pub state: ContainerState,
+    /// A build container or one of another engine.
+    pub external: bool,
+    /// Optional human name.
+    pub name: String,
+    /// Registration time.
+    pub created: UnixNanos,
+}
