@@ -18,6 +18,7 @@ pub mod error;
 pub mod memory;
 pub mod model;
 pub mod ops;
+pub mod reference;
 pub mod repair;
 pub mod store;
 pub mod time;
