@@ -78,7 +78,8 @@ pub struct HistoryEntry {
     pub empty_layer: bool,
 }
 
-/// The parts of the OCI image config imaged uses.
+/// The parts of the OCI image config imaged uses. The config JSON itself stays in its
+/// blob (`Image::config_blob`, read with `Store::read_blob`), not in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageConfig {
     /// Creation time.
@@ -105,8 +106,6 @@ pub struct ImageConfig {
     pub stop_signal: String,
     /// History, oldest first.
     pub history: Vec<HistoryEntry>,
-    /// The config JSON as stored.
-    pub raw_json: String,
 }
 
 /// An instance of a manifest list.
