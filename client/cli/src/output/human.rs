@@ -1,0 +1,237 @@
+//! Human-readable sizes, durations and IDs, as podman and Docker print them (the
+//! `github.com/docker/go-units` rules).
+
+use imaged_client::Timestamp;
+
+const DECIMAL_UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+
+/// Go's `fmt` `%.<precision>g` of a finite `value`: scientific when the exponent is below
+/// -4 or at least `precision`, trailing zeros removed.
+pub fn format_g(value: f64, precision: usize) -> String {
+    let p = precision.max(1);
+    if value == 0.0 {
+        return "0".to_owned();
+    }
+    let sci = format!("{:.*e}", p - 1, value);
+    let Some((mantissa, exp)) = sci.split_once('e') else {
+        return sci;
+    };
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let p_i32 = i32::try_from(p).unwrap_or(i32::MAX);
+    if exp < -4 || exp >= p_i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim_fraction_zeros(mantissa), exp.abs())
+    } else {
+        let decimals = usize::try_from(p_i32 - 1 - exp).unwrap_or(0);
+        trim_fraction_zeros(&format!("{value:.decimals$}"))
+    }
+}
+
+fn trim_fraction_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// go-units `HumanSizeWithPrecision`: decimal SI units, `precision` significant digits,
+/// no space (`5.57MB`).
+pub fn human_size_precision(bytes: u64, precision: usize) -> String {
+    // Sizes above 2^53 lose precision in f64 beyond the digits printed: harmless.
+    #[allow(clippy::cast_precision_loss)]
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit < DECIMAL_UNITS.len() - 1 {
+        size /= 1000.0;
+        unit += 1;
+    }
+    format!("{}{}", format_g(size, precision), DECIMAL_UNITS[unit])
+}
+
+/// The SIZE column of `podman images`: 3 significant digits and a space before the unit
+/// (`5.57 MB`, `892 kB`, `0 B`).
+pub fn podman_size(bytes: u64) -> String {
+    let s = human_size_precision(bytes, 3);
+    match s.rfind(|c: char| c.is_ascii_digit()) {
+        Some(i) => format!("{} {}", &s[..=i], &s[i + 1..]),
+        None => s,
+    }
+}
+
+/// Docker's `units.HumanSize`: 4 significant digits, no space (`16.43MB`, `0B`).
+pub fn docker_size(bytes: u64) -> String {
+    human_size_precision(bytes, 4)
+}
+
+/// go-units `HumanDuration` of a duration in seconds (negative counts as less than a
+/// second).
+pub fn human_duration(seconds: f64) -> String {
+    if seconds < 1.0 {
+        return "Less than a second".to_owned();
+    }
+    // Truncation as Go's int(d.Seconds()) / int(d.Minutes()).
+    #[allow(clippy::cast_possible_truncation)]
+    let secs = seconds as i64;
+    if secs == 1 {
+        return "1 second".to_owned();
+    }
+    if secs < 60 {
+        return format!("{secs} seconds");
+    }
+    let minutes = secs / 60;
+    if minutes == 1 {
+        return "About a minute".to_owned();
+    }
+    if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let hours = (seconds / 3600.0).round() as i64;
+    if hours == 1 {
+        return "About an hour".to_owned();
+    }
+    if hours < 48 {
+        return format!("{hours} hours");
+    }
+    if hours < 24 * 7 * 2 {
+        return format!("{} days", hours / 24);
+    }
+    if hours < 24 * 30 * 2 {
+        return format!("{} weeks", hours / 24 / 7);
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{} months", hours / 24 / 30);
+    }
+    format!("{} years", secs / 3600 / 24 / 365)
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The CREATED column: `2 days ago`; `N/A` when the image config has no creation time.
+pub fn ago(ts: Option<&Timestamp>, now: f64) -> String {
+    match ts {
+        None => "N/A".to_owned(),
+        Some(ts) => {
+            #[allow(clippy::cast_precision_loss)]
+            let t = ts.seconds as f64 + f64::from(ts.nanos) / 1e9;
+            format!("{} ago", human_duration(now - t))
+        }
+    }
+}
+
+/// RFC 3339 text of a timestamp (UTC, nanoseconds when present); empty when unset or out
+/// of range.
+pub fn rfc3339(ts: Option<&Timestamp>) -> String {
+    let Some(ts) = ts else {
+        return String::new();
+    };
+    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The bare 64 hex of an ID (`sha256:` removed).
+pub fn bare_id(id: &str) -> &str {
+    id.strip_prefix("sha256:").unwrap_or(id)
+}
+
+/// The 12-character short ID podman prints.
+pub fn short_id(id: &str) -> &str {
+    let bare = bare_id(id);
+    bare.get(..12).unwrap_or(bare)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_g_formatting() {
+        assert_eq!(format_g(5.574, 3), "5.57");
+        assert_eq!(format_g(892.0, 3), "892");
+        assert_eq!(format_g(1.0, 3), "1");
+        assert_eq!(format_g(10.0, 3), "10");
+        assert_eq!(format_g(9.996, 3), "10");
+        assert_eq!(format_g(999.999, 3), "1e+03");
+        assert_eq!(format_g(0.0, 3), "0");
+        assert_eq!(format_g(0.00001234, 3), "1.23e-05");
+        assert_eq!(format_g(16.4321, 4), "16.43");
+        assert_eq!(format_g(120.0, 4), "120");
+    }
+
+    #[test]
+    fn podman_sizes() {
+        assert_eq!(podman_size(0), "0 B");
+        assert_eq!(podman_size(999), "999 B");
+        assert_eq!(podman_size(1000), "1 kB");
+        assert_eq!(podman_size(892_000), "892 kB");
+        assert_eq!(podman_size(5_574_000), "5.57 MB");
+        assert_eq!(podman_size(5_576_000), "5.58 MB");
+        assert_eq!(podman_size(1_234_567_890), "1.23 GB");
+        // go-units quirk kept as is: 999.999 kB rounds to 1e+03 kB.
+        assert_eq!(podman_size(999_999), "1e+03 kB");
+    }
+
+    #[test]
+    fn docker_sizes() {
+        assert_eq!(docker_size(0), "0B");
+        assert_eq!(docker_size(16_432_100), "16.43MB");
+        assert_eq!(docker_size(11_630_000), "11.63MB");
+        assert_eq!(docker_size(2_000), "2kB");
+    }
+
+    #[test]
+    fn durations_like_go_units() {
+        assert_eq!(human_duration(-5.0), "Less than a second");
+        assert_eq!(human_duration(0.5), "Less than a second");
+        assert_eq!(human_duration(1.2), "1 second");
+        assert_eq!(human_duration(42.0), "42 seconds");
+        assert_eq!(human_duration(61.0), "About a minute");
+        assert_eq!(human_duration(59.0 * 60.0), "59 minutes");
+        assert_eq!(human_duration(3600.0), "About an hour");
+        assert_eq!(human_duration(5.0 * 3600.0), "5 hours");
+        assert_eq!(human_duration(47.0 * 3600.0), "47 hours");
+        assert_eq!(human_duration(2.0 * 86400.0), "2 days");
+        assert_eq!(human_duration(13.0 * 86400.0), "13 days");
+        assert_eq!(human_duration(14.0 * 86400.0), "2 weeks");
+        assert_eq!(human_duration(70.0 * 86400.0), "2 months");
+        assert_eq!(human_duration(3.0 * 365.0 * 86400.0), "3 years");
+    }
+
+    #[test]
+    fn ago_and_timestamps() {
+        let ts = Timestamp {
+            seconds: 1_000_000,
+            nanos: 0,
+        };
+        assert_eq!(ago(Some(&ts), 1_000_000.0 + 2.0 * 86400.0), "2 days ago");
+        assert_eq!(ago(None, 5.0), "N/A");
+        assert_eq!(rfc3339(Some(&ts)), "1970-01-12T13:46:40Z");
+        let ts = Timestamp {
+            seconds: 0,
+            nanos: 500,
+        };
+        assert_eq!(rfc3339(Some(&ts)), "1970-01-01T00:00:00.0000005Z");
+        assert_eq!(rfc3339(None), "");
+    }
+
+    #[test]
+    fn ids() {
+        let id = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(bare_id(&id), "ab".repeat(32));
+        assert_eq!(short_id(&id), "abababababab");
+        assert_eq!(short_id("abc"), "abc");
+    }
+}

@@ -1,0 +1,308 @@
+//! [`Client`]: one typed method per RPC of `imaged.v1.ImageService` and
+//! `imaged.v1.ContainerService`.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
+use imaged_proto::imaged::v1 as pb;
+use pb::container_service_client::ContainerServiceClient;
+use pb::image_service_client::ImageServiceClient;
+use tokio::io::AsyncRead;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::connect::{self, BearerAuth, ConnectOptions};
+use crate::target::{self, Target};
+use crate::{ClientError, load};
+
+/// Largest response accepted (a ListImages page of 10000 images fits).
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+
+type Transport = InterceptedService<Channel, BearerAuth>;
+
+/// A connection to imaged. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct Client {
+    images: ImageServiceClient<Transport>,
+    containers: ContainerServiceClient<Transport>,
+    url: String,
+}
+
+impl Client {
+    /// Connects to `url` (`unix:///path`, `http://host:port` or `https://host:port`) with
+    /// default options.
+    pub async fn connect(url: &str) -> Result<Self, ClientError> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// Connects to [`target::default_url`] with default options.
+    pub async fn connect_default() -> Result<Self, ClientError> {
+        Self::connect(&target::default_url()).await
+    }
+
+    /// Connects to `url` with TLS, token and timeout options.
+    pub async fn connect_with(url: &str, opts: ConnectOptions) -> Result<Self, ClientError> {
+        let target = Target::parse(url)?;
+        let auth = opts.auth()?;
+        let channel = connect::channel(&target, &opts).await?;
+        Ok(Self::build(channel, auth, url.trim().to_owned()))
+    }
+
+    /// Wraps an existing channel (tests, custom transports). `url` is only used in messages.
+    pub fn from_channel(
+        channel: Channel,
+        token: Option<&str>,
+        url: impl Into<String>,
+    ) -> Result<Self, ClientError> {
+        Ok(Self::build(channel, BearerAuth::new(token)?, url.into()))
+    }
+
+    fn build(channel: Channel, auth: BearerAuth, url: String) -> Self {
+        let images = ImageServiceClient::with_interceptor(channel.clone(), auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let containers = ContainerServiceClient::with_interceptor(channel, auth)
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        Self {
+            images,
+            containers,
+            url,
+        }
+    }
+
+    /// The URL this client was connected to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// One page of `ListImages`.
+    pub async fn list_images(
+        &self,
+        req: pb::ListImagesRequest,
+    ) -> Result<pb::ListImagesResponse, ClientError> {
+        Ok(self.images.clone().list_images(req).await?.into_inner())
+    }
+
+    /// Every image matching `req`, following `next_page_token` from `req.page_token` to
+    /// the last page.
+    pub async fn list_all(
+        &self,
+        mut req: pb::ListImagesRequest,
+    ) -> Result<Vec<pb::Image>, ClientError> {
+        let mut images = Vec::new();
+        loop {
+            let page = self.list_images(req.clone()).await?;
+            images.extend(page.images);
+            if page.next_page_token.is_empty() {
+                return Ok(images);
+            }
+            if page.next_page_token == req.page_token {
+                return Err(ClientError::local(
+                    crate::ErrorKind::Internal,
+                    tonic::Code::Internal,
+                    "the daemon returned the same page token twice",
+                ));
+            }
+            req.page_token = page.next_page_token;
+        }
+    }
+
+    /// `InspectImage` of one reference.
+    pub async fn inspect_image(
+        &self,
+        reference: &str,
+    ) -> Result<pb::InspectImageResponse, ClientError> {
+        let req = pb::InspectImageRequest {
+            reference: reference.to_owned(),
+        };
+        Ok(self.images.clone().inspect_image(req).await?.into_inner())
+    }
+
+    /// `RemoveImage` of one reference.
+    pub async fn remove_image(
+        &self,
+        req: pb::RemoveImageRequest,
+    ) -> Result<pb::RemoveImageResponse, ClientError> {
+        Ok(self.images.clone().remove_image(req).await?.into_inner())
+    }
+
+    /// `PruneImages`.
+    pub async fn prune_images(
+        &self,
+        req: pb::PruneImagesRequest,
+    ) -> Result<pb::PruneImagesResponse, ClientError> {
+        Ok(self.images.clone().prune_images(req).await?.into_inner())
+    }
+
+    /// `LoadImages`: streams `reader` in [`load::CHUNK_SIZE`] chunks. `progress` is called
+    /// with the total number of bytes read so far after each chunk. A read error cancels
+    /// the call (the daemon stores nothing) and is returned with kind
+    /// [`crate::ErrorKind::Io`].
+    pub async fn load<R, P>(
+        &self,
+        reader: R,
+        format: pb::ArchiveFormat,
+        default_names: Vec<String>,
+        progress: P,
+    ) -> Result<pb::LoadImagesResponse, ClientError>
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        P: FnMut(u64) + Send + 'static,
+    {
+        let (requests, read_error) = load::chunks(reader, format, default_names, progress);
+        let mut images = self.images.clone();
+        let call = images.load_images(requests);
+        tokio::pin!(call);
+        tokio::select! {
+            res = &mut call => Ok(res?.into_inner()),
+            Ok(err) = read_error => Err(ClientError::io("reading the archive", &err)),
+        }
+    }
+
+    /// `TagImage`: adds `names` to the image `source`.
+    pub async fn tag_image(
+        &self,
+        source: &str,
+        names: Vec<String>,
+    ) -> Result<pb::TagImageResponse, ClientError> {
+        let req = pb::TagImageRequest {
+            source: source.to_owned(),
+            names,
+        };
+        Ok(self.images.clone().tag_image(req).await?.into_inner())
+    }
+
+    /// `UntagImage`: removes `names` (every name when empty) from the image `reference`.
+    pub async fn untag_image(
+        &self,
+        reference: &str,
+        names: Vec<String>,
+    ) -> Result<pb::UntagImageResponse, ClientError> {
+        let req = pb::UntagImageRequest {
+            reference: reference.to_owned(),
+            names,
+        };
+        Ok(self.images.clone().untag_image(req).await?.into_inner())
+    }
+
+    /// `ImageDiskUsage`; `verbose` adds one entry per image.
+    pub async fn image_disk_usage(
+        &self,
+        verbose: bool,
+    ) -> Result<pb::ImageDiskUsageResponse, ClientError> {
+        let req = pb::ImageDiskUsageRequest { verbose };
+        Ok(self
+            .images
+            .clone()
+            .image_disk_usage(req)
+            .await?
+            .into_inner())
+    }
+
+    /// `WatchEvents`: a stream of events of `types` (all when empty) that never ends on its
+    /// own; drop it to stop watching.
+    pub async fn watch_events(&self, types: &[pb::EventType]) -> Result<EventStream, ClientError> {
+        let req = pb::WatchEventsRequest {
+            types: types.iter().map(|t| *t as i32).collect(),
+        };
+        let inner = self.images.clone().watch_events(req).await?.into_inner();
+        Ok(EventStream { inner })
+    }
+
+    /// `RegisterContainer`.
+    pub async fn register_container(
+        &self,
+        req: pb::RegisterContainerRequest,
+    ) -> Result<pb::Container, ClientError> {
+        let resp = self
+            .containers
+            .clone()
+            .register_container(req)
+            .await?
+            .into_inner();
+        resp.container
+            .ok_or_else(|| missing("RegisterContainerResponse.container"))
+    }
+
+    /// `SetContainerState`.
+    pub async fn set_container_state(
+        &self,
+        id: &str,
+        state: pb::ContainerState,
+    ) -> Result<pb::Container, ClientError> {
+        let req = pb::SetContainerStateRequest {
+            id: id.to_owned(),
+            state: state as i32,
+        };
+        let resp = self
+            .containers
+            .clone()
+            .set_container_state(req)
+            .await?
+            .into_inner();
+        resp.container
+            .ok_or_else(|| missing("SetContainerStateResponse.container"))
+    }
+
+    /// `UnregisterContainer`.
+    pub async fn unregister_container(
+        &self,
+        id: &str,
+        ignore_missing: bool,
+    ) -> Result<(), ClientError> {
+        let req = pb::UnregisterContainerRequest {
+            id: id.to_owned(),
+            ignore_missing,
+        };
+        self.containers.clone().unregister_container(req).await?;
+        Ok(())
+    }
+
+    /// `ListContainers`, optionally only those of `image` (any reference form).
+    pub async fn list_containers(
+        &self,
+        image: Option<&str>,
+    ) -> Result<Vec<pb::Container>, ClientError> {
+        let req = pb::ListContainersRequest {
+            image: image.unwrap_or_default().to_owned(),
+        };
+        Ok(self
+            .containers
+            .clone()
+            .list_containers(req)
+            .await?
+            .into_inner()
+            .containers)
+    }
+}
+
+fn missing(field: &str) -> ClientError {
+    ClientError::local(
+        crate::ErrorKind::Internal,
+        tonic::Code::Internal,
+        format!("the daemon sent no {field}"),
+    )
+}
+
+/// The events of [`Client::watch_events`].
+#[derive(Debug)]
+pub struct EventStream {
+    inner: tonic::Streaming<pb::Event>,
+}
+
+impl EventStream {
+    /// The next event; `None` when the daemon closed the stream (e.g. shutting down).
+    pub async fn next_event(&mut self) -> Result<Option<pb::Event>, ClientError> {
+        Ok(self.inner.message().await?)
+    }
+}
+
+impl Stream for EventStream {
+    type Item = Result<pb::Event, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.inner)
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map_err(ClientError::from)))
+    }
+}

@@ -1,0 +1,212 @@
+use std::collections::HashMap;
+
+use imaged_proto::imaged::v1::ErrorReason;
+use tonic::Code;
+use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
+
+use super::*;
+
+fn status(
+    code: Code,
+    msg: &str,
+    reason: &str,
+    domain: &str,
+    meta: &[(&str, &str)],
+) -> tonic::Status {
+    let metadata: HashMap<String, String> = meta
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let details = ErrorDetails::with_error_info(reason, domain, metadata);
+    tonic::Status::with_error_details(code, msg, details)
+}
+
+#[test]
+fn every_proto_reason_has_a_kind() {
+    let mut seen = 0;
+    for value in 0..200 {
+        let Ok(reason) = ErrorReason::try_from(value) else {
+            continue;
+        };
+        let name = reason.as_str_name();
+        let short = name.strip_prefix("ERROR_REASON_").expect("prefixed name");
+        if reason == ErrorReason::Unspecified {
+            assert_eq!(ErrorKind::from_reason(short), None);
+            continue;
+        }
+        assert!(
+            ErrorKind::from_reason(short).is_some(),
+            "no kind for {name}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 23, "only {seen} reasons seen");
+}
+
+#[test]
+fn image_in_use_with_precondition_failure() {
+    let mut details = ErrorDetails::with_error_info(
+        "IMAGE_IN_USE",
+        ERROR_DOMAIN,
+        HashMap::from([
+            ("image_id".to_owned(), "sha256:abc".to_owned()),
+            ("container_ids".to_owned(), "c1,c2".to_owned()),
+        ]),
+    );
+    details.add_precondition_failure_violation("CONTAINER", "c1", "uses the image");
+    details.add_precondition_failure_violation("CONTAINER", "c2", "uses the image");
+    let st = tonic::Status::with_error_details(
+        Code::FailedPrecondition,
+        "image used by c1: image is in use by a container",
+        details,
+    );
+    let err = ClientError::from(st);
+    assert_eq!(err.kind, ErrorKind::ImageInUse);
+    assert_eq!(err.code, Code::FailedPrecondition);
+    assert_eq!(err.reason, "IMAGE_IN_USE");
+    assert_eq!(
+        err.message,
+        "image used by c1: image is in use by a container"
+    );
+    assert_eq!(
+        err.metadata.get("image_id").map(String::as_str),
+        Some("sha256:abc")
+    );
+    assert_eq!(err.metadata_list("container_ids"), vec!["c1", "c2"]);
+    assert_eq!(err.violations.len(), 2);
+    assert_eq!(err.violations[1].kind, "CONTAINER");
+    assert_eq!(err.violations[1].subject, "c2");
+    assert!(err.field_violations.is_empty());
+    assert!(!err.is_connection_error());
+    assert_eq!(
+        err.to_string(),
+        "image used by c1: image is in use by a container"
+    );
+}
+
+#[test]
+fn invalid_filter_with_bad_request() {
+    let mut details = ErrorDetails::with_error_info("INVALID_FILTER", ERROR_DOMAIN, HashMap::new());
+    details.set_bad_request(vec![PbFieldViolation::new("filters[1]", "unknown key")]);
+    let st =
+        tonic::Status::with_error_details(Code::InvalidArgument, "invalid image filter", details);
+    let err = ClientError::from_status(&st);
+    assert_eq!(err.kind, ErrorKind::InvalidFilter);
+    assert_eq!(
+        err.field_violations.to_vec(),
+        vec![FieldViolation {
+            field: "filters[1]".into(),
+            description: "unknown key".into()
+        }]
+    );
+}
+
+#[test]
+fn reasons_map_to_kinds() {
+    let cases = [
+        ("IMAGE_NOT_KNOWN", Code::NotFound, ErrorKind::ImageNotKnown),
+        (
+            "CONTAINER_NOT_KNOWN",
+            Code::NotFound,
+            ErrorKind::ContainerNotKnown,
+        ),
+        ("TAG_NOT_KNOWN", Code::NotFound, ErrorKind::TagNotKnown),
+        (
+            "MULTIPLE_NAMES",
+            Code::FailedPrecondition,
+            ErrorKind::MultipleNames,
+        ),
+        (
+            "CONTAINER_RUNNING",
+            Code::FailedPrecondition,
+            ErrorKind::ContainerRunning,
+        ),
+        (
+            "AMBIGUOUS_REFERENCE",
+            Code::FailedPrecondition,
+            ErrorKind::AmbiguousReference,
+        ),
+        (
+            "CONTAINER_EXISTS",
+            Code::AlreadyExists,
+            ErrorKind::ContainerExists,
+        ),
+        (
+            "CONCURRENT_MODIFICATION",
+            Code::Aborted,
+            ErrorKind::ConcurrentModification,
+        ),
+        ("TOO_LARGE", Code::ResourceExhausted, ErrorKind::TooLarge),
+    ];
+    for (reason, code, kind) in cases {
+        let err = ClientError::from(status(code, "m", reason, ERROR_DOMAIN, &[]));
+        assert_eq!(err.kind, kind, "{reason}");
+        assert_eq!(err.code, code);
+    }
+}
+
+#[test]
+fn other_domain_falls_back_to_code() {
+    let err = ClientError::from(status(
+        Code::NotFound,
+        "nope",
+        "IMAGE_NOT_KNOWN",
+        "example.com",
+        &[("a", "b")],
+    ));
+    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert!(err.reason.is_empty());
+    assert!(err.metadata.is_empty());
+}
+
+#[test]
+fn unknown_reason_falls_back_to_code_but_keeps_reason() {
+    let err = ClientError::from(status(
+        Code::FailedPrecondition,
+        "m",
+        "SOME_FUTURE_REASON",
+        ERROR_DOMAIN,
+        &[],
+    ));
+    assert_eq!(err.kind, ErrorKind::FailedPrecondition);
+    assert_eq!(err.reason, "SOME_FUTURE_REASON");
+}
+
+#[test]
+fn plain_status_without_details() {
+    let cases = [
+        (Code::NotFound, ErrorKind::NotFound),
+        (Code::InvalidArgument, ErrorKind::InvalidArgument),
+        (Code::Unavailable, ErrorKind::Unavailable),
+        (Code::Unimplemented, ErrorKind::Unimplemented),
+        (Code::Cancelled, ErrorKind::Cancelled),
+        (Code::DataLoss, ErrorKind::Unknown),
+    ];
+    for (code, kind) in cases {
+        let err = ClientError::from(tonic::Status::new(code, "x"));
+        assert_eq!(err.kind, kind, "{code:?}");
+        assert!(err.reason.is_empty());
+        assert!(err.violations.is_empty());
+    }
+    let transport = ClientError::from(tonic::Status::unavailable("connection refused"));
+    assert!(transport.is_connection_error());
+}
+
+#[test]
+fn empty_message_uses_code_description() {
+    let err = ClientError::from(tonic::Status::new(Code::Internal, ""));
+    assert_eq!(err.kind, ErrorKind::Internal);
+    assert!(!err.message.is_empty());
+}
+
+#[test]
+fn not_found_kinds() {
+    assert!(ErrorKind::ImageNotKnown.is_not_found());
+    assert!(ErrorKind::NotFound.is_not_found());
+    assert!(!ErrorKind::ImageInUse.is_not_found());
+}
+
+#[test]
+fn error_stays_small() {
+    assert!(std::mem::size_of::<ClientError>() < 128);
+}
