@@ -183,7 +183,10 @@ impl Catalog {
                 next.names.insert(name.clone(), img.id);
             }
             for b in img.blobs() {
-                let e = next.blobs.entry(b.digest).or_insert(BlobEntry { size: b.size, refs: 0 });
+                let e = next.blobs.entry(b.digest).or_insert(BlobEntry {
+                    size: b.size,
+                    refs: 0,
+                });
                 e.refs += 1;
                 touched.push(b.digest);
             }
@@ -225,7 +228,11 @@ impl Catalog {
                 _ => {}
             }
         }
-        Ok(Applied { catalog: next, released, added })
+        Ok(Applied {
+            catalog: next,
+            released,
+            added,
+        })
     }
 
     fn unlink(&mut self, old: &Image, touched: &mut Vec<Digest>) {

@@ -48,18 +48,32 @@ pub struct Engine {
     writer: Mutex<()>,
     prune: Mutex<()>,
     sink: Option<EventSink>,
+    /// The derived layer tree of the newest view (rebuilt once per catalog version).
+    pub(crate) trees: crate::tree::TreeCache,
+    /// The parent/child index of the newest view, advanced by every commit.
+    pub(crate) layers: crate::index::IndexCache,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("store", &self.store.info()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("store", &self.store.info())
+            .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// An engine over `store`.
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
-        Self { store, config, writer: Mutex::new(()), prune: Mutex::new(()), sink: None }
+        Self {
+            store,
+            config,
+            writer: Mutex::new(()),
+            prune: Mutex::new(()),
+            sink: None,
+            trees: crate::tree::TreeCache::default(),
+            layers: crate::index::IndexCache::default(),
+        }
     }
 
     /// Sends every committed event to `sink`.
@@ -94,12 +108,24 @@ impl Engine {
         self.prune.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Takes the prune lock if it is free.
+    pub(crate) fn try_prune_lock(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.prune.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
     /// Applies a planned change (writer lock held) unless it is empty.
     pub(crate) fn commit(&self, change: &ChangeSet) -> Result<Option<Applied>> {
         if change.is_empty() {
             return Ok(None);
         }
-        self.store.apply(change).map(Some)
+        let before = self.store.view();
+        let applied = self.store.apply(change)?;
+        self.layers.advance(&before, &self.store.view(), change);
+        Ok(Some(applied))
     }
 
     /// Publishes events of a committed change.

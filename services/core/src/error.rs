@@ -207,8 +207,11 @@ impl Error {
 
     /// `<reference>: image not known`.
     pub fn image_not_known(reference: &str) -> Self {
-        Self::new(ErrorKind::ImageNotKnown, format!("{reference}: image not known"))
-            .with_meta("reference", reference)
+        Self::new(
+            ErrorKind::ImageNotKnown,
+            format!("{reference}: image not known"),
+        )
+        .with_meta("reference", reference)
     }
 
     /// An internal error (a bug or I/O failure). The message is logged, never sent.

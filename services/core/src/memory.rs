@@ -46,12 +46,19 @@ impl MemoryStore {
 
     /// Number of stored blobs (for tests).
     pub fn blob_count(&self) -> usize {
-        self.blobs.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Deletes a stored blob behind the catalog's back (for corruption tests).
     pub fn corrupt_remove_blob(&self, digest: &Digest) -> bool {
-        self.blobs.lock().unwrap_or_else(PoisonError::into_inner).remove(digest).is_some()
+        self.blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(digest)
+            .is_some()
     }
 
     fn publish(&self, catalog: Catalog) {
@@ -61,7 +68,11 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn info(&self) -> StoreInfo {
-        StoreInfo { kind: "memory", root: self.root.clone(), containers_read_only: false }
+        StoreInfo {
+            kind: "memory",
+            root: self.root.clone(),
+            containers_read_only: false,
+        }
     }
 
     fn view(&self) -> Arc<Catalog> {
@@ -90,7 +101,11 @@ impl Store for MemoryStore {
     }
 
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {
-        Ok(Box::new(MemoryStaging { store: self, held: Vec::new(), written: Vec::new() }))
+        Ok(Box::new(MemoryStaging {
+            store: self,
+            held: Vec::new(),
+            written: Vec::new(),
+        }))
     }
 
     fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
@@ -113,7 +128,10 @@ impl Store for MemoryStore {
     fn check(&self, repair: bool) -> Result<CheckReport> {
         let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let view = self.view();
-        let mut report = CheckReport { images_checked: view.len(), ..CheckReport::default() };
+        let mut report = CheckReport {
+            images_checked: view.len(),
+            ..CheckReport::default()
+        };
         {
             let blobs = self.blobs.lock().unwrap_or_else(PoisonError::into_inner);
             for (d, e) in view.blobs() {
@@ -126,7 +144,8 @@ impl Store for MemoryStore {
                     Some(_) => continue,
                 }
                 for img in view.images() {
-                    if img.blobs().any(|b| b.digest == *d) && !report.broken_images.contains(&img.id)
+                    if img.blobs().any(|b| b.digest == *d)
+                        && !report.broken_images.contains(&img.id)
                     {
                         report.broken_images.push(img.id);
                     }
@@ -156,26 +175,29 @@ struct MemoryStaging<'a> {
 impl Staging for MemoryStaging<'_> {
     fn put(&mut self, data: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
         let mut buf = Vec::new();
-        data.read_to_end(&mut buf).map_err(|e| {
-            Error::new(ErrorKind::InvalidArchive, format!("reading blob: {e}"))
-        })?;
+        data.read_to_end(&mut buf)
+            .map_err(|e| Error::new(ErrorKind::InvalidArchive, format!("reading blob: {e}")))?;
         let mut h = Hasher::new();
         h.update(&buf);
         let digest = h.finish();
-        if let Some(want) = expected {
-            if *want != digest {
-                return Err(Error::new(
-                    ErrorKind::InvalidArchive,
-                    format!("blob digest mismatch: expected {want}, got {digest}"),
-                ));
-            }
+        if let Some(want) = expected
+            && *want != digest
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidArchive,
+                format!("blob digest mismatch: expected {want}, got {digest}"),
+            ));
         }
         let size = buf.len() as u64;
         self.store.leases.acquire(digest);
         self.held.push(digest);
-        let mut blobs = self.store.blobs.lock().unwrap_or_else(PoisonError::into_inner);
-        if !blobs.contains_key(&digest) {
-            blobs.insert(digest, buf.into());
+        let mut blobs = self
+            .store
+            .blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let std::collections::hash_map::Entry::Vacant(e) = blobs.entry(digest) {
+            e.insert(buf.into());
             self.written.push(digest);
         }
         Ok((digest, size))
@@ -184,7 +206,12 @@ impl Staging for MemoryStaging<'_> {
     fn hold(&mut self, digest: &Digest) -> Result<bool> {
         self.store.leases.acquire(*digest);
         self.held.push(*digest);
-        Ok(self.store.blobs.lock().unwrap_or_else(PoisonError::into_inner).contains_key(digest))
+        Ok(self
+            .store
+            .blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(digest))
     }
 }
 
@@ -194,7 +221,11 @@ impl Drop for MemoryStaging<'_> {
             self.store.leases.release(d);
         }
         let view = self.store.view();
-        let mut blobs = self.store.blobs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut blobs = self
+            .store
+            .blobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for d in &self.written {
             if view.blob(d).is_none() && !self.store.leases.is_held(d) {
                 blobs.remove(d);

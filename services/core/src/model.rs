@@ -147,7 +147,10 @@ pub struct Image {
 impl Image {
     /// The primary manifest digest.
     pub fn digest(&self) -> Digest {
-        self.digests.first().copied().unwrap_or(self.manifest.digest)
+        self.digests
+            .first()
+            .copied()
+            .unwrap_or(self.manifest.digest)
     }
 
     /// Whether this record is a manifest list / OCI index.

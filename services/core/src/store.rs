@@ -93,13 +93,19 @@ pub struct Leases(Mutex<HashMap<Digest, u32>>);
 impl Leases {
     /// Holds `digest` once more.
     pub fn acquire(&self, digest: Digest) {
-        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *m.entry(digest).or_insert(0) += 1;
     }
 
     /// Releases one hold of `digest`.
     pub fn release(&self, digest: &Digest) {
-        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = m.get_mut(digest) {
             *n -= 1;
             if *n == 0 {

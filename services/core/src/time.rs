@@ -13,8 +13,8 @@ pub fn now() -> UnixNanos {
 
 /// Parses an RFC 3339 timestamp into Unix nanoseconds.
 pub fn parse_rfc3339(s: &str) -> Option<UnixNanos> {
-    let t = ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t =
+        ::time::OffsetDateTime::parse(s, &::time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos()).ok()
 }
 
@@ -22,6 +22,9 @@ pub fn parse_rfc3339(s: &str) -> Option<UnixNanos> {
 pub fn format_rfc3339(t: UnixNanos) -> String {
     ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t))
         .ok()
-        .and_then(|t| t.format(&::time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&::time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }

@@ -1,0 +1,463 @@
+//! Phase 1 of a load: reads the archive's tar once, front to back.
+//!
+//! Metadata files (`manifest.json`, `index.json`, `oci-layout`, `repositories`) are kept
+//! in memory; every other regular file is written through [`Staging::put`] while a tap
+//! on the stream computes what verification needs later (gzip detection, the digest of
+//! the decompressed content, and a copy of small JSON-looking entries). Symlinks and
+//! hard links are recorded and resolved on lookup (`podman save` links
+//! `<id>/layer.tar` to `../<hex>.tar`).
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::rc::Rc;
+
+use flate2::read::MultiGzDecoder;
+
+use super::invalid;
+use super::tap::Tap;
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Staging, Store};
+
+/// Largest metadata file or JSON blob accepted.
+const META_LIMIT: u64 = 16 << 20;
+/// Top-level files kept in memory only.
+const META_FILES: [&str; 4] = ["manifest.json", "index.json", "oci-layout", "repositories"];
+/// Longest chain of links followed.
+const MAX_LINK_HOPS: usize = 16;
+
+/// A staged blob and what the tap learnt while it streamed by.
+#[derive(Debug, Clone)]
+pub(crate) struct StagedBlob {
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// Number of stored bytes.
+    pub size: u64,
+    /// Starts with the gzip magic.
+    pub gzip: bool,
+    /// For gzip blobs: digest of the decompressed bytes, or why decompression failed.
+    pub uncompressed: Option<std::result::Result<Digest, String>>,
+    /// The bytes, when they look like JSON and are small.
+    pub json: Option<Vec<u8>>,
+}
+
+/// One entry of the archive.
+#[derive(Debug)]
+enum Node {
+    /// A metadata file.
+    Meta(Vec<u8>),
+    /// A staged regular file.
+    Blob(StagedBlob),
+    /// A link to another (normalised) path.
+    Link(String),
+}
+
+/// Everything phase 1 found, by normalised path.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    files: HashMap<String, Node>,
+}
+
+impl Collected {
+    fn resolve(&self, path: &str) -> Option<&Node> {
+        let mut p = normalize("", path)?;
+        for _ in 0..MAX_LINK_HOPS {
+            match self.files.get(&p)? {
+                Node::Link(target) => p.clone_from(target),
+                node => return Some(node),
+            }
+        }
+        None
+    }
+
+    /// A metadata file's bytes.
+    pub fn meta(&self, path: &str) -> Option<&[u8]> {
+        match self.resolve(path)? {
+            Node::Meta(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The staged file at `path` (links followed).
+    pub fn blob(&self, path: &str) -> Option<&StagedBlob> {
+        match self.resolve(path)? {
+            Node::Blob(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The blob `blobs/sha256/<hex>` (its name was checked against its content).
+    pub fn blob_by_digest(&self, digest: &Digest) -> Option<&StagedBlob> {
+        self.blob(&format!("blobs/sha256/{}", digest.hex()))
+    }
+
+    /// The bytes of a JSON blob: the in-memory copy, else read back from the store.
+    pub fn json<'a>(
+        &self,
+        blob: &'a StagedBlob,
+        store: &dyn Store,
+        what: &str,
+    ) -> Result<Cow<'a, [u8]>> {
+        if let Some(j) = &blob.json {
+            return Ok(Cow::Borrowed(j));
+        }
+        if blob.size > META_LIMIT {
+            return Err(invalid(format!(
+                "{what}: {} bytes is too large for JSON",
+                blob.size
+            )));
+        }
+        match store.read_blob(&blob.digest)? {
+            Some(b) => Ok(Cow::Owned(b)),
+            None => Err(Error::internal(format!(
+                "staged blob {} vanished",
+                blob.digest
+            ))),
+        }
+    }
+}
+
+/// Lexically normalises `p` relative to directory `base` (`.` and `..` resolved, no
+/// leading `/`). `None` when it leaves the archive's root.
+pub(crate) fn normalize(base: &str, p: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    if !p.starts_with('/') {
+        parts.extend(base.split('/').filter(|s| !s.is_empty() && *s != "."));
+    }
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The error for exceeding `max_load_bytes`.
+pub(crate) fn too_large(limit: u64) -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!("archive exceeds the size limit of {limit} bytes"),
+    )
+    .with_meta("limit", limit.to_string())
+}
+
+/// Byte counts shared by the reader wrappers.
+#[derive(Debug)]
+struct Progress {
+    raw: Cell<u64>,
+    limit: u64,
+    exceeded: Cell<bool>,
+    tar_pos: Cell<u64>,
+}
+
+impl Progress {
+    /// Maps a read error: over the limit, truncated, or `context: error`.
+    fn fail(&self, e: &io::Error, context: &str) -> Error {
+        if self.exceeded.get() {
+            too_large(self.limit)
+        } else if e.kind() == io::ErrorKind::UnexpectedEof
+            // tar's errors for a header or a skipped entry cut short
+            || ["failed to read entire block", "unexpected EOF"]
+                .iter()
+                .any(|m| e.to_string().contains(m))
+        {
+            invalid("archive truncated")
+        } else {
+            invalid(format!("{context}: {e}"))
+        }
+    }
+}
+
+/// Counts the bytes read from the caller's reader and enforces the limit.
+struct Limited<'r> {
+    inner: &'r mut dyn Read,
+    p: Rc<Progress>,
+}
+
+impl Read for Limited<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let raw = self.p.raw.get() + n as u64;
+        self.p.raw.set(raw);
+        if raw > self.p.limit {
+            self.p.exceeded.set(true);
+            return Err(io::Error::other("archive too large"));
+        }
+        Ok(n)
+    }
+}
+
+/// Counts the bytes of the (decompressed) tar stream.
+struct TarPos<R> {
+    inner: R,
+    p: Rc<Progress>,
+}
+
+impl<R: Read> Read for TarPos<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.p.tar_pos.set(self.p.tar_pos.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// Reads the whole archive from `reader` (at most `limit` bytes), staging its files.
+pub(crate) fn collect(
+    reader: &mut dyn Read,
+    limit: u64,
+    staging: &mut dyn Staging,
+) -> Result<Collected> {
+    let p = Rc::new(Progress {
+        raw: Cell::new(0),
+        limit,
+        exceeded: Cell::new(false),
+        tar_pos: Cell::new(0),
+    });
+    let mut limited = Limited {
+        inner: reader,
+        p: Rc::clone(&p),
+    };
+    let mut magic = [0u8; 6];
+    let mut got = 0;
+    while got < magic.len() {
+        match limited.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(p.fail(&e, "reading the archive")),
+        }
+    }
+    let magic = &magic[..got];
+    if magic.is_empty() {
+        return Err(invalid("the archive is empty"));
+    }
+    check_unsupported_compression(magic)?;
+    let chained = io::Cursor::new(magic.to_vec()).chain(limited);
+    let decoded: Box<dyn Read + '_> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(MultiGzDecoder::new(io::BufReader::new(chained)))
+    } else {
+        Box::new(chained)
+    };
+    let mut archive = tar::Archive::new(TarPos {
+        inner: decoded,
+        p: Rc::clone(&p),
+    });
+    let mut out = Collected::default();
+    let mut last_end = 0u64;
+    let mut any = false;
+    let entries = archive
+        .entries()
+        .map_err(|e| p.fail(&e, "reading the archive"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            if any || p.exceeded.get() {
+                p.fail(&e, "invalid tar archive")
+            } else {
+                invalid(format!("not a tar archive: {e}"))
+            }
+        })?;
+        any = true;
+        let size = entry.size();
+        last_end = entry.raw_file_position() + size.div_ceil(512) * 512;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let path = normalize("", &raw_path)
+            .ok_or_else(|| invalid(format!("tar entry {raw_path:?} escapes the archive")))?;
+        let kind = entry.header().entry_type();
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = entry
+                .link_name_bytes()
+                .map(|b| String::from_utf8_lossy(&b).into_owned());
+            let base = if kind.is_symlink() { parent(&path) } else { "" };
+            if let Some(t) = target.as_deref().and_then(|t| normalize(base, t)) {
+                out.files.insert(path, Node::Link(t));
+            }
+            continue;
+        }
+        if !(kind.is_file() || kind.is_contiguous()) || path.is_empty() {
+            continue;
+        }
+        if META_FILES.contains(&path.as_str()) {
+            if size > META_LIMIT {
+                return Err(invalid(format!("{path}: {size} bytes is too large")));
+            }
+            let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+            entry
+                .read_to_end(&mut buf)
+                .map_err(|e| p.fail(&e, &format!("reading {path}")))?;
+            if buf.len() as u64 != size {
+                return Err(invalid("archive truncated"));
+            }
+            out.files.insert(path, Node::Meta(buf));
+            continue;
+        }
+        if is_legacy_metadata(&path) {
+            continue;
+        }
+        let blob = stage_entry(&mut entry, size, staging, &p, &path)?;
+        if let Some(name) = path.strip_prefix("blobs/") {
+            check_blob_name(name, &blob)?;
+        }
+        out.files.insert(path, Node::Blob(blob));
+    }
+    if p.tar_pos.get() < last_end + 512 {
+        return Err(invalid("archive truncated"));
+    }
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(|e| p.fail(&e, "reading the archive"))?;
+    Ok(out)
+}
+
+fn check_unsupported_compression(magic: &[u8]) -> Result<()> {
+    let what = if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "zstd"
+    } else if magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        "xz"
+    } else if magic.starts_with(b"BZh") {
+        "bzip2"
+    } else {
+        return Ok(());
+    };
+    Err(invalid(format!(
+        "{what}-compressed archives are not supported: use a plain or gzip tar"
+    )))
+}
+
+fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// `<layer id>/json` and `<layer id>/VERSION` of the legacy docker-archive layout.
+fn is_legacy_metadata(path: &str) -> bool {
+    matches!(path.rsplit_once('/'), Some((dir, "json" | "VERSION")) if !dir.contains('/') && dir != "blobs")
+}
+
+/// `blobs/<alg>/<hex>` must hold content with that digest.
+fn check_blob_name(name: &str, blob: &StagedBlob) -> Result<()> {
+    let Some((alg, hex)) = name.split_once('/') else {
+        return Ok(()); // a file directly under blobs/: not a content-addressed blob
+    };
+    if alg != "sha256" {
+        return Err(invalid(format!(
+            "blob {alg}:{hex}: unsupported digest algorithm {alg:?}"
+        )));
+    }
+    let named = Digest::from_hex(hex)
+        .map_err(|_| invalid(format!("blobs/{name}: not a valid sha256 blob name")))?;
+    if named != blob.digest {
+        return Err(invalid(format!(
+            "blob {named} does not match its digest (its content is {})",
+            blob.digest
+        )));
+    }
+    Ok(())
+}
+
+fn stage_entry(
+    entry: &mut dyn Read,
+    size: u64,
+    staging: &mut dyn Staging,
+    p: &Progress,
+    path: &str,
+) -> Result<StagedBlob> {
+    let mut tap = Tap::new(entry);
+    let put = staging.put(&mut tap, None);
+    if let Some(e) = tap.io_err.take() {
+        return Err(p.fail(&e, &format!("reading {path}")));
+    }
+    let (digest, stored) = put?;
+    if tap.total != size || stored != size {
+        return Err(invalid("archive truncated"));
+    }
+    let (gzip, uncompressed) = tap.finish();
+    Ok(StagedBlob {
+        digest,
+        size,
+        gzip,
+        uncompressed,
+        json: tap.json,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_paths() {
+        assert_eq!(normalize("", "./a//b/./c").as_deref(), Some("a/b/c"));
+        assert_eq!(normalize("x", "../y.tar").as_deref(), Some("y.tar"));
+        assert_eq!(normalize("x/z", "/abs").as_deref(), Some("abs"));
+        assert_eq!(normalize("", "../escape"), None);
+        assert_eq!(normalize("x", "../../escape"), None);
+    }
+
+    fn collect_bytes(store: &crate::memory::MemoryStore, bytes: &[u8]) -> Result<Collected> {
+        let mut staging = store.stage()?;
+        let mut r = bytes;
+        collect(&mut r, u64::MAX, staging.as_mut())
+    }
+
+    #[test]
+    fn links_resolve_to_their_targets() {
+        let mut t = super::super::synth::tarw::TarOut::new();
+        t.file("a/real.tar", b"layer bytes");
+        t.hardlink("b/hard.tar", "a/real.tar");
+        t.symlink("c/layer.tar", "../a/real.tar");
+        t.symlink("d/chain.tar", "../c/layer.tar");
+        t.symlink("e/escape.tar", "../../outside");
+        t.symlink("f/loop", "../f/loop");
+        t.file("manifest.json", b"[]");
+        t.file("x/json", b"{}");
+        let store = crate::memory::MemoryStore::new();
+        let files = collect_bytes(&store, &t.finish()).unwrap();
+        let want = Digest::of(b"layer bytes");
+        for p in [
+            "a/real.tar",
+            "b/hard.tar",
+            "c/layer.tar",
+            "./d/chain.tar",
+            "d/../c/layer.tar",
+        ] {
+            assert_eq!(files.blob(p).map(|b| b.digest), Some(want), "{p}");
+        }
+        assert!(files.blob("e/escape.tar").is_none());
+        assert!(files.blob("f/loop").is_none());
+        assert!(
+            files.blob("x/json").is_none(),
+            "legacy metadata is not staged"
+        );
+        assert_eq!(files.meta("manifest.json"), Some(&b"[]"[..]));
+        assert!(files.blob("manifest.json").is_none());
+    }
+
+    #[test]
+    fn staged_blobs_go_away_with_the_staging() {
+        let mut t = super::super::synth::tarw::TarOut::new();
+        t.file("blob.tar", b"some bytes");
+        let store = crate::memory::MemoryStore::new();
+        {
+            let mut staging = store.stage().unwrap();
+            let bytes = t.finish();
+            let mut r = bytes.as_slice();
+            let files = collect(&mut r, u64::MAX, staging.as_mut()).unwrap();
+            assert!(files.blob("blob.tar").is_some());
+            assert_eq!(store.blob_count(), 1);
+        }
+        assert_eq!(store.blob_count(), 0);
+    }
+
+    #[test]
+    fn legacy_metadata_names() {
+        assert!(is_legacy_metadata("abc/json"));
+        assert!(is_legacy_metadata("abc/VERSION"));
+        assert!(!is_legacy_metadata("abc/layer.tar"));
+        assert!(!is_legacy_metadata("json"));
+        assert!(!is_legacy_metadata("a/b/json"));
+    }
+}

@@ -1,0 +1,178 @@
+//! The tap between a tar entry and [`crate::store::Staging::put`]: it sees every byte of
+//! a blob once as it streams by, detects gzip content and hashes the decompressed bytes
+//! (the layer's diff ID) without a second pass, and keeps a copy of small JSON.
+
+use std::io::{self, Read, Write};
+
+use flate2::write::MultiGzDecoder as GzWriteDecoder;
+
+use crate::digest::{Digest, Hasher};
+
+/// JSON-looking blobs up to this size are also kept in memory (configs, manifests).
+const JSON_KEEP_LIMIT: usize = 4 << 20;
+
+/// Hashes what is written to it.
+#[derive(Default)]
+struct HashSink(Hasher);
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sits between a tar entry and the staging: sees every byte once.
+pub(super) struct Tap<'a> {
+    inner: &'a mut dyn Read,
+    pub(super) total: u64,
+    head: Vec<u8>,
+    decided: bool,
+    gz: Option<GzWriteDecoder<HashSink>>,
+    gz_err: Option<String>,
+    pub(super) json: Option<Vec<u8>>,
+    pub(super) io_err: Option<io::Error>,
+}
+
+impl<'a> Tap<'a> {
+    pub(super) fn new(inner: &'a mut dyn Read) -> Self {
+        Self {
+            inner,
+            total: 0,
+            head: Vec::new(),
+            decided: false,
+            gz: None,
+            gz_err: None,
+            json: None,
+            io_err: None,
+        }
+    }
+
+    fn feed(&mut self, data: &[u8]) {
+        if self.total == 0 && data.first() == Some(&b'{') {
+            self.json = Some(Vec::new());
+        }
+        self.total += data.len() as u64;
+        if let Some(j) = &mut self.json {
+            if j.len() + data.len() <= JSON_KEEP_LIMIT {
+                j.extend_from_slice(data);
+            } else {
+                self.json = None;
+            }
+        }
+        if self.decided {
+            self.gz_write(data);
+        } else {
+            self.head.extend_from_slice(data);
+            if self.head.len() >= 2 {
+                self.decide();
+            }
+        }
+    }
+
+    fn decide(&mut self) {
+        self.decided = true;
+        let head = std::mem::take(&mut self.head);
+        if head.starts_with(&[0x1f, 0x8b]) {
+            self.gz = Some(GzWriteDecoder::new(HashSink::default()));
+            self.gz_write(&head);
+        }
+    }
+
+    fn gz_write(&mut self, data: &[u8]) {
+        if let Some(gz) = &mut self.gz
+            && self.gz_err.is_none()
+            && let Err(e) = gz.write_all(data)
+        {
+            self.gz_err = Some(e.to_string());
+        }
+    }
+
+    /// Whether the content is gzip, and the digest of its decompressed bytes.
+    pub(super) fn finish(&mut self) -> (bool, Option<std::result::Result<Digest, String>>) {
+        if !self.decided {
+            self.decide();
+        }
+        let Some(gz) = self.gz.take() else {
+            return (false, None);
+        };
+        if let Some(e) = self.gz_err.take() {
+            return (true, Some(Err(e)));
+        }
+        match gz.finish() {
+            Ok(sink) => (true, Some(Ok(sink.0.finish()))),
+            Err(e) => (true, Some(Err(e.to_string()))),
+        }
+    }
+}
+
+impl Read for Tap<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.feed(&buf[..n]);
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                let copy = io::Error::new(e.kind(), e.to_string());
+                self.io_err = Some(e);
+                Err(copy)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tap_detects_gzip_and_hashes_decompressed_bytes() {
+        let plain = b"hello layer".repeat(100);
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&plain).unwrap();
+        let gz = enc.finish().unwrap();
+        // One byte per read: the gzip decision must survive split reads.
+        struct OneByte<'a>(&'a [u8]);
+        impl Read for OneByte<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match self.0.split_first() {
+                    Some((b, rest)) if !buf.is_empty() => {
+                        buf[0] = *b;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        let mut src = OneByte(&gz);
+        let mut tap = Tap::new(&mut src);
+        let mut sink = Vec::new();
+        tap.read_to_end(&mut sink).unwrap();
+        assert_eq!(sink, gz);
+        assert_eq!(tap.finish(), (true, Some(Ok(Digest::of(&plain)))));
+
+        let mut src: &[u8] = b"{\"a\":1}";
+        let mut tap = Tap::new(&mut src);
+        tap.read_to_end(&mut Vec::new()).unwrap();
+        assert_eq!(tap.finish(), (false, None));
+        assert_eq!(tap.json.as_deref(), Some(&b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn tap_reports_corrupt_gzip() {
+        let mut data = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+        data.extend_from_slice(b"not deflate at all");
+        let mut src: &[u8] = &data;
+        let mut tap = Tap::new(&mut src);
+        tap.read_to_end(&mut Vec::new()).unwrap();
+        let (gzip, result) = tap.finish();
+        assert!(gzip);
+        assert!(matches!(result, Some(Err(_))), "{result:?}");
+    }
+}

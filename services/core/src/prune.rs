@@ -1,0 +1,203 @@
+//! PruneImages (SPEC §4): podman's selection and fixpoint, with per-image errors instead of
+//! an aborted prune, and Docker's reclaimed-bytes accounting (each released blob once).
+//!
+//! A round selects on one view and its tree, removes the whole selection (children before
+//! parents, now-dangling parents with them) in ONE change set, and commits; the next round
+//! selects again on the new view, until a round removes nothing. Prunes are serialised.
+
+use std::collections::HashSet;
+use std::sync::{Arc, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::catalog::Catalog;
+use crate::engine::Engine;
+use crate::error::{Error, ErrorKind, Result};
+use crate::filter::{self, Filters};
+use crate::model::{ContainerState, ImageId};
+use crate::ops::{EventKind, PruneFailure, PruneOptions, PruneReport, Record};
+use crate::pinned::Pinned;
+use crate::plan::Planner;
+use crate::relations::TreeRelations;
+use crate::remove::errors;
+use crate::tree::Tree;
+
+impl Engine {
+    /// PruneImages (SPEC §4). `deadline`: give up waiting for a running prune then
+    /// (`DeadlineExceeded`).
+    pub fn prune(&self, opts: &PruneOptions, deadline: Option<Instant>) -> Result<PruneReport> {
+        let specs = filter::parse(&opts.filters, "filters")?;
+        let _serial = self.acquire_prune(deadline)?;
+        let pinned = Pinned::new(&self.config.pinned_images);
+        let start = self.view();
+        let filters = Filters::compile(
+            &specs,
+            &opts.filters,
+            "filters",
+            &start,
+            &self.config,
+            crate::time::now(),
+        )?;
+        let mut report = PruneReport::default();
+        let mut failed: HashSet<ImageId> = HashSet::new();
+        let mut dry_view: Option<Arc<Catalog>> = None;
+        loop {
+            let _w = (!opts.dry_run).then(|| self.write_lock());
+            let view = dry_view.clone().unwrap_or_else(|| self.view());
+            let tree = if opts.dry_run && dry_view.is_some() {
+                Arc::new(Tree::build(&view))
+            } else {
+                self.trees.get(&view)
+            };
+            let selection = select(&tree, &filters, opts, &pinned, &failed);
+            if selection.is_empty() {
+                break;
+            }
+            let rel = TreeRelations::new(Arc::clone(&tree));
+            let mut p = Planner::bulk(&view, &rel, &pinned);
+            for i in selection {
+                let id = tree.image(i).id;
+                if p.image(&id).is_none() {
+                    continue;
+                }
+                if let Err(error) = prune_one(&mut p, &id) {
+                    failed.insert(id);
+                    report.errors.push(PruneFailure {
+                        image_id: id,
+                        error,
+                    });
+                }
+            }
+            let plan = p.finish();
+            if plan.change.is_empty() {
+                break;
+            }
+            if opts.dry_run {
+                let applied = view.apply(&plan.change)?;
+                report.reclaimed_bytes += applied.released.iter().map(|(_, s)| s).sum::<u64>();
+                dry_view = Some(Arc::new(applied.catalog));
+            } else {
+                report.reclaimed_bytes += self.apply_plan(&view, &plan, false)?;
+            }
+            report.records.extend(plan.records);
+            report.removed_containers.extend(plan.removed_containers);
+        }
+        for r in &report.records {
+            match r {
+                Record::Deleted(id) => report.deleted_images.push(*id),
+                Record::Untagged(n) => report.untagged.push(n.clone()),
+            }
+        }
+        if !opts.dry_run {
+            self.emit(&[crate::ops::Event {
+                kind: EventKind::Prune,
+                image_id: None,
+                name: String::new(),
+                time: crate::time::now(),
+                reclaimed_bytes: report.reclaimed_bytes,
+            }]);
+        }
+        Ok(report)
+    }
+
+    fn acquire_prune(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, ()>> {
+        let Some(deadline) = deadline else {
+            return Ok(self.prune_lock());
+        };
+        let mut pause = Duration::from_micros(200);
+        loop {
+            if let Some(g) = self.try_prune_lock() {
+                return Ok(g);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::new(
+                    ErrorKind::DeadlineExceeded,
+                    "a prune operation is already running; the deadline passed while waiting",
+                ));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The images a round prunes, children before parents: not read-only, not pinned, unused
+/// (or, with `external`, used by external containers only), dangling unless `all` or a
+/// user `dangling` filter, never intermediate unless `all`, and passing the filters.
+fn select(
+    tree: &Tree,
+    filters: &Filters,
+    opts: &PruneOptions,
+    pinned: &Pinned,
+    failed: &HashSet<ImageId>,
+) -> Vec<u32> {
+    let mut out: Vec<u32> = (0..tree.len() as u32)
+        .filter(|&i| {
+            let img = tree.image(i);
+            let users = tree.containers(i);
+            !img.read_only
+                && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
+                && (opts.all || filters.has_dangling || tree.dangling(i))
+                && (opts.all || !tree.intermediate(i))
+                && !failed.contains(&img.id)
+                && !pinned.is_pinned(img)
+                && filters.matches(tree, i)
+        })
+        .collect();
+    if opts.all {
+        let depth = depths(tree);
+        out.sort_unstable_by(|&a, &b| {
+            depth[b as usize]
+                .cmp(&depth[a as usize])
+                .then(tree.image(a).id.cmp(&tree.image(b).id))
+        });
+    }
+    out
+}
+
+/// Distance from the root of each image's parent chain, O(N) with memoisation.
+fn depths(tree: &Tree) -> Vec<u32> {
+    const UNKNOWN: u32 = u32::MAX;
+    let mut depth = vec![UNKNOWN; tree.len()];
+    let mut stack = Vec::new();
+    for i in 0..tree.len() as u32 {
+        let mut cur = Some(i);
+        while let Some(c) = cur {
+            if depth[c as usize] != UNKNOWN {
+                break;
+            }
+            stack.push(c);
+            cur = tree.parent(c);
+        }
+        let mut d = cur.map_or(0, |c| depth[c as usize] + 1);
+        while let Some(c) = stack.pop() {
+            depth[c as usize] = d;
+            d += 1;
+        }
+    }
+    depth
+}
+
+/// Removes one selected image whole: its (external) containers, itself, its dangling
+/// parents. Checks before changing anything.
+fn prune_one(p: &mut Planner<'_>, id: &ImageId) -> Result<()> {
+    let Some(img) = p.image(id) else {
+        return Ok(());
+    };
+    let users: Vec<_> = p
+        .containers_of(id)
+        .iter()
+        .map(|c| c.as_ref().clone())
+        .collect();
+    let running: Vec<_> = users
+        .iter()
+        .filter(|c| c.state == ContainerState::Running)
+        .collect();
+    if !running.is_empty() {
+        return Err(errors::running(&img, &running));
+    }
+    p.remove_containers(id)?;
+    let parent = p.rel.parent(p.work(), &img);
+    p.delete(id, None)?;
+    p.prune_parents(parent)
+}

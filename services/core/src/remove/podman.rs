@@ -1,0 +1,79 @@
+//! RemoveImage with the PODMAN policy (libimage, SPEC §3.1).
+
+use crate::error::Result;
+use crate::model::{ContainerState, ImageId};
+use crate::ops::RemoveOptions;
+use crate::plan::Planner;
+use crate::remove::errors;
+use crate::resolve::{How, Resolved};
+
+/// Plans the removal of a resolved reference.
+pub fn remove(p: &mut Planner<'_>, r: &Resolved, opts: &RemoveOptions) -> Result<()> {
+    let img = &r.image;
+    if img.read_only {
+        return Err(errors::read_only(img));
+    }
+    let mut first: Option<&str> = None;
+    match &r.how {
+        How::Id { sha256_prefix } => {
+            if img.names.len() > 1 && !opts.force {
+                return Err(errors::multiple_names(img, *sha256_prefix));
+            }
+        }
+        How::IdPrefix | How::ListInstance { .. } => {
+            if img.names.len() > 1 && !opts.force {
+                return Err(errors::multiple_names(img, false));
+            }
+        }
+        How::Name(name) => {
+            if img.names.len() != 1 {
+                if !img.names.contains(name) {
+                    return Err(errors::tag_not_known(img, name));
+                }
+                // Remove that name only; force changes nothing (podman#10685).
+                p.untag(&img.id, std::slice::from_ref(name))?;
+                return Ok(());
+            }
+            first = Some(name);
+        }
+    }
+    remove_whole(p, &img.id, first, opts.force, opts.no_prune)
+}
+
+/// Removes a whole image: containers (force), the image, then its dangling parents.
+pub fn remove_whole(
+    p: &mut Planner<'_>,
+    id: &ImageId,
+    first: Option<&str>,
+    force: bool,
+    no_prune: bool,
+) -> Result<()> {
+    let Some(img) = p.image(id) else {
+        return Ok(());
+    };
+    let users: Vec<_> = p
+        .containers_of(id)
+        .iter()
+        .map(|c| c.as_ref().clone())
+        .collect();
+    if !users.is_empty() {
+        let refs: Vec<_> = users.iter().collect();
+        if !force {
+            return Err(errors::in_use(&img, &refs));
+        }
+        let running: Vec<_> = users
+            .iter()
+            .filter(|c| c.state == ContainerState::Running)
+            .collect();
+        if !running.is_empty() {
+            return Err(errors::running(&img, &running));
+        }
+        p.remove_containers(id)?;
+    }
+    let parent = p.rel.parent(p.work(), &img);
+    p.delete(id, first)?;
+    if !no_prune {
+        p.prune_parents(parent)?;
+    }
+    Ok(())
+}
