@@ -1,0 +1,181 @@
+//! [`Services`]: the engine, its handlers, health and reflection, as one set of routes.
+
+use std::sync::Arc;
+
+use imaged_core::{Engine, EngineConfig, Store};
+use imaged_proto::imaged::v1::container_service_server::ContainerServiceServer;
+use imaged_proto::imaged::v1::image_service_server::ImageServiceServer;
+use imaged_proto::service_names;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::auth::{AuthConfig, Authorizer};
+use crate::events::{self, EventHub};
+use crate::metrics::Metrics;
+use crate::native::Ctx;
+use crate::native::containers::ContainerApi;
+use crate::native::images::ImageApi;
+
+/// `grpc.health.v1.Health`.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+/// `grpc.reflection.v1.ServerReflection`.
+pub const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
+/// `grpc.reflection.v1alpha.ServerReflection`.
+pub const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
+
+/// Settings of the gRPC layer.
+#[derive(Debug, Clone)]
+pub struct GrpcOptions {
+    /// Who may do what.
+    pub auth: AuthConfig,
+    /// Largest request message accepted, in bytes (LoadImages chunks included).
+    pub max_recv_message_bytes: usize,
+    /// Largest response message sent, in bytes.
+    pub max_send_message_bytes: usize,
+    /// Events buffered per WatchEvents watcher before it lags.
+    pub event_capacity: usize,
+}
+
+impl Default for GrpcOptions {
+    fn default() -> Self {
+        Self {
+            auth: AuthConfig::default(),
+            max_recv_message_bytes: 16 << 20,
+            max_send_message_bytes: 64 << 20,
+            event_capacity: events::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+/// Everything the daemon serves, built once: the engine (with its event sink), the
+/// handlers, `grpc.health.v1` and reflection v1 and v1alpha.
+#[derive(Debug)]
+pub struct Services {
+    ctx: Arc<Ctx>,
+    health: HealthReporter,
+    routes: Routes,
+    served: Vec<&'static str>,
+}
+
+/// Errors building the services (a bad descriptor set: a bug).
+pub type BuildError = tonic_reflection::server::Error;
+
+impl Services {
+    /// Builds the engine over `store` and every service. Health reports NOT_SERVING for
+    /// `""` and each service until [`Services::set_serving`]`(true)`.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        config: EngineConfig,
+        opts: GrpcOptions,
+    ) -> Result<Self, BuildError> {
+        let events = EventHub::new(opts.event_capacity);
+        let engine = Arc::new(Engine::new(store, config).with_events(events.sink()));
+        let ctx = Arc::new(Ctx {
+            engine,
+            auth: Authorizer::new(opts.auth.clone()),
+            metrics: Arc::new(Metrics::default()),
+            events,
+        });
+        let (recv, send) = (opts.max_recv_message_bytes, opts.max_send_message_bytes);
+        let images = ImageServiceServer::new(ImageApi::new(Arc::clone(&ctx)))
+            .max_decoding_message_size(recv)
+            .max_encoding_message_size(send);
+        let containers = ContainerServiceServer::new(ContainerApi::new(Arc::clone(&ctx)))
+            .max_decoding_message_size(recv)
+            .max_encoding_message_size(send);
+        let served = vec![
+            service_names::IMAGE_SERVICE,
+            service_names::CONTAINER_SERVICE,
+        ];
+        // CRI: add the `runtime.v1.ImageService` server (crate::cri) to the routes below
+        // and `service_names::CRI_IMAGE_SERVICE` to `served`; health and reflection follow
+        // `served`. Its handlers authorize through `Ctx::authorize` like the native ones
+        // (the read-only CRI methods are in `auth::READ_ONLY_METHODS`).
+
+        let (health, health_server) = tonic_health::server::health_reporter();
+        let routes = Routes::new(health_server)
+            .add_service(reflection(&served).build_v1()?)
+            .add_service(reflection(&served).build_v1alpha()?)
+            .add_service(images)
+            .add_service(containers);
+        let this = Self {
+            ctx,
+            health,
+            routes,
+            served,
+        };
+        this.set_serving(false).await;
+        Ok(this)
+    }
+
+    /// The routes to serve (`Server::builder().add_routes(services.routes())`).
+    pub fn routes(&self) -> Routes {
+        self.routes.clone()
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.ctx.engine
+    }
+
+    /// Call counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.ctx.metrics
+    }
+
+    /// WatchEvents fan-out.
+    pub fn events(&self) -> &EventHub {
+        &self.ctx.events
+    }
+
+    /// The health reporter.
+    pub fn health(&self) -> &HealthReporter {
+        &self.health
+    }
+
+    /// Fully-qualified names of the application services served (health and reflection
+    /// report these).
+    pub fn served(&self) -> &[&'static str] {
+        &self.served
+    }
+
+    /// Sets the health of `""` and of every served service to SERVING or NOT_SERVING.
+    pub async fn set_serving(&self, serving: bool) {
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.health.set_service_status("", status).await;
+        for name in &self.served {
+            self.health.set_service_status(name, status).await;
+        }
+    }
+
+    /// Starts the shutdown of long calls: NOT_SERVING everywhere and every WatchEvents
+    /// stream ends, so that connections can drain.
+    pub async fn begin_shutdown(&self) {
+        self.set_serving(false).await;
+        self.ctx.events.close();
+    }
+}
+
+/// A reflection builder advertising exactly the served services, health and both
+/// reflection versions, with the `google.rpc` error-detail descriptors for grpcurl.
+fn reflection(served: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut b = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(imaged_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+    for name in served
+        .iter()
+        .copied()
+        .chain([HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA])
+    {
+        b = b.with_service_name(name);
+    }
+    b
+}

@@ -1,0 +1,479 @@
+//! The daemon's configuration: TOML file, then `IMAGED_*` environment variables, then
+//! command-line flags (later wins, key by key), validated as a whole before anything is
+//! bound. [`load`] returns every problem at once; the caller exits with 64.
+
+pub mod raw;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use imaged_grpc::auth::{AuthConfig, Token};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+
+use raw::Raw;
+
+/// Exit code for a bad configuration or command line (`EX_USAGE`).
+pub const EXIT_CONFIG: i32 = 64;
+
+/// What the configuration is loaded for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Serving: listeners are resolved and validated.
+    Serve,
+    /// `imaged fsck`: only the store matters.
+    Fsck,
+}
+
+/// The flags that override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--listen URL`, repeatable.
+    pub listen: Vec<String>,
+    /// `--store local|memory`.
+    pub store: Option<String>,
+    /// `--root DIR`.
+    pub root: Option<PathBuf>,
+}
+
+/// The store backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded default (`imaged_store_local`).
+    Local,
+    /// In memory, lost at exit.
+    Memory,
+}
+
+/// A listener address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// `unix:///path`.
+    Unix(PathBuf),
+    /// `tcp://IP:PORT`.
+    Tcp(SocketAddr),
+}
+
+/// TLS material for TCP listeners.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
+impl Tls {
+    /// The tonic server TLS configuration.
+    pub fn server_config(&self) -> ServerTlsConfig {
+        let cfg = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key));
+        match &self.client_ca {
+            Some(ca) => cfg.client_ca_root(Certificate::from_pem(ca)),
+            None => cfg,
+        }
+    }
+
+    /// Whether client certificates are required and verified (mTLS).
+    pub fn verifies_clients(&self) -> bool {
+        self.client_ca.is_some()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listeners (empty for fsck).
+    pub listen: Vec<Listen>,
+    /// Store backend.
+    pub store: StoreKind,
+    /// The store's data directory (local store).
+    pub root: PathBuf,
+    /// Unqualified-search registries.
+    pub search_registries: Vec<String>,
+    /// Pinned image patterns.
+    pub pinned_images: Vec<String>,
+    /// LoadImages size limit.
+    pub max_load_bytes: u64,
+    /// Largest request message.
+    pub max_recv_message_bytes: usize,
+    /// Largest response message.
+    pub max_send_message_bytes: usize,
+    /// Drain time at shutdown.
+    pub grace_period: Duration,
+    /// Authorization.
+    pub auth: AuthConfig,
+    /// TLS for TCP listeners.
+    pub tls: Option<Tls>,
+    /// Loopback HTTP address for Prometheus metrics.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The tracing filter.
+    pub log: String,
+}
+
+/// Loads and validates the configuration. `get` reads environment variables; `is_root`
+/// picks the system or the per-user defaults. Every problem is returned.
+pub fn load(
+    flags: &Flags,
+    get: &dyn Fn(&str) -> Option<String>,
+    is_root: bool,
+    purpose: Purpose,
+) -> Result<Settings, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut raw = Raw::default();
+    let file = flags
+        .config
+        .clone()
+        .or_else(|| get("IMAGED_CONFIG").map(PathBuf::from));
+    if let Some(path) = &file {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let (r, e) = raw::from_toml(&text, &format!("config file {}", path.display()));
+                raw = r;
+                errors.extend(e);
+            }
+            Err(e) => errors.push(format!("config file {}: cannot read: {e}", path.display())),
+        }
+    }
+    let (env, e) = raw::from_env(get);
+    raw.overlay(env);
+    errors.extend(e);
+    raw.overlay(Raw {
+        listen: (!flags.listen.is_empty()).then(|| flags.listen.clone()),
+        store: flags.store.clone(),
+        root: flags.root.as_ref().map(|p| p.display().to_string()),
+        ..Raw::default()
+    });
+    let settings = validate(raw, get, is_root, purpose, &mut errors);
+    if errors.is_empty() {
+        Ok(settings)
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate(
+    raw: Raw,
+    get: &dyn Fn(&str) -> Option<String>,
+    is_root: bool,
+    purpose: Purpose,
+    errors: &mut Vec<String>,
+) -> Settings {
+    let store = match raw.store.as_deref().unwrap_or("local") {
+        "local" => StoreKind::Local,
+        "memory" => StoreKind::Memory,
+        other => {
+            errors.push(format!(
+                "store: unknown store {other:?} (expected local or memory)"
+            ));
+            StoreKind::Memory
+        }
+    };
+    let root = match raw.root {
+        Some(r) if r.is_empty() => {
+            errors.push("root: must not be empty".to_owned());
+            PathBuf::new()
+        }
+        Some(r) => std::path::absolute(&r).unwrap_or_else(|_| PathBuf::from(r)),
+        None => match default_root(get, is_root) {
+            Some(r) => r,
+            None if store == StoreKind::Local => {
+                errors.push("root: HOME is not set: pass --root DIR".to_owned());
+                PathBuf::new()
+            }
+            None => PathBuf::new(),
+        },
+    };
+    let tls = tls(&raw.tls, errors);
+    let insecure_tcp = raw.insecure_tcp.unwrap_or(false);
+    let listen = if purpose == Purpose::Serve {
+        listeners(
+            raw.listen,
+            get,
+            is_root,
+            tls.is_some(),
+            insecure_tcp,
+            errors,
+        )
+    } else {
+        Vec::new()
+    };
+    let search_registries = raw.search_registries.unwrap_or_default();
+    for (i, r) in search_registries.iter().enumerate() {
+        if r.is_empty() || r.contains('/') || r.contains(char::is_whitespace) {
+            errors.push(format!(
+                "search_registries[{i}]: {r:?} is not a registry host name"
+            ));
+        }
+    }
+    let pinned_images = raw.pinned_images.unwrap_or_default();
+    for (i, p) in pinned_images.iter().enumerate() {
+        if p.trim().is_empty() {
+            errors.push(format!("pinned_images[{i}]: must not be empty"));
+        }
+    }
+    let metrics_listen = raw
+        .metrics_listen
+        .and_then(|m| match m.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            Ok(a) => {
+                errors.push(format!("metrics_listen: {a} is not a loopback address"));
+                None
+            }
+            Err(_) => {
+                errors.push(format!("metrics_listen: {m:?} is not an IP:PORT address"));
+                None
+            }
+        });
+    let log = get("RUST_LOG")
+        .or(raw.log)
+        .unwrap_or_else(|| "info".to_owned());
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
+        errors.push(format!("log: invalid filter {log:?}: {e}"));
+    }
+    Settings {
+        listen,
+        store,
+        root,
+        search_registries,
+        pinned_images,
+        max_load_bytes: positive("max_load_bytes", raw.max_load_bytes, 16 << 30, errors),
+        max_recv_message_bytes: size(
+            "max_recv_message_bytes",
+            raw.max_recv_message_bytes,
+            16 << 20,
+            errors,
+        ),
+        max_send_message_bytes: size(
+            "max_send_message_bytes",
+            raw.max_send_message_bytes,
+            64 << 20,
+            errors,
+        ),
+        grace_period: grace(raw.grace_period, errors),
+        auth: auth(&raw.auth, errors),
+        tls,
+        metrics_listen,
+        log,
+    }
+}
+
+fn positive(key: &str, v: Option<i64>, default: u64, errors: &mut Vec<String>) -> u64 {
+    match v.map(u64::try_from) {
+        None => default,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            errors.push(format!("{key}: must be a positive number of bytes"));
+            default
+        }
+    }
+}
+
+fn size(key: &str, v: Option<i64>, default: usize, errors: &mut Vec<String>) -> usize {
+    let n = positive(key, v, default as u64, errors);
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+fn grace(v: Option<f64>, errors: &mut Vec<String>) -> Duration {
+    match v {
+        None => Duration::from_secs(10),
+        Some(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Duration::from_secs_f64(s),
+        Some(s) => {
+            errors.push(format!(
+                "grace_period: {s} is not a number of seconds in (0, 3600]"
+            ));
+            Duration::from_secs(10)
+        }
+    }
+}
+
+/// The default store directory: `/var/lib/imaged` for root, else
+/// `$XDG_DATA_HOME/imaged` or `~/.local/share/imaged`.
+pub fn default_root(get: &dyn Fn(&str) -> Option<String>, is_root: bool) -> Option<PathBuf> {
+    if is_root {
+        return Some(PathBuf::from("/var/lib/imaged"));
+    }
+    if let Some(d) = get("XDG_DATA_HOME").filter(|d| d.starts_with('/')) {
+        return Some(Path::new(&d).join("imaged"));
+    }
+    get("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|h| Path::new(&h).join(".local/share/imaged"))
+}
+
+fn listeners(
+    given: Option<Vec<String>>,
+    get: &dyn Fn(&str) -> Option<String>,
+    is_root: bool,
+    tls: bool,
+    insecure_tcp: bool,
+    errors: &mut Vec<String>,
+) -> Vec<Listen> {
+    let urls = match given.filter(|l| !l.is_empty()) {
+        Some(l) => l,
+        None if is_root => vec!["unix:///run/imaged/imaged.sock".to_owned()],
+        None => match get("XDG_RUNTIME_DIR").filter(|d| d.starts_with('/')) {
+            Some(d) => vec![format!("unix://{d}/imaged/imaged.sock")],
+            None => {
+                errors.push(
+                    "listen: XDG_RUNTIME_DIR is not set: pass --listen unix:///path/imaged.sock"
+                        .to_owned(),
+                );
+                return Vec::new();
+            }
+        },
+    };
+    let mut out = Vec::new();
+    for url in urls {
+        match parse_listen(&url) {
+            Ok(Listen::Tcp(a)) if !(tls || insecure_tcp && a.ip().is_loopback()) => {
+                errors.push(format!(
+                    "listen: {url}: TCP needs [tls] (cert, key), or insecure_tcp = true on a \
+                     loopback address"
+                ))
+            }
+            Ok(l) if out.contains(&l) => errors.push(format!("listen: {url} is given twice")),
+            Ok(l) => out.push(l),
+            Err(e) => errors.push(format!("listen: {url}: {e}")),
+        }
+    }
+    out
+}
+
+/// Parses `unix:///abs/path` or `tcp://IP:PORT` (`localhost` means 127.0.0.1).
+pub fn parse_listen(url: &str) -> Result<Listen, String> {
+    if let Some(path) = url.strip_prefix("unix://") {
+        if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
+            return Err("expected unix:///absolute/path/to/socket".to_owned());
+        }
+        return Ok(Listen::Unix(PathBuf::from(path)));
+    }
+    if let Some(addr) = url.strip_prefix("tcp://") {
+        let addr = addr.trim_end_matches('/');
+        if let Ok(a) = addr.parse::<SocketAddr>() {
+            return Ok(Listen::Tcp(a));
+        }
+        if let Some(port) = addr.strip_prefix("localhost:").and_then(|p| p.parse().ok()) {
+            return Ok(Listen::Tcp(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                port,
+            )));
+        }
+        return Err("expected tcp://IP:PORT".to_owned());
+    }
+    Err("expected unix:///path or tcp://IP:PORT".to_owned())
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix://{}", p.display()),
+            Listen::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+fn read_file(what: &str, path: &str, errors: &mut Vec<String>) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| errors.push(format!("{what}: cannot read {path}: {e}")))
+        .ok()
+}
+
+fn tls(raw: &raw::RawTls, errors: &mut Vec<String>) -> Option<Tls> {
+    let (cert, key) = match (&raw.cert, &raw.key) {
+        (None, None) => {
+            if raw.client_ca.is_some() {
+                errors.push("tls.client_ca: needs tls.cert and tls.key".to_owned());
+            }
+            return None;
+        }
+        (Some(c), Some(k)) => (
+            read_file("tls.cert", c, errors),
+            read_file("tls.key", k, errors),
+        ),
+        _ => {
+            errors.push("tls: cert and key must be given together".to_owned());
+            return None;
+        }
+    };
+    let client_ca = match &raw.client_ca {
+        Some(p) => Some(read_file("tls.client_ca", p, errors)?),
+        None => None,
+    };
+    let tls = Tls {
+        cert: cert?,
+        key: key?,
+        client_ca,
+    };
+    if let Err(e) = tonic::transport::Server::builder().tls_config(tls.server_config()) {
+        errors.push(format!("tls: {e}: {}", source_chain(&e)));
+        return None;
+    }
+    Some(tls)
+}
+
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        parts.push(s.to_string());
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
+fn ids(key: &str, v: &Option<Vec<i64>>, errors: &mut Vec<String>) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (i, n) in v.iter().flatten().enumerate() {
+        match u32::try_from(*n) {
+            Ok(id) => out.push(id),
+            Err(_) => errors.push(format!("auth.{key}[{i}]: {n} is not a uid/gid")),
+        }
+    }
+    out
+}
+
+/// Reads a token file: one token per line (at least 16 characters, no spaces); blank
+/// lines and `#` comments are skipped. Each token is named `<file name>:<line>` in logs.
+fn tokens(key: &str, path: &Option<String>, errors: &mut Vec<String>) -> Vec<Token> {
+    let Some(path) = path else { return Vec::new() };
+    let Some(bytes) = read_file(&format!("auth.{key}"), path, errors) else {
+        return Vec::new();
+    };
+    let name = Path::new(path)
+        .file_name()
+        .map_or_else(|| path.clone(), |n| n.to_string_lossy().into_owned());
+    let mut out = Vec::new();
+    for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        if t.len() < 16 || t.contains(char::is_whitespace) {
+            errors.push(format!(
+                "auth.{key}: {path} line {}: a token is at least 16 characters without spaces",
+                i + 1
+            ));
+            continue;
+        }
+        out.push(Token::new(format!("{name}:{}", i + 1), t));
+    }
+    if out.is_empty() && !errors.iter().any(|e| e.contains(path.as_str())) {
+        errors.push(format!("auth.{key}: {path} holds no token"));
+    }
+    out
+}
+
+fn auth(raw: &raw::RawAuth, errors: &mut Vec<String>) -> AuthConfig {
+    AuthConfig {
+        admin_uids: ids("admin_uids", &raw.admin_uids, errors),
+        admin_gids: ids("admin_gids", &raw.admin_gids, errors),
+        reader_uids: ids("reader_uids", &raw.reader_uids, errors),
+        reader_gids: ids("reader_gids", &raw.reader_gids, errors),
+        admin_tokens: tokens("admin_token_file", &raw.admin_token_file, errors),
+        reader_tokens: tokens("reader_token_file", &raw.reader_token_file, errors),
+    }
+}
+
+#[cfg(test)]
+mod tests;

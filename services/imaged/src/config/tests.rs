@@ -1,0 +1,280 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let m: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k: &str| m.get(k).cloned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).expect("write");
+    p
+}
+
+#[test]
+fn root_defaults() {
+    let s = load(&Flags::default(), &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(s.listen, [Listen::Unix("/run/imaged/imaged.sock".into())]);
+    assert_eq!(s.store, StoreKind::Local);
+    assert_eq!(s.root, PathBuf::from("/var/lib/imaged"));
+    assert_eq!(s.grace_period, Duration::from_secs(10));
+    assert_eq!(s.max_load_bytes, 16 << 30);
+    assert_eq!(s.log, "info");
+}
+
+#[test]
+fn user_defaults() {
+    let e = env(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "/home/u")]);
+    let s = load(&Flags::default(), &e, false, Purpose::Serve).expect("valid");
+    assert_eq!(
+        s.listen,
+        [Listen::Unix("/run/user/1000/imaged/imaged.sock".into())]
+    );
+    assert_eq!(s.root, PathBuf::from("/home/u/.local/share/imaged"));
+    let e = env(&[
+        ("XDG_RUNTIME_DIR", "/r"),
+        ("XDG_DATA_HOME", "/data"),
+        ("HOME", "/home/u"),
+    ]);
+    let s = load(&Flags::default(), &e, false, Purpose::Serve).expect("valid");
+    assert_eq!(s.root, PathBuf::from("/data/imaged"));
+}
+
+#[test]
+fn user_without_runtime_dir_must_pass_listen() {
+    let errs = load(
+        &Flags::default(),
+        &env(&[("HOME", "/h")]),
+        false,
+        Purpose::Serve,
+    )
+    .expect_err("no XDG_RUNTIME_DIR");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("--listen"), "{errs:?}");
+    // fsck does not need a listener.
+    assert!(
+        load(
+            &Flags::default(),
+            &env(&[("HOME", "/h")]),
+            false,
+            Purpose::Fsck
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn flags_win_over_env_over_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "c.toml",
+        "store = \"local\"\nroot = \"/from/file\"\nlisten = [\"unix:///file.sock\"]\nlog = \"warn\"\n",
+    );
+    let flags = Flags {
+        config: Some(file.clone()),
+        listen: vec!["unix:///flag.sock".into()],
+        ..Flags::default()
+    };
+    let e = env(&[
+        ("IMAGED_STORE", "memory"),
+        ("IMAGED_ROOT", "/from/env"),
+        ("IMAGED_LISTEN", "unix:///env.sock"),
+    ]);
+    let s = load(&flags, &e, true, Purpose::Serve).expect("valid");
+    assert_eq!(s.store, StoreKind::Memory, "env over file");
+    assert_eq!(s.root, PathBuf::from("/from/env"), "env over file");
+    assert_eq!(
+        s.listen,
+        [Listen::Unix("/flag.sock".into())],
+        "flag over env"
+    );
+    assert_eq!(s.log, "warn", "file value kept");
+    let flags = Flags {
+        root: Some("/from/flag".into()),
+        ..flags
+    };
+    assert_eq!(
+        load(&flags, &e, true, Purpose::Serve).expect("valid").root,
+        PathBuf::from("/from/flag")
+    );
+    // IMAGED_CONFIG names the file when --config is absent.
+    let e = env(&[("IMAGED_CONFIG", file.to_str().expect("utf8"))]);
+    assert_eq!(
+        load(&Flags::default(), &e, true, Purpose::Serve)
+            .expect("valid")
+            .log,
+        "warn"
+    );
+}
+
+#[test]
+fn every_error_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "bad.toml",
+        r#"
+        store = "nope"
+        listen = ["http://x", "tcp://0.0.0.0:5000", "unix://relative"]
+        grace_period = -1
+        metrics_listen = "0.0.0.0:9000"
+        max_load_bytes = 0
+        log = "a=b=c"
+        unknown_key = 1
+        search_registries = ["quay.io/x"]
+        [auth]
+        admin_uids = [-5]
+        admin_token_file = "/nonexistent/token"
+        [tls]
+        key = "k.pem"
+        "#,
+    );
+    let flags = Flags {
+        config: Some(file),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("invalid");
+    let all = errs.join("\n");
+    for needle in [
+        "store: unknown store \"nope\"",
+        "listen: http://x",
+        "listen: tcp://0.0.0.0:5000: TCP needs [tls]",
+        "listen: unix://relative",
+        "grace_period",
+        "metrics_listen: 0.0.0.0:9000 is not a loopback address",
+        "max_load_bytes",
+        "log: invalid filter",
+        "unknown_key`: unknown key",
+        "search_registries[0]",
+        "auth.admin_uids[0]",
+        "auth.admin_token_file: cannot read /nonexistent/token",
+        "tls: cert and key must be given together",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+    assert_eq!(errs.len(), 13, "{all}");
+}
+
+#[test]
+fn plain_tcp_only_on_loopback_with_insecure_tcp() {
+    let flags = Flags {
+        listen: vec!["tcp://127.0.0.1:0".into()],
+        ..Flags::default()
+    };
+    assert!(
+        load(&flags, &env(&[]), true, Purpose::Serve).is_err(),
+        "needs insecure_tcp"
+    );
+    let e = env(&[("IMAGED_INSECURE_TCP", "true")]);
+    let s = load(&flags, &e, true, Purpose::Serve).expect("valid");
+    assert_eq!(
+        s.listen,
+        [Listen::Tcp("127.0.0.1:0".parse().expect("addr"))]
+    );
+    let flags = Flags {
+        listen: vec!["tcp://192.0.2.1:80".into()],
+        ..Flags::default()
+    };
+    assert!(
+        load(&flags, &e, true, Purpose::Serve).is_err(),
+        "never on a non-loopback address"
+    );
+    let flags = Flags {
+        listen: vec!["tcp://localhost:7".into(), "tcp://127.0.0.1:7".into()],
+        ..Flags::default()
+    };
+    let errs = load(&flags, &e, true, Purpose::Serve).expect_err("duplicate");
+    assert!(errs[0].contains("given twice"), "{errs:?}");
+}
+
+#[test]
+fn token_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = write(
+        dir.path(),
+        "admin.token",
+        "# admins\n\n0123456789abcdef0123\n",
+    );
+    let short = write(dir.path(), "short.token", "abc\n");
+    let text = format!(
+        "[auth]\nadmin_token_file = {:?}\nreader_token_file = {:?}\n",
+        admin.display().to_string(),
+        short.display().to_string()
+    );
+    let file = write(dir.path(), "c.toml", &text);
+    let flags = Flags {
+        config: Some(file.clone()),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("short token");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].contains("short.token line 1"), "{errs:?}");
+
+    std::fs::write(&short, "fedcba9876543210fedc\n").expect("write");
+    let s = load(&flags, &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(
+        s.auth.admin_tokens,
+        [Token::new("admin.token:3", "0123456789abcdef0123")]
+    );
+    assert_eq!(s.auth.reader_tokens.len(), 1);
+}
+
+#[test]
+fn tls_files_are_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = write(dir.path(), "c.pem", "not a certificate");
+    let key = write(dir.path(), "k.pem", "not a key");
+    let text = format!(
+        "[tls]\ncert = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let flags = Flags {
+        config: Some(write(dir.path(), "c.toml", &text)),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("bad PEM");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("tls: "), "{errs:?}");
+
+    let text = "[tls]\nclient_ca = \"/ca.pem\"\n";
+    let flags = Flags {
+        config: Some(write(dir.path(), "d.toml", text)),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("ca without cert");
+    assert!(
+        errs[0].contains("tls.client_ca: needs tls.cert"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn listen_urls() {
+    assert_eq!(
+        parse_listen("unix:///a/b.sock"),
+        Ok(Listen::Unix("/a/b.sock".into()))
+    );
+    assert_eq!(
+        parse_listen("tcp://[::1]:0"),
+        Ok(Listen::Tcp("[::1]:0".parse().expect("addr")))
+    );
+    assert_eq!(
+        parse_listen("tcp://localhost:80"),
+        Ok(Listen::Tcp("127.0.0.1:80".parse().expect("addr")))
+    );
+    assert!(parse_listen("unix://").is_err());
+    assert!(parse_listen("unix:///dir/").is_err());
+    assert!(parse_listen("tcp://example.com:80").is_err());
+    assert!(parse_listen("/a.sock").is_err());
+    assert_eq!(
+        Listen::Tcp("127.0.0.1:5".parse().expect("addr")).to_string(),
+        "tcp://127.0.0.1:5"
+    );
+}
