@@ -51,7 +51,7 @@ fn loads_every_layout_plain_and_gzip() {
                 assert_eq!(ids, vec![base().id(), child().id()], "{ctx}");
                 assert_eq!(
                     report.images[0].names,
-                    vec!["docker.io/library/busybox:latest"]
+                    vec!["localhost/busybox:latest"]
                 );
                 assert_eq!(report.images[1].names, vec!["quay.io/org/app:1"]);
                 assert!(report.moved_names.is_empty());
@@ -157,16 +157,16 @@ fn a_name_moves_from_the_old_image() {
     let report = rig
         .load(&docker_archive(std::slice::from_ref(&new), false))
         .unwrap();
-    assert_eq!(report.moved_names, vec!["docker.io/library/app:1"]);
-    assert_eq!(report.images[0].names, vec!["docker.io/library/app:1"]);
+    assert_eq!(report.moved_names, vec!["localhost/app:1"]);
+    assert_eq!(report.images[0].names, vec!["localhost/app:1"]);
     assert_eq!(
         rig.image(&old.id()).names,
-        vec!["docker.io/library/app:keep"]
+        vec!["localhost/app:keep"]
     );
-    assert_eq!(rig.image(&new.id()).names, vec!["docker.io/library/app:1"]);
+    assert_eq!(rig.image(&new.id()).names, vec!["localhost/app:1"]);
     let view = rig.store.view();
     assert_eq!(
-        view.image_by_name("docker.io/library/app:1").unwrap().id,
+        view.image_by_name("localhost/app:1").unwrap().id,
         new.id()
     );
 
@@ -175,7 +175,7 @@ fn a_name_moves_from_the_old_image() {
     let report = rig
         .load(&docker_archive(std::slice::from_ref(&newer), false))
         .unwrap();
-    assert_eq!(report.moved_names, vec!["docker.io/library/app:keep"]);
+    assert_eq!(report.moved_names, vec!["localhost/app:keep"]);
     assert!(rig.image(&old.id()).names.is_empty());
     assert_eq!(rig.images().len(), 3);
 }
@@ -198,10 +198,10 @@ fn names_swap_between_existing_images() {
     let report = rig.load(&docker_archive(&[a2, b2], false)).unwrap();
     assert_eq!(
         report.moved_names,
-        vec!["docker.io/library/x:1", "docker.io/library/x:2"]
+        vec!["localhost/x:1", "localhost/x:2"]
     );
-    assert_eq!(rig.image(&a.id()).names, vec!["docker.io/library/x:2"]);
-    assert_eq!(rig.image(&b.id()).names, vec!["docker.io/library/x:1"]);
+    assert_eq!(rig.image(&a.id()).names, vec!["localhost/x:2"]);
+    assert_eq!(rig.image(&b.id()).names, vec!["localhost/x:1"]);
     assert_eq!(
         rig.store.check(false).unwrap().problems,
         Vec::<String>::new()
@@ -220,7 +220,7 @@ fn reloading_with_new_names_merges() {
         ..img.clone()
     };
     let report = rig.load(&docker_archive(&[again], false)).unwrap();
-    let names = vec!["docker.io/library/m:2", "docker.io/library/m:1"];
+    let names = vec!["localhost/m:2", "localhost/m:1"];
     assert_eq!(report.images[0].names, names);
     let rec = rig.image(&img.id());
     assert_eq!(rec.names, names);
@@ -237,7 +237,7 @@ fn the_last_image_claiming_a_name_gets_it() {
         .load(&docker_archive(&[a.clone(), b.clone()], false))
         .unwrap();
     assert!(report.images[0].names.is_empty());
-    assert_eq!(report.images[1].names, vec!["docker.io/library/dup:1"]);
+    assert_eq!(report.images[1].names, vec!["localhost/dup:1"]);
     assert!(report.moved_names.is_empty());
 }
 
@@ -261,7 +261,7 @@ fn default_names_go_to_an_unnamed_image() {
     let report = rig
         .load_with(&docker_archive(&[named], false), &opts)
         .unwrap();
-    assert_eq!(report.images[0].names, vec!["docker.io/library/n:1"]);
+    assert_eq!(report.images[0].names, vec!["localhost/n:1"]);
     // An invalid default name fails before anything is read.
     let bad = LoadOptions {
         default_names: vec!["UPPER".into()],
@@ -290,7 +290,7 @@ fn one_load_event_per_image() {
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.kind == EventKind::Load));
     assert_eq!(events[0].image_id, Some(base().id()));
-    assert_eq!(events[0].name, "docker.io/library/busybox:latest");
+    assert_eq!(events[0].name, "localhost/busybox:latest");
     assert_eq!(events[1].name, "");
     // A reload that changes nothing still reports the images it read.
     rig.load(&docker_archive(&[base()], false)).unwrap();

@@ -16,7 +16,7 @@ use super::verify::{self, MT_OCI_CONFIG, MT_OCI_MANIFEST};
 use super::{Found, invalid, push_found};
 use crate::error::Result;
 use crate::model::{BlobRef, Image};
-use crate::reference::normalize_docker_name;
+use crate::reference::normalize_name;
 use crate::store::{Staging, Store};
 
 /// One entry of `manifest.json`.
@@ -87,7 +87,10 @@ fn image(
         .iter()
         .flatten()
         .map(|t| {
-            normalize_docker_name(t)
+            // libimage's NormalizeName, as `podman load` does (SPEC §2: writing a
+            // name normalises like libimage): `busybox:latest` -> `localhost/busybox:latest`.
+            normalize_name(t)
+                .map(|r| r.to_string())
                 .map_err(|e| invalid(format!("manifest.json: invalid name {t:?}: {}", e.message)))
         })
         .collect::<Result<Vec<_>>>()?;

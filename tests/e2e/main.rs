@@ -1,0 +1,23 @@
+//! End-to-end tests of imaged through its real binaries: `imaged` on a unix socket in a
+//! temporary directory, the real `imagectl`, grpcurl (reflection only) and a Python gRPC
+//! client (pytest, stubs generated from `proto/` at test time).
+//!
+//! Build the binaries first: `cargo build --workspace --bins` (`scripts/test` does).
+//! grpcurl, Python and its packages come from `scripts/setup`; a missing tool fails the
+//! test that needs it, with that hint.
+
+// A test binary: unwrap/expect on test data is the point (helpers outside #[test] fns
+// are not covered by clippy's allow-*-in-tests).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod bad_input;
+mod grpcurl;
+mod lifecycle;
+mod listing;
+mod load;
+mod peers;
+mod prune;
+mod python;
+mod remove;

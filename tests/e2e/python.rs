@@ -1,0 +1,50 @@
+//! The Python client suite (`tests/python/`, pytest): stubs generated from `proto/` at
+//! test time with grpcio-tools, a channel over the unix socket with
+//! `grpc.default_authority=localhost`, error details decoded from
+//! `grpc-status-details-bin`. Each pytest fixture starts its own `imaged` from the
+//! binary passed here, so one `cargo test` runs everything.
+
+use std::process::Command;
+use std::time::Duration;
+
+use imaged_tests::{process, tools};
+
+#[test]
+fn python_client_suite() {
+    let root = tools::workspace_root();
+    let python = tools::python();
+    let check = process::run(
+        Command::new(&python).args(["-c", "import grpc, grpc_tools, pytest"]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        check.status.success(),
+        "grpcio, grpcio-tools or pytest missing for {}: {}\n{check}",
+        python.display(),
+        tools::SETUP_HINT
+    );
+    let mut cmd = Command::new(&python);
+    cmd.current_dir(&root)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/python",
+        ])
+        .env("E2E_IMAGED_BIN", tools::target_binary("imaged"))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    tools::scrub_imaged_env(&mut cmd);
+    let run = process::run(&mut cmd, Duration::from_secs(600));
+    assert!(
+        run.status.success(),
+        "pytest failed (exit {}):\n{run}",
+        run.code()
+    );
+    let summary = run.lines().last().copied().unwrap_or_default().to_owned();
+    assert!(
+        summary.contains(" passed") && !summary.contains("skipped"),
+        "pytest ran no test or skipped some: {summary}\n{run}"
+    );
+}

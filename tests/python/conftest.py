@@ -1,0 +1,42 @@
+"""Fixtures: generated stubs (once per session), a fresh daemon and channel per test."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+
+import imaged_support as support
+
+
+@pytest.fixture(scope="session")
+def pb(tmp_path_factory):
+    """The generated modules: pb.images_pb2, pb.images_pb2_grpc, pb.containers_pb2, …"""
+    return support.generate_stubs(tmp_path_factory.mktemp("stubs"))
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = support.Daemon(tmp_path, store="memory")
+    yield d
+    code = d.stop()
+    assert code == 0, f"imaged exited {code} after SIGTERM:\n{d.log()}"
+    assert not d.socket.exists(), "socket left behind after a graceful stop"
+
+
+@pytest.fixture
+def channel(daemon):
+    # Over a unix socket, gRPC C-core sends the %-encoded socket path as :authority, which
+    # the server's HTTP/2 layer rejects; the option below is required (README, SPEC §10).
+    ch = grpc.insecure_channel(daemon.url, options=[("grpc.default_authority", "localhost")])
+    yield ch
+    ch.close()
+
+
+@pytest.fixture
+def images(pb, channel):
+    return pb.images_pb2_grpc.ImageServiceStub(channel)
+
+
+@pytest.fixture
+def containers(pb, channel):
+    return pb.containers_pb2_grpc.ContainerServiceStub(channel)
