@@ -24,10 +24,10 @@ impl Engine {
     /// CRI ListImages: every image (`reference` empty) or the one it resolves to; manifest
     /// lists are not CRI images and are left out. Ordered by ID.
     pub fn cri_list(&self, reference: &str) -> Result<Vec<ImageSummary>> {
-        let view = self.view();
-        let tree = self.trees.get(&view);
-        let pinned = Pinned::new(&self.config.pinned_images);
         if reference.is_empty() {
+            let view = self.view();
+            let tree = self.trees.get(&view);
+            let pinned = Pinned::new(&self.config.pinned_images);
             return Ok(tree
                 .sorted(Order::Id)
                 .iter()
@@ -35,16 +35,12 @@ impl Engine {
                 .map(|&i| summary(&tree, i, None, &pinned))
                 .collect());
         }
-        match resolve(&view, &self.config, reference) {
-            Ok(r) => Ok(tree
-                .index_of(&r.image.id)
-                .filter(|_| !r.image.is_manifest_list())
-                .map(|i| summary(&tree, i, None, &pinned))
-                .into_iter()
-                .collect()),
-            Err(e) if e.kind == ErrorKind::ImageNotKnown => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
+        Ok(self
+            .cri_status(reference)?
+            .filter(|d| !d.summary.is_manifest_list)
+            .map(|d| d.summary)
+            .into_iter()
+            .collect())
     }
 
     /// CRI RemoveImage: the whole image with all its names; absent is OK; a RUNNING

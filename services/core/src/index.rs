@@ -84,6 +84,16 @@ impl LayerIndex {
         next
     }
 
+    /// Every image of `view` that `img` is a (qualifying) parent of.
+    pub fn children(&self, view: &Catalog, img: &Image) -> Vec<ImageId> {
+        let Some(keys) = ImageKeys::of(img) else {
+            return Vec::new();
+        };
+        Self::range(&self.up, keys.own)
+            .filter(|id| view.image(id).is_some_and(|c| is_parent(img, c)))
+            .collect()
+    }
+
     fn range(set: &OrdSet<(Key, ImageId)>, key: Key) -> impl Iterator<Item = ImageId> + '_ {
         set.range((key, MIN_ID)..=(key, MAX_ID)).map(|(_, id)| *id)
     }

@@ -55,8 +55,3 @@ pub use engine::{Engine, EngineConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use memory::MemoryStore;
 pub use store::Store;
-
-#[doc(hidden)]
-pub fn list_summary_for_bench(tree: &tree::Tree, i: u32, pinned: &pinned::Pinned) -> usize {
-    list::summary(tree, i, None, pinned).names.len()
-}

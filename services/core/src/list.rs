@@ -5,6 +5,12 @@
 //! full: all pages of a listing cost O(N log N) once plus O(N) filter checks.
 
 use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::index::LayerIndex;
+use crate::model::{Image, ImageId};
+use crate::relations::Relations as _;
 
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
@@ -118,11 +124,14 @@ impl Engine {
     pub fn inspect(&self, reference: &str) -> Result<ImageDetails> {
         let view = self.view();
         let resolved = resolve(&view, &self.config, reference)?;
-        let tree = self.trees.get(&view);
-        let i = tree
-            .index_of(&resolved.image.id)
-            .ok_or_else(|| Error::internal("resolved image missing from the tree"))?;
-        Ok(details(&tree, i, &Pinned::new(&self.config.pinned_images)))
+        let pinned = Pinned::new(&self.config.pinned_images);
+        if let Some(tree) = self.trees.peek(&view)
+            && let Some(i) = tree.index_of(&resolved.image.id)
+        {
+            return Ok(details(&tree, i, &pinned));
+        }
+        let index = self.layers.get(&view);
+        Ok(details_single(&view, &index, &resolved.image, &pinned))
     }
 
     /// ImageDiskUsage: totals as `docker system df`; `reclaimable_bytes` are the bytes of
@@ -175,9 +184,35 @@ impl Engine {
     }
 }
 
-/// The listed fields of image `i` (`names` replaces the stored names when narrowed).
-pub fn summary(tree: &Tree, i: u32, names: Option<Vec<String>>, pinned: &Pinned) -> ImageSummary {
-    let img = tree.image(i);
+/// `<repo>@sha256:<hex>` with one allocation.
+fn repo_digest(repo: &str, d: &crate::digest::Digest) -> String {
+    let mut hex = [0u8; 64];
+    let mut out = String::with_capacity(repo.len() + 72);
+    out.push_str(repo);
+    out.push_str("@sha256:");
+    if hex::encode_to_slice(d.as_bytes(), &mut hex).is_ok() {
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+    }
+    out
+}
+
+/// The derived facts a summary needs.
+struct Parts {
+    size: u64,
+    shared: u64,
+    containers: usize,
+    parent: Option<ImageId>,
+    has_children: bool,
+    in_list: bool,
+    instances: Vec<Option<ImageId>>,
+}
+
+fn build_summary(
+    img: &Image,
+    names: Option<Vec<String>>,
+    p: Parts,
+    pinned: &Pinned,
+) -> ImageSummary {
     let names = names.unwrap_or_else(|| img.names.clone());
     let repo_tags = names
         .iter()
@@ -188,7 +223,7 @@ pub fn summary(tree: &Tree, i: u32, names: Option<Vec<String>>, pinned: &Pinned)
         .iter()
         .flat_map(|n| {
             let repo = split_stored(n).0;
-            img.digests.iter().map(move |d| format!("{repo}@{d}"))
+            img.digests.iter().map(move |d| repo_digest(repo, d))
         })
         .collect();
     repo_digests.sort();
@@ -197,26 +232,28 @@ pub fn summary(tree: &Tree, i: u32, names: Option<Vec<String>>, pinned: &Pinned)
         .instances
         .iter()
         .flatten()
-        .map(|x| InstanceSummary {
+        .zip(p.instances.into_iter().chain(std::iter::repeat(None)))
+        .map(|(x, image_id)| InstanceSummary {
             digest: x.digest,
             platform: x.platform.clone(),
-            image_id: tree.instance_image(&x.digest).map(|j| tree.image(j).id),
+            image_id,
         })
         .collect();
+    let unnamed = img.names.is_empty();
     ImageSummary {
         id: img.id,
         names,
         repo_tags,
         repo_digests,
         created: img.config.created,
-        size: tree.size(i),
-        shared_size: tree.shared_size(i),
-        unique_size: tree.size(i) - tree.shared_size(i),
-        containers: u32::try_from(tree.containers(i).len()).unwrap_or(u32::MAX),
+        size: p.size,
+        shared_size: p.shared,
+        unique_size: p.size - p.shared,
+        containers: u32::try_from(p.containers).unwrap_or(u32::MAX),
         labels: img.config.labels.clone(),
-        parent_id: tree.parent(i).map(|p| tree.image(p).id),
-        dangling: tree.dangling(i),
-        intermediate: tree.intermediate(i),
+        parent_id: p.parent,
+        dangling: unnamed && !p.has_children && !p.in_list,
+        intermediate: unnamed && p.has_children,
         read_only: img.read_only,
         is_manifest_list: img.is_manifest_list(),
         digest: img.digest(),
@@ -228,12 +265,82 @@ pub fn summary(tree: &Tree, i: u32, names: Option<Vec<String>>, pinned: &Pinned)
     }
 }
 
+/// The listed fields of image `i` (`names` replaces the stored names when narrowed).
+pub fn summary(tree: &Tree, i: u32, names: Option<Vec<String>>, pinned: &Pinned) -> ImageSummary {
+    let img = tree.image(i);
+    let parts = Parts {
+        size: tree.size(i),
+        shared: tree.shared_size(i),
+        containers: tree.containers(i).len(),
+        parent: tree.parent(i).map(|p| tree.image(p).id),
+        has_children: !tree.children(i).is_empty(),
+        in_list: tree.in_manifest_list(i),
+        instances: img
+            .instances
+            .iter()
+            .flatten()
+            .map(|x| tree.instance_image(&x.digest).map(|j| tree.image(j).id))
+            .collect(),
+    };
+    build_summary(img, names, parts, pinned)
+}
+
+/// InspectImage of one image without a full tree: parents and children from the
+/// persistent layer index, sizes from the catalog's blob table, containers by one pass.
+pub fn details_single(
+    view: &Catalog,
+    index: &LayerIndex,
+    img: &Arc<Image>,
+    pinned: &Pinned,
+) -> ImageDetails {
+    let (mut size, mut shared) = (0u64, 0u64);
+    crate::tree::for_each_blob(img, |b| {
+        size += b.size;
+        if view.blob(&b.digest).is_some_and(|e| e.refs > 1) {
+            shared += b.size;
+        }
+    });
+    let container_ids: Vec<String> = view
+        .containers()
+        .filter(|c| c.image_id == img.id)
+        .map(|c| c.id.clone())
+        .collect();
+    let child_ids = index.children(view, img);
+    let instances = img
+        .instances
+        .iter()
+        .flatten()
+        .map(|x| {
+            view.images()
+                .filter(|i| !i.is_manifest_list() && i.digests.contains(&x.digest))
+                .map(|i| i.id)
+                .min()
+        })
+        .collect();
+    let parts = Parts {
+        size,
+        shared,
+        containers: container_ids.len(),
+        parent: index.parent(view, img),
+        has_children: !child_ids.is_empty(),
+        in_list: index.in_manifest_list(view, img),
+        instances,
+    };
+    ImageDetails {
+        summary: build_summary(img, None, parts, pinned),
+        config: Arc::clone(&img.config),
+        layers: img.layers.clone(),
+        container_ids,
+        child_ids,
+    }
+}
+
 /// Everything InspectImage reports about image `i`.
 pub fn details(tree: &Tree, i: u32, pinned: &Pinned) -> ImageDetails {
     let img = tree.image(i);
     ImageDetails {
         summary: summary(tree, i, None, pinned),
-        config: std::sync::Arc::clone(&img.config),
+        config: Arc::clone(&img.config),
         layers: img.layers.clone(),
         container_ids: tree.containers(i).iter().map(|c| c.id.clone()).collect(),
         child_ids: tree.children(i).iter().map(|&c| tree.image(c).id).collect(),

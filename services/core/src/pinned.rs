@@ -2,10 +2,14 @@
 //! them; CRI reports them `pinned`.
 
 use crate::model::Image;
+use crate::reference::{normalize_docker_name, normalize_name};
 
-/// Labels that pin an image (containerd's sandbox-image label and imaged's own).
+/// Labels that pin an image: containerd's sandbox-image label, imaged's own
+/// (`io.imaged.pinned=true`, as documented in `images.proto` and the README) and its
+/// earlier spelling `imaged.io/pinned=true`.
 pub const PIN_LABELS: &[(&str, &str)] = &[
     ("io.cri-containerd.pinned", "pinned"),
+    ("io.imaged.pinned", "true"),
     ("imaged.io/pinned", "true"),
 ];
 
@@ -19,12 +23,36 @@ pub struct Pinned {
 impl Pinned {
     /// Compiles `pinned_images` entries: globs (`*`, `?`, `[…]`) or exact names. Entries that
     /// are not valid globs are compared literally.
+    ///
+    /// An exact entry also matches its normalised forms, as a user of containerd or podman
+    /// would write it: `pause:3.9` pins `docker.io/library/pause:3.9` (Docker
+    /// normalisation) and `localhost/pause:3.9` (libimage's), `registry.k8s.io/pause` pins
+    /// `registry.k8s.io/pause:latest`. A glob is matched against the stored name and
+    /// against its familiar form without `docker.io/library/`, `docker.io/` or
+    /// `localhost/`, so `pause:*` pins `docker.io/library/pause:3.9`.
     pub fn new(entries: &[String]) -> Self {
         let mut p = Self::default();
         for e in entries {
+            let e = e.trim();
+            if e.is_empty() {
+                continue;
+            }
             match glob::Pattern::new(e) {
                 Ok(pat) if e.contains(['*', '?', '[']) => p.patterns.push(pat),
-                _ => p.exact.push(e.clone()),
+                _ => {
+                    p.exact.push(e.to_owned());
+                    for n in [
+                        normalize_docker_name(e),
+                        normalize_name(e).map(|r| r.to_string()),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        if !p.exact.contains(&n) {
+                            p.exact.push(n);
+                        }
+                    }
+                }
             }
         }
         p
@@ -36,7 +64,76 @@ impl Pinned {
             .iter()
             .any(|(k, v)| img.config.labels.get(*k).is_some_and(|x| x == v))
             || img.names.iter().any(|n| {
-                self.exact.iter().any(|e| e == n) || self.patterns.iter().any(|p| p.matches(n))
+                self.exact.iter().any(|e| e == n)
+                    || self
+                        .patterns
+                        .iter()
+                        .any(|p| p.matches(n) || familiar(n).is_some_and(|f| p.matches(f)))
             })
+    }
+}
+
+/// The name without the implicit domain a user leaves out, if it has one.
+fn familiar(name: &str) -> Option<&str> {
+    ["docker.io/library/", "docker.io/", "localhost/"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::ImageSpec;
+
+    fn named(names: &[&str]) -> Image {
+        let mut spec = ImageSpec::base("pinned-test", 1);
+        for n in names {
+            spec = spec.name(n);
+        }
+        spec.build().1
+    }
+
+    fn pins(entries: &[&str], names: &[&str]) -> bool {
+        let entries: Vec<String> = entries.iter().map(|s| (*s).to_owned()).collect();
+        Pinned::new(&entries).is_pinned(&named(names))
+    }
+
+    #[test]
+    fn exact_entries_match_their_normalised_forms() {
+        assert!(pins(&["pause:3.9"], &["docker.io/library/pause:3.9"]));
+        assert!(pins(&["pause:3.9"], &["localhost/pause:3.9"]));
+        assert!(pins(
+            &["registry.k8s.io/pause"],
+            &["registry.k8s.io/pause:latest"]
+        ));
+        assert!(pins(
+            &["registry.k8s.io/pause:3.9"],
+            &["registry.k8s.io/pause:3.9"]
+        ));
+        assert!(!pins(&["pause:3.9"], &["registry.k8s.io/pause:3.9"]));
+        assert!(!pins(&["pause:3.9"], &["docker.io/library/pause:3.10"]));
+        assert!(!pins(&["", "  "], &["docker.io/library/pause:3.9"]));
+    }
+
+    #[test]
+    fn globs_match_stored_and_familiar_names() {
+        assert!(pins(&["registry.k8s.io/*"], &["registry.k8s.io/pause:3.9"]));
+        assert!(pins(&["pause:*"], &["docker.io/library/pause:3.9"]));
+        assert!(pins(&["app/*"], &["localhost/app/web:1"]));
+        assert!(!pins(&["pause:*"], &["quay.io/pause:3.9"]));
+    }
+
+    #[test]
+    fn labels_pin() {
+        let img = ImageSpec::base("pinned-label", 1)
+            .label("io.imaged.pinned", "true")
+            .build()
+            .1;
+        assert!(Pinned::new(&[]).is_pinned(&img));
+        let img = ImageSpec::base("pinned-label", 1)
+            .label("io.imaged.pinned", "false")
+            .build()
+            .1;
+        assert!(!Pinned::new(&[]).is_pinned(&img));
     }
 }

@@ -201,3 +201,25 @@ fn prune_one(p: &mut Planner<'_>, id: &ImageId) -> Result<()> {
     p.delete(id, None)?;
     p.prune_parents(parent)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use crate::error::ErrorKind;
+    use crate::ops::PruneOptions;
+    use crate::{Engine, MemoryStore};
+
+    #[test]
+    fn a_second_prune_gives_up_at_its_deadline() {
+        let e = Engine::new(Arc::new(MemoryStore::new()), Default::default());
+        let running = e.prune_lock();
+        let soon = Instant::now() + Duration::from_millis(20);
+        let err = e.prune(&PruneOptions::default(), Some(soon)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DeadlineExceeded);
+        drop(running);
+        let later = Instant::now() + Duration::from_secs(30);
+        assert!(e.prune(&PruneOptions::default(), Some(later)).is_ok());
+    }
+}

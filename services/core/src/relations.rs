@@ -1,9 +1,8 @@
 //! Parent/child questions the removal planners ask while they change a working catalog.
 //!
 //! Two answers to the same questions: [`TreeRelations`] over a prebuilt [`Tree`] (prune,
-//! or a removal when the engine's cached tree is current) and [`ScanRelations`], which
-//! scans the working catalog with cheap comparisons and needs no index build (a single
-//! removal right after another write).
+//! or a removal when the engine's cached tree is current) and the persistent
+//! [`crate::index::LayerIndex`] (a removal right after another write: no full build).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,8 +10,7 @@ use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::model::{Image, ImageId};
-use crate::tree::{Tree, is_parent};
-use crate::work;
+use crate::tree::Tree;
 
 /// What the planners need to know about the images around the one they remove.
 pub trait Relations {
@@ -71,48 +69,4 @@ impl Relations for TreeRelations {
             }
         }
     }
-}
-
-/// Relations found by scanning the working catalog (no index build).
-#[derive(Debug, Default)]
-pub struct ScanRelations;
-
-impl Relations for ScanRelations {
-    fn parent(&self, work: &Catalog, img: &Image) -> Option<ImageId> {
-        let mut best: Option<&Arc<Image>> = None;
-        for p in work.images() {
-            work::add(1);
-            if quick_reject(p, img) || !is_parent(p, img) {
-                continue;
-            }
-            let class = |x: &Image| usize::from(x.layers.len() != img.layers.len());
-            if best.is_none_or(|b| (class(p), p.id) < (class(b), b.id)) {
-                best = Some(p);
-            }
-        }
-        best.map(|p| p.id)
-    }
-
-    fn has_children(&self, work: &Catalog, img: &Image) -> bool {
-        work.images().any(|c| {
-            work::add(1);
-            !quick_reject(img, c) && is_parent(img, c)
-        })
-    }
-
-    fn in_manifest_list(&self, work: &Catalog, img: &Image) -> bool {
-        work.images().any(|l| {
-            l.instances
-                .as_ref()
-                .is_some_and(|v| v.iter().any(|x| img.digests.contains(&x.digest)))
-        })
-    }
-
-    fn deleted(&self, _id: &ImageId) {}
-}
-
-/// Cheap length checks before comparing layers and history.
-fn quick_reject(p: &Image, c: &Image) -> bool {
-    c.config.history.len() != p.config.history.len() + 1
-        || !(c.layers.len() == p.layers.len() || c.layers.len() == p.layers.len() + 1)
 }

@@ -131,7 +131,7 @@ impl ImageKeys {
             history: hs,
             nhistory: m - 1,
         };
-        let shorter = (k >= 2).then_some(Key {
+        let shorter = (k >= 2).then(|| Key {
             layers: ls,
             nlayers: k - 1,
             history: hs,

@@ -49,10 +49,7 @@ fn loads_every_layout_plain_and_gzip() {
                 let report = rig.load(&bytes).unwrap_or_else(|e| panic!("{ctx}: {e}"));
                 let ids: Vec<Digest> = report.images.iter().map(|i| i.id).collect();
                 assert_eq!(ids, vec![base().id(), child().id()], "{ctx}");
-                assert_eq!(
-                    report.images[0].names,
-                    vec!["localhost/busybox:latest"]
-                );
+                assert_eq!(report.images[0].names, vec!["localhost/busybox:latest"]);
                 assert_eq!(report.images[1].names, vec!["quay.io/org/app:1"]);
                 assert!(report.moved_names.is_empty());
 
@@ -159,16 +156,10 @@ fn a_name_moves_from_the_old_image() {
         .unwrap();
     assert_eq!(report.moved_names, vec!["localhost/app:1"]);
     assert_eq!(report.images[0].names, vec!["localhost/app:1"]);
-    assert_eq!(
-        rig.image(&old.id()).names,
-        vec!["localhost/app:keep"]
-    );
+    assert_eq!(rig.image(&old.id()).names, vec!["localhost/app:keep"]);
     assert_eq!(rig.image(&new.id()).names, vec!["localhost/app:1"]);
     let view = rig.store.view();
-    assert_eq!(
-        view.image_by_name("localhost/app:1").unwrap().id,
-        new.id()
-    );
+    assert_eq!(view.image_by_name("localhost/app:1").unwrap().id, new.id());
 
     // Moving the last name leaves the old image without names (dangling).
     let newer = SynthImage::new("newer").named("app:keep");
@@ -196,10 +187,7 @@ fn names_swap_between_existing_images() {
         ..b.clone()
     };
     let report = rig.load(&docker_archive(&[a2, b2], false)).unwrap();
-    assert_eq!(
-        report.moved_names,
-        vec!["localhost/x:1", "localhost/x:2"]
-    );
+    assert_eq!(report.moved_names, vec!["localhost/x:1", "localhost/x:2"]);
     assert_eq!(rig.image(&a.id()).names, vec!["localhost/x:2"]);
     assert_eq!(rig.image(&b.id()).names, vec!["localhost/x:1"]);
     assert_eq!(

@@ -1,1 +1,230 @@
-//! The backend conformance suite (work in progress).
+//! The backend conformance suite: SPEC §2–§5 as data.
+//!
+//! Every [`Case`] is a setup (images built with [`crate::testkit`], container records), one
+//! action (RemoveImage with either policy, CRI RemoveImage, PruneImages, ListImages) and the
+//! expected outcome (error reason, records, remaining images, names, containers). Cases are
+//! plain data so that other drivers can execute them: the in-process driver here
+//! ([`run_case`], [`run_all`]) runs them on an [`Engine`] over any [`Store`]; a gRPC driver
+//! calls [`setup`] on the store behind its server, performs [`Case::action`] through a
+//! client, converts the replies into an [`Observed`] and calls [`check`].
+//!
+//! Sources: the decision table (peers-semantics §3.6) for both policies, the peers'
+//! scenarios (§8, adapted where SPEC deviates — each such case names its deviation), every
+//! filter key with positive, `!=` and malformed forms, and paging under concurrent removal
+//! ([`paging_under_removal`]).
+
+mod build;
+mod check;
+mod list_cases;
+mod paging;
+mod prune_cases;
+mod remove_cases;
+mod remove_scenarios;
+
+use std::sync::Arc;
+
+use crate::model::ContainerState;
+use crate::ops::{PruneOptions, RemoveOptions};
+use crate::store::Store;
+use crate::testkit::ImageSpec;
+
+pub use check::{Fixture, Observed, check, execute, setup};
+pub use paging::paging_under_removal;
+
+/// A reference as a case writes it, expanded once the setup's image IDs are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref {
+    /// `sha256:<hex>` of the image with this key.
+    Id(&'static str),
+    /// The bare 64 hex of the image with this key.
+    Hex(&'static str),
+    /// The first `n` hex characters of the image's ID.
+    Prefix(&'static str, usize),
+    /// `<repo>@<manifest digest>` of the image with this key.
+    RepoDigest(&'static str, &'static str),
+    /// A literal string.
+    Text(String),
+}
+
+/// A container record of the setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupContainer {
+    /// Container ID.
+    pub id: &'static str,
+    /// Key of the image it uses.
+    pub image: &'static str,
+    /// State.
+    pub state: ContainerState,
+    /// External container.
+    pub external: bool,
+}
+
+/// What a case does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// RemoveImage of each reference in turn (stops at the first error), with these
+    /// options (`reference` ignored).
+    Remove(Vec<Ref>, RemoveOptions),
+    /// CRI RemoveImage.
+    CriRemove(Ref),
+    /// PruneImages.
+    Prune(PruneOptions),
+    /// ListImages (every page) with these filters; `all`.
+    List(Vec<String>, bool),
+}
+
+/// An expected record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rec {
+    /// `untagged: <name>`.
+    U(&'static str),
+    /// `deleted: <id of key>`.
+    D(&'static str),
+}
+
+/// Expected reclaimed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaim {
+    /// Nothing released.
+    Zero,
+    /// Something released.
+    Positive,
+    /// Exactly the bytes of every blob of the store before the action.
+    AllBlobs,
+}
+
+/// The expected outcome. `None` fields are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// The `ErrorInfo` reason of the failure; `None` = success.
+    pub error: Option<&'static str>,
+    /// A substring of the error message; `{hex:k}`, `{id:k}`, `{short:k}` expand to the
+    /// image with key `k`.
+    pub message: Option<&'static str>,
+    /// Records, in order.
+    pub records: Option<Vec<Rec>>,
+    /// Keys of the images left in the store (all of them).
+    pub remaining: Option<Vec<&'static str>>,
+    /// Names of an image afterwards (for List: the listed names).
+    pub names: Vec<(&'static str, Vec<&'static str>)>,
+    /// Container records left.
+    pub containers: Option<Vec<&'static str>>,
+    /// Container records the action reports removed.
+    pub removed_containers: Option<Vec<&'static str>>,
+    /// List: keys listed, in order when `ordered`.
+    pub listed: Option<Vec<&'static str>>,
+    /// List: compare `listed` in order.
+    pub ordered: bool,
+    /// Prune: keys of the images reported in `errors`.
+    pub prune_errors: Option<Vec<&'static str>>,
+    /// Reclaimed bytes.
+    pub reclaimed: Option<Reclaim>,
+}
+
+/// One conformance case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Unique name.
+    pub name: String,
+    /// Where the behaviour comes from (decision-table row, scenario number, SPEC section).
+    pub source: &'static str,
+    /// How SPEC deviates from the peer here, if it does.
+    pub deviation: Option<&'static str>,
+    /// Images of the setup, by key.
+    pub images: Vec<(&'static str, ImageSpec)>,
+    /// Names added after the images are stored (key, name), newest first as TagImage does.
+    pub tags: Vec<(&'static str, &'static str)>,
+    /// Container records of the setup.
+    pub containers: Vec<SetupContainer>,
+    /// The action.
+    pub action: Action,
+    /// The expectation.
+    pub expect: Expect,
+}
+
+impl Case {
+    /// Whether the action can be dry-run: a single RemoveImage or a PruneImages (the dry
+    /// run must report the same as the real call and change nothing).
+    pub fn has_dry_run(&self) -> bool {
+        match &self.action {
+            Action::Remove(refs, _) => refs.len() == 1,
+            Action::Prune(_) => true,
+            Action::CriRemove(_) | Action::List(..) => false,
+        }
+    }
+}
+
+/// Every case: removal (both policies, CRI), prune, list.
+pub fn cases() -> Vec<Case> {
+    let mut v = remove_cases::cases();
+    v.extend(prune_cases::cases());
+    v.extend(list_cases::cases());
+    v
+}
+
+/// The removal cases (decision table, both policies, CRI) — for drivers that re-run them.
+pub fn removal_cases() -> Vec<Case> {
+    remove_cases::cases()
+}
+
+/// The prune cases.
+pub fn prune_cases() -> Vec<Case> {
+    prune_cases::cases()
+}
+
+/// The list and filter cases.
+pub fn list_cases() -> Vec<Case> {
+    list_cases::cases()
+}
+
+/// Runs one case on a fresh store with the in-process driver. Write actions run first as a
+/// dry run on the same setup (the report must equal the real one and nothing may change).
+pub fn run_case(case: &Case, store: Arc<dyn Store>) -> Result<(), String> {
+    let fixture = setup(case, &*store)?;
+    let engine = crate::engine::Engine::new(Arc::clone(&store), Default::default());
+    let before = store.view();
+    if case.has_dry_run() {
+        let dry = execute(&engine, case, &fixture, true);
+        if store.view().generation() != before.generation() {
+            return Err("the dry run changed the store".to_owned());
+        }
+        let real = execute(&engine, case, &fixture, false);
+        if dry != real {
+            return Err(format!(
+                "the dry run reported {dry:?}, the real call {real:?}"
+            ));
+        }
+        check(case, &fixture, &real, &before, &store.view())
+    } else {
+        let out = execute(&engine, case, &fixture, false);
+        check(case, &fixture, &out, &before, &store.view())
+    }
+}
+
+/// Runs every case and the paging scenario, each on a fresh store from `factory`; panics
+/// with the list of failures.
+pub fn run_all(factory: &dyn Fn() -> Arc<dyn Store>) {
+    let mut failures = Vec::new();
+    let all = cases();
+    let mut names = std::collections::HashSet::new();
+    for case in &all {
+        assert!(
+            names.insert(case.name.clone()),
+            "duplicate case name {}",
+            case.name
+        );
+        if let Err(e) = run_case(case, factory()) {
+            failures.push(format!("{} [{}]: {e}", case.name, case.source));
+        }
+    }
+    if let Err(e) = paging_under_removal(factory()) {
+        failures.push(format!("paging under concurrent removal: {e}"));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} conformance cases failed:\n{}",
+        failures.len(),
+        all.len() + 1,
+        failures.join("\n")
+    );
+}

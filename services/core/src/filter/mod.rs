@@ -368,10 +368,14 @@ fn label_matches(
     key: &str,
     want: &str,
 ) -> bool {
-    let pattern = key
-        .contains('*')
-        .then(|| glob::Pattern::new(&format!("*{key}*")).ok())
-        .flatten();
+    let pattern = key.contains('*').then(|| {
+        let mut p = format!("*{key}*");
+        while p.contains("**") {
+            p = p.replace("**", "*");
+        }
+        glob::Pattern::new(&p).ok()
+    });
+    let pattern = pattern.flatten();
     labels.iter().any(|(k, v)| {
         (want.is_empty() || v == want)
             && (k == key || pattern.as_ref().is_some_and(|p| p.matches(k)))

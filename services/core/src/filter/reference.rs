@@ -28,7 +28,11 @@ impl RefPattern {
     /// Compiles `value` (resolving it once on `view`); the error is the message.
     pub fn compile(value: &str, view: &Catalog, config: &EngineConfig) -> Result<Self, String> {
         // Go's filepath.Match negates classes with `[^…]`; the glob crate with `[!…]`.
-        let translated = value.replace("[^", "[!");
+        // Go's `**` is two `*`; the glob crate only accepts it as a whole path component.
+        let mut translated = value.replace("[^", "[!");
+        while translated.contains("**") {
+            translated = translated.replace("**", "*");
+        }
         let glob = glob::Pattern::new(&translated)
             .map_err(|e| format!("invalid reference filter {value:?}: {}", e.msg))?;
         let lookup = resolve(view, config, value).ok().map(|r| r.image.id);

@@ -14,6 +14,9 @@ pub fn parse_time(value: &str, now: UnixNanos) -> Option<UnixNanos> {
     {
         return i64::try_from(i128::from(now) - d).ok();
     }
+    if !value.is_ascii() {
+        return None;
+    }
     if value.contains('-') {
         return parse_timestamp(value);
     }
@@ -90,7 +93,7 @@ fn parse_unix(s: &str) -> Option<UnixNanos> {
     for _ in nanos.len()..9 {
         n *= 10;
     }
-    i64::try_from(secs * NANOS + n).ok()
+    i64::try_from(secs.checked_mul(NANOS)?.checked_add(n)?).ok()
 }
 
 fn num(s: &str, len: usize) -> Option<u32> {
@@ -175,6 +178,7 @@ mod tests {
         let now = 1_700_000_000 * 1_000_000_000;
         assert_eq!(parse_time("1h", now), Some(now - 3600 * 1_000_000_000));
         assert_eq!(parse_time("1.5s", now), Some(now - 1_500_000_000));
+        assert_eq!(parse_time("2µs", now), Some(now - 2_000));
         assert_eq!(parse_time("0", now), Some(0));
         assert_eq!(parse_time("500000", now), Some(500_000 * 1_000_000_000));
         assert_eq!(parse_time("10.5", now), Some(10_500_000_000));
@@ -199,6 +203,8 @@ mod tests {
             "2020-01-01T25",
             "1.2.3",
             "-5",
+            "-`Ѩ=𑨛𜵉",
+            "105555555555555555555555555555555555520",
         ] {
             assert_eq!(parse_time(bad, now), None, "{bad}");
         }
