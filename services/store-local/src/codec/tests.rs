@@ -1,0 +1,168 @@
+use super::*;
+
+fn rand_str(rng: &mut fastrand::Rng) -> String {
+    let n = rng.usize(0..12);
+    (0..n)
+        .map(|_| {
+            if rng.u8(..) < 16 {
+                'é'
+            } else {
+                rng.alphanumeric()
+            }
+        })
+        .collect()
+}
+
+fn rand_strs(rng: &mut fastrand::Rng) -> Vec<String> {
+    (0..rng.usize(0..4)).map(|_| rand_str(rng)).collect()
+}
+
+fn rand_digest(rng: &mut fastrand::Rng) -> Digest {
+    let mut b = [0u8; 32];
+    rng.fill(&mut b);
+    Digest::from_bytes(b)
+}
+
+fn rand_platform(rng: &mut fastrand::Rng) -> Platform {
+    Platform {
+        os: rand_str(rng),
+        architecture: rand_str(rng),
+        variant: rand_str(rng),
+    }
+}
+
+fn rand_blob(rng: &mut fastrand::Rng) -> BlobRef {
+    BlobRef {
+        digest: rand_digest(rng),
+        size: rng.u64(..),
+        media_type: rand_str(rng),
+    }
+}
+
+fn rand_opt_i64(rng: &mut fastrand::Rng) -> Option<i64> {
+    rng.bool().then(|| rng.i64(..))
+}
+
+fn rand_image(rng: &mut fastrand::Rng) -> Image {
+    Image {
+        id: rand_digest(rng),
+        names: rand_strs(rng),
+        digests: (0..rng.usize(1..3)).map(|_| rand_digest(rng)).collect(),
+        manifest: rand_blob(rng),
+        config_blob: rng.bool().then(|| rand_blob(rng)),
+        layers: (0..rng.usize(0..4))
+            .map(|_| Layer {
+                blob: rand_blob(rng),
+                diff_id: rand_digest(rng),
+            })
+            .collect(),
+        config: Arc::new(ImageConfig {
+            created: rand_opt_i64(rng),
+            platform: rand_platform(rng),
+            labels: (0..rng.usize(0..3))
+                .map(|_| (rand_str(rng), rand_str(rng)))
+                .collect(),
+            user: rand_str(rng),
+            env: rand_strs(rng),
+            entrypoint: rand_strs(rng),
+            cmd: rand_strs(rng),
+            working_dir: rand_str(rng),
+            exposed_ports: rand_strs(rng),
+            volumes: rand_strs(rng),
+            stop_signal: rand_str(rng),
+            history: (0..rng.usize(0..3))
+                .map(|_| HistoryEntry {
+                    created: rand_opt_i64(rng),
+                    created_by: rand_str(rng),
+                    author: rand_str(rng),
+                    comment: rand_str(rng),
+                    empty_layer: rng.bool(),
+                })
+                .collect(),
+        }),
+        instances: rng.bool().then(|| {
+            (0..rng.usize(0..3))
+                .map(|_| ManifestInstance {
+                    digest: rand_digest(rng),
+                    platform: rand_platform(rng),
+                })
+                .collect()
+        }),
+        read_only: rng.bool(),
+        added: rng.i64(..),
+        last_used: rand_opt_i64(rng),
+    }
+}
+
+#[test]
+fn random_images_and_containers_round_trip() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for _ in 0..2000 {
+        let img = rand_image(&mut rng);
+        assert_eq!(decode_image(&encode_image(&img)), Ok(img));
+    }
+    for state in [
+        ContainerState::Created,
+        ContainerState::Running,
+        ContainerState::Stopped,
+    ] {
+        let c = Container {
+            id: "c".repeat(64),
+            image_id: rand_digest(&mut rng),
+            state,
+            external: true,
+            name: "web".into(),
+            created: -5,
+        };
+        assert_eq!(decode_container(&encode_container(&c)), Ok(c));
+    }
+}
+
+#[test]
+fn extreme_integers_round_trip() {
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut img = rand_image(&mut rng);
+    for (added, size) in [(i64::MIN, u64::MAX), (i64::MAX, 0), (0, 127), (-1, 128)] {
+        img.added = added;
+        img.manifest.size = size;
+        assert_eq!(decode_image(&encode_image(&img)), Ok(img.clone()));
+    }
+}
+
+#[test]
+fn damaged_records_are_errors_never_panics() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let img = rand_image(&mut rng);
+    let bytes = encode_image(&img);
+    for n in 0..bytes.len() {
+        assert!(
+            decode_image(&bytes[..n]).is_err(),
+            "prefix of {n} bytes decoded"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(decode_image(&longer), Err("trailing bytes"));
+    let mut other = bytes.clone();
+    other[0] = FORMAT + 1;
+    assert_eq!(decode_image(&other), Err("unknown record format"));
+    for _ in 0..5000 {
+        let mut flipped = bytes.clone();
+        let i = rng.usize(..flipped.len());
+        flipped[i] ^= 1 << rng.u8(0..8);
+        let _ = decode_image(&flipped); // must not panic nor allocate wildly
+    }
+    assert!(decode_container(b"").is_err());
+    assert!(
+        decode_image(br#"{"id":"sha256:..."}"#).is_err(),
+        "JSON is not this format"
+    );
+}
+
+#[test]
+fn encoding_is_several_times_smaller_than_json() {
+    let mut rng = fastrand::Rng::with_seed(9);
+    let img = rand_image(&mut rng);
+    let json = serde_json::to_vec(&img).unwrap();
+    assert!(encode_image(&img).len() * 2 < json.len());
+}

@@ -1,0 +1,53 @@
+//! Small filesystem helpers: errors with context, directory creation with modes, fsync of
+//! directories.
+
+use std::fs::{self, DirBuilder, File};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use imaged_core::Error;
+
+/// An `Internal` error for a failed I/O `op` on `path`.
+pub(crate) fn io_err(op: &str, path: &Path, err: &io::Error) -> Error {
+    Error::io(&format!("{op} {}", path.display()), err)
+}
+
+/// An `Internal` error for a failed database `op`.
+pub(crate) fn db_err(op: &str, path: &Path, err: impl std::fmt::Display) -> Error {
+    Error::internal(format!("{op} {}: {err}", path.display()))
+}
+
+/// Creates `dir` (and missing parents) with `mode` unless it exists; an existing path that
+/// is not a directory is an error. Existing directories keep their mode.
+pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> imaged_core::Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::internal(format!(
+            "creating directory {}: exists and is not a directory",
+            dir.display()
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
+            .recursive(true)
+            .mode(mode)
+            .create(dir)
+            .map_err(|e| io_err("creating directory", dir, &e)),
+        Err(e) => Err(io_err("inspecting", dir, &e)),
+    }
+}
+
+/// Makes a directory's entries (creations, renames, removals) durable.
+pub(crate) fn sync_dir(dir: &Path) -> imaged_core::Result<()> {
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err("syncing directory", dir, &e))
+}
+
+/// Removes a file; a missing file is not an error. Returns whether it existed.
+pub(crate) fn remove_file(path: &Path) -> imaged_core::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("removing", path, &e)),
+    }
+}

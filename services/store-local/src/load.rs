@@ -1,0 +1,136 @@
+//! Loading the catalog at open: every record is read and decoded, blobs are not touched.
+//!
+//! Images are decoded on every core, each thread over its own read transaction and slice
+//! of the (uniformly distributed) image key space; the catalog is then built in one
+//! `Catalog::from_records`. (Building it chunk by chunk as decoders deliver, to overlap the
+//! two, was measured slower: each `apply` on a catalog still referenced copies the paths of
+//! the persistent maps it touches.)
+
+use std::ops::Bound;
+use std::path::Path;
+
+use imaged_core::catalog::Catalog;
+use imaged_core::model::{Container, Image};
+use imaged_core::{Digest, Error, Result};
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use crate::codec;
+use crate::fsutil::db_err;
+use crate::meta::{CONTAINERS, IMAGES};
+
+/// Reads every record and builds the catalog.
+pub(crate) fn catalog(db: &Database, path: &Path) -> Result<Catalog> {
+    let containers = load_containers(db, path)?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 16);
+    let images = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|i| {
+                let (lo, hi) = key_range(i, threads);
+                s.spawn(move || decode_images(db, path, lo, hi))
+            })
+            .collect();
+        let mut images = Vec::new();
+        for w in workers {
+            let part = w.join().map_err(|_| {
+                Error::internal(format!(
+                    "reading {}: a decoder thread panicked",
+                    path.display()
+                ))
+            })?;
+            images.extend(part?);
+        }
+        Ok::<_, Error>(images)
+    })?;
+    Catalog::from_records(images, containers).map_err(|e| inconsistent(path, &e))
+}
+
+fn inconsistent(path: &Path, e: &Error) -> Error {
+    Error::internal(format!("{}: inconsistent records: {e}", path.display()))
+}
+
+/// Slice `i` of `n` of the image key space, by first byte.
+fn key_range(i: usize, n: usize) -> (Bound<[u8; 1]>, Bound<[u8; 1]>) {
+    let at = |k: usize| [u8::try_from(k * 256 / n).unwrap_or(u8::MAX)];
+    let lo = if i == 0 {
+        Bound::Unbounded
+    } else {
+        Bound::Included(at(i))
+    };
+    let hi = if i + 1 == n {
+        Bound::Unbounded
+    } else {
+        Bound::Excluded(at(i + 1))
+    };
+    (lo, hi)
+}
+
+/// Decodes the images whose key is within (`lo`, `hi`).
+fn decode_images(
+    db: &Database,
+    path: &Path,
+    lo: Bound<[u8; 1]>,
+    hi: Bound<[u8; 1]>,
+) -> Result<Vec<Image>> {
+    let read = db.begin_read().map_err(|e| db_err("reading", path, e))?;
+    let table = read
+        .open_table(IMAGES)
+        .map_err(|e| db_err("reading", path, e))?;
+    let lo = lo.as_ref().map(|b| b.as_slice());
+    let hi = hi.as_ref().map(|b| b.as_slice());
+    let mut out = Vec::new();
+    for row in table
+        .range::<&[u8]>((lo, hi))
+        .map_err(|e| db_err("reading", path, e))?
+    {
+        let (k, v) = row.map_err(|e| db_err("reading", path, e))?;
+        let key = k.value();
+        let img = codec::decode_image(v.value()).map_err(|e| {
+            Error::internal(format!("decoding image record {}: {e}", key_name(key)))
+        })?;
+        if img.id.as_bytes().as_slice() != key {
+            return Err(Error::internal(format!(
+                "image record {} holds image {}",
+                key_name(key),
+                img.id
+            )));
+        }
+        out.push(img);
+    }
+    Ok(out)
+}
+
+fn load_containers(db: &Database, path: &Path) -> Result<Vec<Container>> {
+    let read = db.begin_read().map_err(|e| db_err("reading", path, e))?;
+    let table = read
+        .open_table(CONTAINERS)
+        .map_err(|e| db_err("reading", path, e))?;
+    let mut containers = Vec::new();
+    for row in table.iter().map_err(|e| db_err("reading", path, e))? {
+        let (k, v) = row.map_err(|e| db_err("reading", path, e))?;
+        let c = codec::decode_container(v.value()).map_err(|e| {
+            Error::internal(format!("decoding container record {}: {e}", k.value()))
+        })?;
+        if c.id != k.value() {
+            return Err(Error::internal(format!(
+                "container record {} holds container {}",
+                k.value(),
+                c.id
+            )));
+        }
+        containers.push(c);
+    }
+    Ok(containers)
+}
+
+/// An image key for messages: the digest when it is 32 bytes, else hex.
+fn key_name(key: &[u8]) -> String {
+    match <[u8; 32]>::try_from(key) {
+        Ok(b) => Digest::from_bytes(b).to_string(),
+        Err(_) => format!(
+            "0x{}",
+            key.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
+    }
+}

@@ -1,0 +1,319 @@
+//! [`LocalStore`]: opening (migrate, load, sweep), the read view and `apply`.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use imaged_core::catalog::{Applied, Catalog, ChangeSet};
+use imaged_core::store::{CheckReport, FsUsage, Leases, Staging, Store, StoreInfo};
+use imaged_core::{Digest, Error, Result};
+use redb::Database;
+
+use crate::fsutil::{io_err, remove_file};
+use crate::layout::Layout;
+use crate::meta::{self, WriteError};
+use crate::migrate;
+
+/// What the start-up sweep found and removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Blob files no image refers to, removed.
+    pub orphan_blobs: usize,
+    /// Temporary files of `ingest/`, removed.
+    pub ingest_files: usize,
+    /// Blobs images refer to that have no file (run `imaged fsck`).
+    pub missing_blobs: usize,
+}
+
+/// The embedded default store: metadata in redb, blobs content-addressed on disk.
+///
+/// Readers use an in-memory [`Catalog`] snapshot; writers are serialised, commit to redb
+/// and only then publish the new snapshot and delete the blobs it released.
+pub struct LocalStore {
+    pub(crate) layout: Layout,
+    db: Database,
+    view: RwLock<Arc<Catalog>>,
+    /// Serialises `apply` and `check`.
+    write: Mutex<()>,
+    /// Orders "is it leased? then delete" against "lease it, then look/rename".
+    pub(crate) blob_lock: Mutex<()>,
+    pub(crate) leases: Leases,
+    /// Released blobs kept because a staging held them; deleted when it ends.
+    pub(crate) deferred: Mutex<HashSet<Digest>>,
+    /// A commit failed without knowing whether it reached the disk: the in-memory view may
+    /// be behind the database, so no blob is deleted until the next open re-reads it.
+    pub(crate) uncertain: AtomicBool,
+    schema_version: u64,
+    created_at: Option<u64>,
+    swept: SweepReport,
+}
+
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("root", &self.layout.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Takes a mutex, ignoring poisoning (every guarded state stays consistent on panic).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl LocalStore {
+    /// Opens (or creates) the store in `root`: creates the directories, opens the database,
+    /// runs migrations, loads the catalog (blobs are not read) and sweeps orphan blobs and
+    /// leftover temporary files.
+    pub fn open(root: &Path) -> Result<Self> {
+        let layout = Layout::new(root);
+        layout.create()?;
+        let db = meta::open_db(&layout.meta)?;
+        migrate::prepare(&db, &layout.meta)?;
+        let (schema_version, created_at) = migrate::facts(&db, &layout.meta)?;
+        let ingest_files = layout.sweep_ingest()?;
+        // Listing a blob directory of 100k+ files takes a while (mostly in the kernel):
+        // done while the records are decoded.
+        let (catalog, listing) = std::thread::scope(|s| {
+            let listing = s.spawn(|| layout.blob_files());
+            let catalog = crate::load::catalog(&db, &layout.meta);
+            let listing = listing.join().map_err(|_| {
+                Error::internal(format!(
+                    "listing {}: thread panicked",
+                    layout.blobs.display()
+                ))
+            });
+            Ok::<_, Error>((catalog?, listing??))
+        })?;
+        let swept = sweep(&layout, &catalog, listing, ingest_files)?;
+        if swept != SweepReport::default() {
+            tracing::info!(
+                orphan_blobs = swept.orphan_blobs,
+                ingest_files = swept.ingest_files,
+                missing_blobs = swept.missing_blobs,
+                "store start-up sweep"
+            );
+        }
+        if swept.missing_blobs > 0 {
+            tracing::warn!(
+                missing = swept.missing_blobs,
+                "images refer to missing blobs; run `imaged fsck --repair`"
+            );
+        }
+        Ok(Self {
+            layout,
+            db,
+            view: RwLock::new(Arc::new(catalog)),
+            write: Mutex::new(()),
+            blob_lock: Mutex::new(()),
+            leases: Leases::default(),
+            deferred: Mutex::new(HashSet::new()),
+            uncertain: AtomicBool::new(false),
+            schema_version,
+            created_at,
+            swept,
+        })
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.layout.root
+    }
+
+    /// The schema version of the database (after migrations).
+    pub fn schema_version(&self) -> u64 {
+        self.schema_version
+    }
+
+    /// When the store was created (Unix nanoseconds; for a migrated v1 store, when it was
+    /// migrated).
+    pub fn created_at(&self) -> Option<u64> {
+        self.created_at
+    }
+
+    /// What the start-up sweep of this open removed.
+    pub fn sweep_report(&self) -> SweepReport {
+        self.swept
+    }
+
+    /// Where the blob `digest` is (or would be) stored.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.layout.blob(digest)
+    }
+
+    fn publish(&self, catalog: Catalog) {
+        *self.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
+    }
+
+    /// `apply` with the writer lock held.
+    pub(crate) fn apply_locked(&self, change: &ChangeSet) -> Result<Applied> {
+        let applied = self.view().apply(change)?;
+        for (d, size) in &applied.added {
+            let path = self.layout.blob(d);
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() && m.len() == *size => {}
+                Ok(m) => {
+                    return Err(Error::internal(format!(
+                        "blob {d} has {} bytes on disk, the change says {size}",
+                        m.len()
+                    )));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::internal(format!("blob {d} was never staged")));
+                }
+                Err(e) => return Err(io_err("inspecting", &path, &e)),
+            }
+        }
+        if !change.is_empty() {
+            meta::write(&self.db, &self.layout.meta, change).map_err(|e| match e {
+                WriteError::Aborted(e) => e,
+                WriteError::Ambiguous(e) => {
+                    self.uncertain.store(true, Ordering::SeqCst);
+                    tracing::error!(error = %e, "commit failed; blob deletion disabled until restart");
+                    e
+                }
+            })?;
+        }
+        self.publish(applied.catalog.clone());
+        self.delete_unused(applied.released.iter().map(|(d, _)| *d));
+        Ok(applied)
+    }
+
+    /// Deletes the blob files of `candidates` that no staging holds and the current view does
+    /// not refer to; held ones are remembered and deleted when their staging ends. Failures
+    /// are logged: a file left behind is an orphan the next start-up sweep removes.
+    pub(crate) fn delete_unused(&self, candidates: impl IntoIterator<Item = Digest>) {
+        if self.uncertain.load(Ordering::SeqCst) {
+            return;
+        }
+        let _b = lock(&self.blob_lock);
+        let mut deferred = lock(&self.deferred);
+        // Leases first, then the view: a blob released by a staging after it applied is
+        // referenced by a view published before that release.
+        let unheld: Vec<Digest> = candidates
+            .into_iter()
+            .filter(|d| {
+                let held = self.leases.is_held(d);
+                if held {
+                    deferred.insert(*d);
+                }
+                !held
+            })
+            .collect();
+        let view = self.view();
+        for d in unheld {
+            deferred.remove(&d);
+            if view.blob(&d).is_some() {
+                continue;
+            }
+            let path = self.layout.blob(&d);
+            if let Err(e) = remove_file(&path) {
+                tracing::warn!(error = %e, "blob left behind; the start-up sweep will remove it");
+            }
+        }
+    }
+
+    /// Blobs released while held, to retry when a staging ends.
+    pub(crate) fn deferred(&self) -> Vec<Digest> {
+        lock(&self.deferred).iter().copied().collect()
+    }
+
+    /// The writer lock.
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        lock(&self.write)
+    }
+}
+
+/// Removes the blob files of `listing` no image refers to; counts missing blobs.
+fn sweep(
+    layout: &Layout,
+    catalog: &Catalog,
+    listing: Vec<(Option<Digest>, PathBuf, fs::FileType)>,
+    ingest_files: usize,
+) -> Result<SweepReport> {
+    let mut report = SweepReport {
+        ingest_files,
+        ..SweepReport::default()
+    };
+    let mut present = 0usize;
+    for (digest, path, kind) in listing {
+        if !kind.is_file() {
+            tracing::warn!(path = %path.display(), "unexpected entry in blobs/sha256, left alone");
+            continue;
+        }
+        match digest {
+            Some(d) if catalog.blob(&d).is_some() => present += 1,
+            _ => {
+                if remove_file(&path)? {
+                    report.orphan_blobs += 1;
+                }
+            }
+        }
+    }
+    report.missing_blobs = catalog.blobs().count().saturating_sub(present);
+    if report.orphan_blobs > 0 || report.ingest_files > 0 {
+        crate::fsutil::sync_dir(&layout.blobs)?;
+        crate::fsutil::sync_dir(&layout.ingest)?;
+    }
+    Ok(report)
+}
+
+impl Store for LocalStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "local",
+            root: self.layout.root.clone(),
+            containers_read_only: false,
+        }
+    }
+
+    fn view(&self) -> Arc<Catalog> {
+        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn apply(&self, change: &ChangeSet) -> Result<Applied> {
+        let _w = self.write_lock();
+        self.apply_locked(change)
+    }
+
+    fn stage(&self) -> Result<Box<dyn Staging + '_>> {
+        Ok(Box::new(crate::staging::LocalStaging::new(self)))
+    }
+
+    fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let path = self.layout.blob(digest);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("reading", &path, &e)),
+        }
+    }
+
+    fn fs_usage(&self) -> Result<FsUsage> {
+        let mut usage = FsUsage {
+            used_bytes: 0,
+            inodes_used: 1,
+        };
+        for (_, path, kind) in self.layout.blob_files()? {
+            if !kind.is_file() {
+                continue;
+            }
+            match fs::metadata(&path) {
+                Ok(m) => {
+                    usage.used_bytes += m.len();
+                    usage.inodes_used += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // deleted meanwhile
+                Err(e) => return Err(io_err("inspecting", &path, &e)),
+            }
+        }
+        Ok(usage)
+    }
+
+    fn check(&self, repair: bool) -> Result<CheckReport> {
+        crate::check::check(self, repair)
+    }
+}
