@@ -42,6 +42,7 @@ pub const READ_ONLY_METHODS: &[&str] = &[
     "/imaged.v1.ImageService/WatchEvents",
     "/imaged.v1.ContainerService/ListContainers",
     "/runtime.v1.ImageService/ListImages",
+    "/runtime.v1.ImageService/StreamImages",
     "/runtime.v1.ImageService/ImageStatus",
     "/runtime.v1.ImageService/ImageFsInfo",
 ];

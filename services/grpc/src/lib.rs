@@ -1,4 +1,4 @@
-//! imaged's gRPC layer: the `imaged.v1` handlers (and later the CRI `runtime.v1` one) over
+//! imaged's gRPC layer: the `imaged.v1` handlers and the CRI `runtime.v1` one over
 //! [`imaged_core::Engine`], plus health and reflection, ready to be served by the daemon.
 //!
 //! * [`Services`] — builds the engine with its event sink and the [`tonic::service::Routes`]
@@ -8,8 +8,8 @@
 //! * [`auth`] — read-only vs admin callers (peer credentials, bearer tokens, mTLS).
 //! * [`events`] — WatchEvents fan-out; [`load`] — the LoadImages stream bridge;
 //!   [`metrics`] — call counters.
-//! * [`cri`] — the CRI `runtime.v1.ImageService` handler (not served yet: see the `CRI:`
-//!   marker in `Services::new`).
+//! * [`cri`] — the CRI `runtime.v1.ImageService` handler (kubelet, crictl), served on the
+//!   same routes.
 //!
 //! This crate depends on no store crate: the daemon picks the store.
 

@@ -11,6 +11,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::{AuthConfig, Authorizer};
+use crate::cri::CriImageService;
 use crate::events::{self, EventHub};
 use crate::metrics::Metrics;
 use crate::native::Ctx;
@@ -84,21 +85,26 @@ impl Services {
         let containers = ContainerServiceServer::new(ContainerApi::new(Arc::clone(&ctx)))
             .max_decoding_message_size(recv)
             .max_encoding_message_size(send);
+        // CRI: `runtime.v1.ImageService` on the same routes (kubelet, crictl); its
+        // handlers authorize through `Ctx::authorize` like the native ones.
+        let cri = CriImageService::new(Arc::clone(&ctx))
+            .server()
+            .max_decoding_message_size(recv)
+            .max_encoding_message_size(send);
+        // Health and reflection follow `served`.
         let served = vec![
             service_names::IMAGE_SERVICE,
             service_names::CONTAINER_SERVICE,
+            service_names::CRI_IMAGE_SERVICE,
         ];
-        // CRI: add the `runtime.v1.ImageService` server (crate::cri) to the routes below
-        // and `service_names::CRI_IMAGE_SERVICE` to `served`; health and reflection follow
-        // `served`. Its handlers authorize through `Ctx::authorize` like the native ones
-        // (the read-only CRI methods are in `auth::READ_ONLY_METHODS`).
 
         let (health, health_server) = tonic_health::server::health_reporter();
         let routes = Routes::new(health_server)
             .add_service(reflection(&served).build_v1()?)
             .add_service(reflection(&served).build_v1alpha()?)
             .add_service(images)
-            .add_service(containers);
+            .add_service(containers)
+            .add_service(cri);
         let this = Self {
             ctx,
             health,

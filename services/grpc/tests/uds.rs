@@ -100,14 +100,19 @@ async fn health_per_service_and_not_serving_on_shutdown() {
     let check = |service: &str| HealthCheckRequest {
         service: service.to_owned(),
     };
-    for s in ["", "imaged.v1.ImageService", "imaged.v1.ContainerService"] {
+    for s in [
+        "",
+        "imaged.v1.ImageService",
+        "imaged.v1.ContainerService",
+        "runtime.v1.ImageService",
+    ] {
         let r = h.check(check(s)).await.expect("check").into_inner();
         assert_eq!(r.status, ServingStatus::Serving as i32, "{s:?}");
     }
     let err = h
-        .check(check("runtime.v1.ImageService"))
+        .check(check("runtime.v1.RuntimeService"))
         .await
-        .expect_err("not served yet");
+        .expect_err("not a served service");
     assert_eq!(err.code(), Code::NotFound);
 
     f.services.begin_shutdown().await;
@@ -127,6 +132,7 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         "grpc.reflection.v1alpha.ServerReflection",
         "imaged.v1.ContainerService",
         "imaged.v1.ImageService",
+        "runtime.v1.ImageService",
     ];
 
     let mut c = v1::server_reflection_client::ServerReflectionClient::new(f.channel.clone());

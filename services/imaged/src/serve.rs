@@ -67,6 +67,13 @@ pub async fn run(settings: Settings) -> Result<()> {
             .await
             .context("building services")?,
     );
+    {
+        // Build the derived indexes now, so the first List after start is not the slow one.
+        let engine = Arc::clone(services.engine());
+        tokio::task::spawn_blocking(move || engine.warm())
+            .await
+            .context("warming the indexes")?;
+    }
     warn_about_tcp(&settings);
 
     let bound = listen::bind_all(&settings.listen).await?;

@@ -238,7 +238,12 @@ async fn serves_health_and_reflection_then_drains_on_sigterm() {
     );
 
     let ch = unix_channel(sock.clone()).await;
-    for s in ["", "imaged.v1.ImageService", "imaged.v1.ContainerService"] {
+    for s in [
+        "",
+        "imaged.v1.ImageService",
+        "imaged.v1.ContainerService",
+        "runtime.v1.ImageService",
+    ] {
         assert_eq!(
             health(&ch, s).await.expect("check"),
             ServingStatus::Serving as i32,
@@ -246,7 +251,7 @@ async fn serves_health_and_reflection_then_drains_on_sigterm() {
         );
     }
     assert_eq!(
-        health(&ch, "runtime.v1.ImageService")
+        health(&ch, "runtime.v1.RuntimeService")
             .await
             .map_err(|e| e.code()),
         Err(Code::NotFound)
@@ -258,6 +263,7 @@ async fn serves_health_and_reflection_then_drains_on_sigterm() {
         "grpc.reflection.v1alpha.ServerReflection",
         "imaged.v1.ContainerService",
         "imaged.v1.ImageService",
+        "runtime.v1.ImageService",
     ];
     assert_eq!(list_services_v1alpha(&ch).await, want);
     assert_eq!(list_services_v1(&ch).await, want);
