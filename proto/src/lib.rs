@@ -28,7 +28,8 @@ pub mod runtime {
 }
 
 /// Encoded `FileDescriptorSet` of every `.proto` file of this crate, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/imaged_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/imaged_descriptor.bin"));
 
 /// Fully-qualified gRPC service names served by imaged.
 pub mod service_names {

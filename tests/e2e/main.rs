@@ -13,6 +13,7 @@
 mod support;
 
 mod bad_input;
+mod cri;
 mod grpcurl;
 mod lifecycle;
 mod listing;
