@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -21,8 +21,6 @@ const STOP_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Daemon {
     child: Option<Child>,
-    /// The socket it listens on.
-    pub socket: PathBuf,
     /// Spawn to ready line.
     pub startup: Duration,
 }
@@ -34,7 +32,13 @@ fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map(|kb| kb * 1024)
         .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
@@ -76,7 +80,6 @@ impl Daemon {
         });
         let mut daemon = Self {
             child: Some(child),
-            socket: socket.to_owned(),
             startup: Duration::ZERO,
         };
         match rx.recv_timeout(START_LIMIT) {

@@ -3,7 +3,7 @@
 //! redb commit with fsync on the same disk as the store.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use imaged_client::proto;
@@ -54,7 +54,8 @@ pub fn protobuf_pages(pages: &[proto::ListImagesResponse], repeats: usize) -> (S
 pub fn redb_commits(dir: &Path, n: usize) -> Result<Summary> {
     const TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("floor");
     let path = dir.join("floor.redb");
-    let db = redb::Database::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let db =
+        redb::Database::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let value = vec![0x5au8; 1024];
     let mut samples = Vec::with_capacity(n);
     for i in 0..(n + 20) as u64 {
@@ -78,6 +79,3 @@ pub fn redb_commits(dir: &Path, n: usize) -> Result<Summary> {
 pub fn encoded_len(pages: &[proto::ListImagesResponse]) -> usize {
     pages.iter().map(Message::encoded_len).sum()
 }
-
-/// Zero duration helper for absent measurements.
-pub const NONE: Duration = Duration::ZERO;

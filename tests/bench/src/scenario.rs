@@ -119,8 +119,6 @@ pub struct Archive {
 /// The whole scenario for one size.
 #[derive(Debug, Clone)]
 pub struct Scenario {
-    /// The requested size.
-    pub target: usize,
     /// The families, in load order.
     pub families: Vec<FamilySpec>,
     /// Every image record, in load order.
@@ -238,10 +236,8 @@ impl FamilySpec {
             }
             if app.dangling_old {
                 let from = parent_of_final.unwrap_or_else(|| base.clone().label("tier", tier));
-                let mut old = from.child(
-                    &content(&format!("app{f}-{a}/old")),
-                    "/bin/sh -c make old",
-                );
+                let mut old =
+                    from.child(&content(&format!("app{f}-{a}/old")), "/bin/sh -c make old");
                 old.names.clear();
                 images.push((old, Role::Dangling));
             }
@@ -260,7 +256,10 @@ impl FamilySpec {
                 .child(&content(&format!("multi{f}/arm64")), "RUN multi")
                 .on("linux", "arm64", "v8");
             arm.names.clear();
-            (format!("docker.io/library/multi{f}:latest"), vec![host, arm])
+            (
+                format!("docker.io/library/multi{f}:latest"),
+                vec![host, arm],
+            )
         });
         FamilyImages { images, list }
     }
@@ -331,7 +330,6 @@ impl Scenario {
         }
         let containers = plan_containers(&images, &mut rng);
         Self {
-            target,
             families,
             images,
             containers,
@@ -385,6 +383,29 @@ impl Scenario {
     }
 }
 
+impl Scenario {
+    /// The same images in fewer archives: one docker-archive per `per` families, each
+    /// followed by the OCI indexes of those families' manifest lists (for peers whose
+    /// import costs mostly per call).
+    pub fn batched_archives(&self, per: usize) -> impl Iterator<Item = Archive> + '_ {
+        self.families.chunks(per.max(1)).flat_map(|chunk| {
+            let built: Vec<FamilyImages> = chunk.iter().map(FamilySpec::build).collect();
+            let imgs: Vec<SynthImage> = built
+                .iter()
+                .flat_map(|b| b.images.iter().map(|(i, _)| i.clone()))
+                .collect();
+            let mut out = vec![Archive {
+                bytes: synth::docker_archive(&imgs, false),
+                format: Format::Docker,
+            }];
+            for b in &built {
+                out.extend(b.archives(Format::Docker).into_iter().skip(1));
+            }
+            out
+        })
+    }
+}
+
 /// ~5% of the images get a container, on named images (bases and applications).
 fn plan_containers(images: &[Planned], rng: &mut fastrand::Rng) -> Vec<ContainerPlan> {
     let mut named: Vec<&Planned> = images
@@ -420,13 +441,35 @@ mod tests {
         );
         let c = a.counts();
         assert!(c.images >= 300, "{c:?}");
-        assert!(c.dangling > 0 && c.intermediate > 0 && c.multi_tagged > 0, "{c:?}");
+        assert!(
+            c.dangling > 0 && c.intermediate > 0 && c.multi_tagged > 0,
+            "{c:?}"
+        );
         assert!(c.lists > 0 && c.containers >= c.images / 20, "{c:?}");
         let ids: std::collections::HashSet<_> = a.images.iter().map(|i| &i.id).collect();
-        assert_eq!(ids.len(), a.images.len(), "every planned record is distinct");
+        assert_eq!(
+            ids.len(),
+            a.images.len(),
+            "every planned record is distinct"
+        );
         let names: Vec<_> = a.images.iter().flat_map(|i| &i.names).collect();
         let unique: std::collections::HashSet<_> = names.iter().collect();
         assert_eq!(unique.len(), names.len(), "no name is given twice");
+    }
+
+    #[test]
+    fn batched_archives_hold_every_image_once() {
+        let s = Scenario::plan(200);
+        let per_family: usize = s.archives(Some(Format::Docker)).count();
+        let batched: Vec<Archive> = s.batched_archives(4).collect();
+        let lists = s.counts().lists;
+        assert_eq!(batched.len(), s.families.len().div_ceil(4) + lists);
+        assert_eq!(per_family, s.families.len() + lists);
+        let docker = batched
+            .iter()
+            .filter(|a| a.format == Format::Docker)
+            .count();
+        assert_eq!(docker, s.families.len().div_ceil(4));
     }
 
     #[test]
@@ -439,7 +482,10 @@ mod tests {
         }
         assert_eq!(
             s.images.len(),
-            s.families.iter().map(FamilySpec::record_count).sum::<usize>()
+            s.families
+                .iter()
+                .map(FamilySpec::record_count)
+                .sum::<usize>()
         );
     }
 }

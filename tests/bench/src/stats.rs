@@ -1,6 +1,6 @@
 //! Samples of durations and their summaries.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Summary of a set of samples.
 #[derive(Debug, Clone, Copy, Default)]
@@ -11,12 +11,6 @@ pub struct Summary {
     pub p50: Duration,
     /// 99th percentile (nearest rank).
     pub p99: Duration,
-    /// Smallest.
-    pub min: Duration,
-    /// Largest.
-    pub max: Duration,
-    /// Sum of all samples.
-    pub total: Duration,
 }
 
 impl Summary {
@@ -36,18 +30,8 @@ impl Summary {
             n: s.len(),
             p50: rank(0.5),
             p99: rank(0.99),
-            min: s.first().copied().unwrap_or_default(),
-            max: s.last().copied().unwrap_or_default(),
-            total: s.iter().sum(),
         }
     }
-}
-
-/// Runs `f` and returns its result with the elapsed time.
-pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
-    let t = Instant::now();
-    let r = f();
-    (r, t.elapsed())
 }
 
 /// Milliseconds with a precision that suits the value (`0.042 ms`, `3.51 ms`, `812 ms`).
@@ -86,9 +70,6 @@ mod tests {
         assert_eq!(s.n, 100);
         assert_eq!(s.p50, Duration::from_millis(50));
         assert_eq!(s.p99, Duration::from_millis(99));
-        assert_eq!(s.min, Duration::from_millis(1));
-        assert_eq!(s.max, Duration::from_millis(100));
-        assert_eq!(s.total, Duration::from_millis(5050));
         assert_eq!(Summary::of(&[]).p50, Duration::ZERO);
     }
 
@@ -96,7 +77,10 @@ mod tests {
     fn formatting() {
         assert_eq!(ms(Duration::from_micros(42)), "0.042 ms");
         assert_eq!(ms(Duration::from_micros(3510)), "3.51 ms");
-        assert_eq!(ratio(Duration::from_secs(3), Duration::from_secs(2)), "1.5×");
+        assert_eq!(
+            ratio(Duration::from_secs(3), Duration::from_secs(2)),
+            "1.5×"
+        );
         assert_eq!(ratio(Duration::from_secs(3), Duration::ZERO), "–");
     }
 }

@@ -1,0 +1,197 @@
+//! `imaged-bench`: the benchmark harness of imaged (issue 6).
+//!
+//! ```text
+//! cargo run --release -p imaged-bench -- [--sizes 1000,10000,100000] [--with-podman]
+//!     [--with-containerd] [--out BENCHMARKS.md]
+//! ```
+//! For every size it generates a realistic store with imaged's own archive generator,
+//! loads it (LoadImages, or the documented bulk path for large sizes), starts the real
+//! `imaged` on a unix socket and measures ListImages, RemoveImage, PruneImages,
+//! LoadImages, start-up and RSS next to their floors (health Check round trip, protobuf
+//! encoding, bare redb commit), then podman and containerd on the same scenario when
+//! asked. The report goes to `BENCHMARKS.md` at the repository root. See `README.md`.
+
+mod bulk;
+mod containerd;
+mod daemon;
+mod floors;
+mod grpc;
+mod machine;
+mod measure;
+mod podman;
+mod procs;
+mod report;
+mod results;
+mod run;
+mod scenario;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+/// Benchmarks imaged against its floors, podman and containerd.
+#[derive(Debug, Parser)]
+#[command(name = "imaged-bench")]
+struct Args {
+    /// Store sizes (images), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    sizes: Vec<usize>,
+    /// Also build the scenario in a private podman vfs store and time podman's commands
+    /// (sizes up to --podman-max).
+    #[arg(long)]
+    with_podman: bool,
+    /// Also run a private containerd (root, `containerd` package) and time its images API
+    /// (sizes up to --containerd-max).
+    #[arg(long)]
+    with_containerd: bool,
+    /// The markdown report [default: BENCHMARKS.md at the repository root].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Sizes from this one up are built with the bulk path instead of LoadImages calls.
+    #[arg(long, default_value_t = 50_000)]
+    bulk_from: usize,
+    /// Largest size compared with podman.
+    #[arg(long, default_value_t = 2_000)]
+    podman_max: usize,
+    /// Largest size compared with containerd.
+    #[arg(long, default_value_t = 10_000)]
+    containerd_max: usize,
+    /// RemoveImage calls per kind (by name, by ID), at most.
+    #[arg(long, default_value_t = 1_000)]
+    removals: usize,
+    /// Scratch directory (a fresh temporary directory inside it; default: $TMPDIR).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Keep the scratch directory (stores, logs) at the end.
+    #[arg(long)]
+    keep: bool,
+    /// Do not build `imaged` and `imagectl` first; take them from --bin-dir.
+    #[arg(long)]
+    no_build: bool,
+    /// Where `imaged` and `imagectl` are [default: next to this binary].
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+/// The workspace root (two levels above this crate).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds `imaged` and `imagectl` with this binary's profile, so they land next to it.
+fn build_binaries(exe_dir: &Path) -> Result<()> {
+    let profile = exe_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("release");
+    if profile != "release" {
+        eprintln!(
+            "warning: imaged-bench runs in the {profile:?} profile; numbers are meaningless outside --release"
+        );
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.current_dir(workspace_root())
+        .args(["build", "-p", "imaged", "-p", "imagectl"]);
+    match profile {
+        "debug" => {}
+        "release" => {
+            c.arg("--release");
+        }
+        other => {
+            c.args(["--profile", other]);
+        }
+    }
+    eprintln!("building imaged and imagectl ({profile})");
+    let status = c.status().context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build of imaged and imagectl failed: {status}");
+    }
+    Ok(())
+}
+
+fn real_main(args: Args) -> Result<()> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let exe_dir = exe
+        .parent()
+        .context("binary without a directory")?
+        .to_owned();
+    let bin_dir = args.bin_dir.clone().unwrap_or_else(|| exe_dir.clone());
+    if !args.no_build {
+        build_binaries(&exe_dir)?;
+    }
+    let (imaged, imagectl) = (bin_dir.join("imaged"), bin_dir.join("imagectl"));
+    for b in [&imaged, &imagectl] {
+        if !b.is_file() {
+            bail!("{} not found (build it, or pass --bin-dir)", b.display());
+        }
+    }
+    let base = args.workdir.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch = tempfile::Builder::new()
+        .prefix("imaged-bench-")
+        .tempdir_in(&base)
+        .with_context(|| format!("creating a scratch directory in {}", base.display()))?;
+    let with_podman = args.with_podman && podman::available();
+    if args.with_podman && !with_podman {
+        eprintln!("warning: --with-podman given but podman is not installed; skipped");
+    }
+    let with_containerd = args.with_containerd && containerd::available();
+    if args.with_containerd && !with_containerd {
+        eprintln!("warning: --with-containerd needs root and the containerd package; skipped");
+    }
+    let cfg = run::Config {
+        sizes: args.sizes.clone(),
+        with_podman,
+        with_containerd,
+        bulk_from: args.bulk_from,
+        podman_max: args.podman_max,
+        containerd_max: args.containerd_max,
+        removals: args.removals,
+        workdir: scratch.path().to_owned(),
+        imaged,
+        imagectl,
+    };
+    let machine = machine::Machine::probe(scratch.path());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    let mut results = Vec::new();
+    for &size in &cfg.sizes {
+        let r = rt
+            .block_on(run::run_size(&cfg, size))
+            .with_context(|| format!("size {size}"))?;
+        results.push(r);
+    }
+    let command = std::iter::once("cargo run --release -p imaged-bench --".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let date = imaged_core::time::format_rfc3339(imaged_core::time::now());
+    let md = report::render(&machine, &command, &date, &results);
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("BENCHMARKS.md"));
+    std::fs::write(&out, &md).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("report written to {}", out.display());
+    print!("{md}");
+    if args.keep {
+        let kept = scratch.keep();
+        eprintln!("scratch directory kept: {}", kept.display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match real_main(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imaged-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
