@@ -31,6 +31,11 @@ pub struct Catalog {
     names: HashMap<String, ImageId>,
     containers: OrdMap<String, Arc<Container>>,
     blobs: HashMap<Digest, BlobEntry>,
+    /// Bytes of every referenced blob, each once (kept with `blobs`).
+    blob_bytes: u64,
+    /// The containers of each image that has any (kept with `containers`), so that
+    /// checking a deletion and finding an image's users never scan every container.
+    users: HashMap<ImageId, Arc<[Arc<Container>]>>,
 }
 
 /// A set of changes applied atomically. Built by the core's planners; backends persist it
@@ -140,9 +145,19 @@ impl Catalog {
         self.containers.values()
     }
 
+    /// The containers using image `id`, in container-ID order.
+    pub fn containers_of(&self, id: &ImageId) -> &[Arc<Container>] {
+        self.users.get(id).map_or(&[], |u| u)
+    }
+
     /// The blob table entry of a digest.
     pub fn blob(&self, digest: &Digest) -> Option<BlobEntry> {
         self.blobs.get(digest).copied()
+    }
+
+    /// The referenced blobs: their total bytes (each blob once) and their number, in O(1).
+    pub fn blob_usage(&self) -> (u64, u64) {
+        (self.blob_bytes, self.blobs.len() as u64)
     }
 
     /// Every referenced blob.
@@ -193,21 +208,29 @@ impl Catalog {
             next.images.insert(img.id, Arc::clone(img));
         }
         for cid in &change.delete_containers {
-            if next.containers.remove(cid).is_none() {
-                return Err(conflict(format!("container {cid} vanished")));
+            match next.containers.remove(cid) {
+                Some(old) => next.set_user(&old.image_id, &old.id, None),
+                None => return Err(conflict(format!("container {cid} vanished"))),
             }
         }
         for c in &change.put_containers {
-            next.containers.insert(c.id.clone(), Arc::clone(c));
+            if let Some(old) = next.containers.insert(c.id.clone(), Arc::clone(c)) {
+                next.set_user(&old.image_id, &old.id, None);
+            }
+            next.set_user(&c.image_id, &c.id, Some(c));
         }
-        if !change.delete_images.is_empty() || !change.put_containers.is_empty() {
-            for c in next.containers.values() {
-                if !next.images.contains_key(&c.image_id) {
-                    return Err(conflict(format!(
-                        "container {} would refer to missing image {}",
-                        c.id, c.image_id
-                    )));
-                }
+        // Containers refer to existing images: only the images and containers this change
+        // touched can break that.
+        for c in &change.put_containers {
+            if !next.images.contains_key(&c.image_id) {
+                return Err(missing_image(c));
+            }
+        }
+        for id in &change.delete_images {
+            if !next.images.contains_key(id)
+                && let Some(c) = next.containers_of(id).first()
+            {
+                return Err(missing_image(c));
             }
         }
 
@@ -221,10 +244,14 @@ impl Catalog {
                 Some(e) if e.refs == 0 => {
                     next.blobs.remove(&d);
                     if let Some(b) = before {
+                        next.blob_bytes -= b.size;
                         released.push((d, b.size));
                     }
                 }
-                Some(e) if before.is_none() => added.push((d, e.size)),
+                Some(e) if before.is_none() => {
+                    next.blob_bytes += e.size;
+                    added.push((d, e.size));
+                }
                 _ => {}
             }
         }
@@ -233,6 +260,24 @@ impl Catalog {
             released,
             added,
         })
+    }
+
+    /// Removes container `cid` from the users of `image`, then adds `c` when given.
+    fn set_user(&mut self, image: &ImageId, cid: &str, c: Option<&Arc<Container>>) {
+        let mut list: Vec<Arc<Container>> = self
+            .users
+            .get(image)
+            .map(|u| u.iter().filter(|x| x.id != cid).cloned().collect())
+            .unwrap_or_default();
+        if let Some(c) = c {
+            let at = list.partition_point(|x| x.id < c.id);
+            list.insert(at, Arc::clone(c));
+        }
+        if list.is_empty() {
+            self.users.remove(image);
+        } else {
+            self.users.insert(*image, list.into());
+        }
     }
 
     fn unlink(&mut self, old: &Image, touched: &mut Vec<Digest>) {
@@ -250,6 +295,59 @@ impl Catalog {
     }
 }
 
+fn missing_image(c: &Container) -> Error {
+    conflict(format!(
+        "container {} would refer to missing image {}",
+        c.id, c.image_id
+    ))
+}
+
 fn conflict(message: String) -> Error {
     Error::new(crate::error::ErrorKind::ConcurrentModification, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::ImageSpec;
+
+    fn sum(c: &Catalog) -> (u64, u64) {
+        (
+            c.blobs().map(|(_, e)| e.size).sum(),
+            c.blobs().count() as u64,
+        )
+    }
+
+    #[test]
+    fn blob_usage_follows_puts_and_deletes() {
+        let base = ImageSpec::base("usage-base", 1).name("localhost/a:1");
+        let child = base.child("usage-child", 2).name("localhost/b:1");
+        let (_, a) = base.build();
+        let (_, b) = child.build();
+        let put = ChangeSet {
+            put_images: vec![Arc::new(a.clone()), Arc::new(b.clone())],
+            ..ChangeSet::default()
+        };
+        let c1 = Catalog::new().apply(&put).map(|a| a.catalog);
+        let Ok(c1) = c1 else { panic!("apply failed") };
+        assert!(c1.blob_usage().0 > 0);
+        assert_eq!(c1.blob_usage(), sum(&c1));
+        let del = ChangeSet {
+            delete_images: vec![b.id],
+            ..ChangeSet::default()
+        };
+        let Ok(c2) = c1.apply(&del).map(|a| a.catalog) else {
+            panic!("apply failed")
+        };
+        assert_eq!(c2.blob_usage(), sum(&c2));
+        assert!(c2.blob_usage().0 < c1.blob_usage().0);
+        let del = ChangeSet {
+            delete_images: vec![a.id],
+            ..ChangeSet::default()
+        };
+        let Ok(c3) = c2.apply(&del).map(|a| a.catalog) else {
+            panic!("apply failed")
+        };
+        assert_eq!(c3.blob_usage(), (0, 0));
+    }
 }

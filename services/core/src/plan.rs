@@ -5,7 +5,7 @@
 //! Planners check every precondition of a step before changing anything, so an error never
 //! leaves a half-planned image behind; the engine commits nothing on error.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::catalog::{Catalog, ChangeSet};
@@ -35,7 +35,8 @@ pub struct Planner<'a> {
     /// Parent/child answers.
     pub rel: &'a dyn Relations,
     pinned: &'a Pinned,
-    users: HashMap<ImageId, Vec<Arc<Container>>>,
+    /// Images whose container records this plan removed.
+    users_removed: HashSet<ImageId>,
     touched_images: Vec<ImageId>,
     touched_set: HashSet<ImageId>,
     keep_containers: bool,
@@ -61,11 +62,7 @@ impl<'a> Planner<'a> {
         pinned: &'a Pinned,
         keep_containers: bool,
     ) -> Self {
-        let mut users: HashMap<ImageId, Vec<Arc<Container>>> = HashMap::new();
-        for c in view.containers() {
-            users.entry(c.image_id).or_default().push(Arc::clone(c));
-        }
-        let work = if keep_containers || users.is_empty() {
+        let work = if keep_containers || view.containers().next().is_none() {
             view.clone()
         } else {
             let all = ChangeSet {
@@ -80,7 +77,7 @@ impl<'a> Planner<'a> {
             work,
             rel,
             pinned,
-            users,
+            users_removed: HashSet::new(),
             keep_containers,
             touched_images: Vec::new(),
             touched_set: HashSet::new(),
@@ -99,8 +96,11 @@ impl<'a> Planner<'a> {
     }
 
     /// Containers (still) using `id`.
-    pub fn containers_of(&self, id: &ImageId) -> &[Arc<Container>] {
-        self.users.get(id).map_or(&[], Vec::as_slice)
+    pub fn containers_of(&self, id: &ImageId) -> &'a [Arc<Container>] {
+        if self.users_removed.contains(id) {
+            return &[];
+        }
+        self.view.containers_of(id)
     }
 
     /// Whether `img` is pinned.
@@ -155,9 +155,11 @@ impl<'a> Planner<'a> {
 
     /// Removes every container record using `id`.
     pub fn remove_containers(&mut self, id: &ImageId) -> Result<()> {
-        let Some(users) = self.users.remove(id) else {
+        let users = self.containers_of(id);
+        if users.is_empty() {
             return Ok(());
-        };
+        }
+        self.users_removed.insert(*id);
         let ids: Vec<String> = users.iter().map(|c| c.id.clone()).collect();
         if self.keep_containers {
             self.step(&ChangeSet {
