@@ -49,6 +49,8 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
     if repair {
         let change = imaged_core::repair::drop_broken(&view, &report.broken_images);
         let applied = store.apply_locked(&change)?;
+        // The blobs this released are the deleter's, not orphans to count.
+        store.wait_for_deletions();
         report.repaired_images = change.delete_images.clone();
         report.orphans_removed = remove_orphans(store, &applied.catalog)?;
     }

@@ -15,6 +15,7 @@
 mod blobs;
 mod check;
 pub mod codec;
+mod deleter;
 mod fsutil;
 mod layout;
 mod load;
@@ -22,6 +23,8 @@ mod meta;
 mod migrate;
 mod staging;
 mod store;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 use std::path::Path;
 

@@ -12,6 +12,7 @@ use imaged_core::store::{CheckReport, FsUsage, Leases, Staging, Store, StoreInfo
 use imaged_core::{Digest, Error, Result};
 use redb::Database;
 
+use crate::deleter::Deleter;
 use crate::fsutil::{io_err, remove_file};
 use crate::layout::Layout;
 use crate::meta::{self, WriteError};
@@ -31,8 +32,23 @@ pub struct SweepReport {
 /// The embedded default store: metadata in redb, blobs content-addressed on disk.
 ///
 /// Readers use an in-memory [`Catalog`] snapshot; writers are serialised, commit to redb
-/// and only then publish the new snapshot and delete the blobs it released.
+/// and only then publish the new snapshot and hand the blobs it released to the background
+/// deleter ([`crate::deleter`]).
 pub struct LocalStore {
+    // Declared first, so dropped first: queued deletions finish while `inner` lives.
+    deleter: Option<Deleter>,
+    inner: Arc<Inner>,
+}
+
+impl std::ops::Deref for LocalStore {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// The state of a [`LocalStore`] the background deleter shares.
+pub struct Inner {
     pub(crate) layout: Layout,
     db: Database,
     view: RwLock<Arc<Catalog>>,
@@ -103,7 +119,7 @@ impl LocalStore {
                 "images refer to missing blobs; run `imaged fsck --repair`"
             );
         }
-        Ok(Self {
+        let inner = Arc::new(Inner {
             layout,
             db,
             view: RwLock::new(Arc::new(catalog)),
@@ -115,9 +131,37 @@ impl LocalStore {
             schema_version,
             created_at,
             swept,
-        })
+        });
+        let deleter = Deleter::spawn(Arc::downgrade(&inner));
+        Ok(Self { deleter, inner })
     }
 
+    /// `apply` with the writer lock held: commits, then queues the released blobs for
+    /// deletion.
+    pub(crate) fn apply_locked(&self, change: &ChangeSet) -> Result<Applied> {
+        let applied = self.inner.commit_locked(change)?;
+        let released: Vec<Digest> = applied.released.iter().map(|(d, _)| *d).collect();
+        match &self.deleter {
+            Some(d) => {
+                if let Err(batch) = d.submit(released) {
+                    self.inner.delete_unused(batch);
+                }
+            }
+            None => self.inner.delete_unused(released),
+        }
+        Ok(applied)
+    }
+
+    /// Waits until the blob files released by every change applied so far are deleted
+    /// (or kept because something refers to them again).
+    pub fn wait_for_deletions(&self) {
+        if let Some(d) = &self.deleter {
+            d.wait_idle();
+        }
+    }
+}
+
+impl Inner {
     /// The store's root directory.
     pub fn root(&self) -> &Path {
         &self.layout.root
@@ -148,8 +192,14 @@ impl LocalStore {
         *self.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
     }
 
-    /// `apply` with the writer lock held.
-    pub(crate) fn apply_locked(&self, change: &ChangeSet) -> Result<Applied> {
+    /// The current view.
+    pub(crate) fn view(&self) -> Arc<Catalog> {
+        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Checks the blobs a change adds, commits it and publishes the new view; deletes
+    /// nothing (see [`LocalStore::apply_locked`]).
+    fn commit_locked(&self, change: &ChangeSet) -> Result<Applied> {
         let applied = self.view().apply(change)?;
         for (d, size) in &applied.added {
             let path = self.layout.blob(d);
@@ -178,7 +228,6 @@ impl LocalStore {
             })?;
         }
         self.publish(applied.catalog.clone());
-        self.delete_unused(applied.released.iter().map(|(d, _)| *d));
         Ok(applied)
     }
 
@@ -271,7 +320,7 @@ impl Store for LocalStore {
     }
 
     fn view(&self) -> Arc<Catalog> {
-        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+        self.inner.view()
     }
 
     fn apply(&self, change: &ChangeSet) -> Result<Applied> {
@@ -292,25 +341,16 @@ impl Store for LocalStore {
         }
     }
 
+    /// The blobs the catalog refers to (each once) and their files, plus the directory:
+    /// O(1), no directory walk. Files of released blobs not yet deleted, and orphans a
+    /// sweep will remove, are not counted: they are already freed as far as imaged is
+    /// concerned.
     fn fs_usage(&self) -> Result<FsUsage> {
-        let mut usage = FsUsage {
-            used_bytes: 0,
-            inodes_used: 1,
-        };
-        for (_, path, kind) in self.layout.blob_files()? {
-            if !kind.is_file() {
-                continue;
-            }
-            match fs::metadata(&path) {
-                Ok(m) => {
-                    usage.used_bytes += m.len();
-                    usage.inodes_used += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {} // deleted meanwhile
-                Err(e) => return Err(io_err("inspecting", &path, &e)),
-            }
-        }
-        Ok(usage)
+        let (used_bytes, blobs) = self.view().blob_usage();
+        Ok(FsUsage {
+            used_bytes,
+            inodes_used: blobs + 1,
+        })
     }
 
     fn check(&self, repair: bool) -> Result<CheckReport> {

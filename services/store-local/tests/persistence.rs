@@ -74,6 +74,8 @@ fn released_blobs_are_deleted_after_apply_shared_ones_stay() {
         })
         .unwrap();
     let released: Vec<_> = applied.released.iter().map(|(d, _)| *d).collect();
+    // Deleted after the commit, by the background deleter.
+    store.wait_for_deletions();
     let mut expected = vec![
         a.manifest.digest,
         a.config_blob.as_ref().unwrap().digest,

@@ -135,6 +135,7 @@ fn a_blob_released_while_held_is_deleted_when_the_staging_ends() {
             ..ChangeSet::default()
         })
         .unwrap();
+    store.wait_for_deletions();
     assert!(
         store.blob_path(&l2).is_file(),
         "held: kept after the release"
@@ -144,6 +145,7 @@ fn a_blob_released_while_held_is_deleted_when_the_staging_ends() {
         "not held: deleted"
     );
     drop(st);
+    store.wait_for_deletions();
     assert!(
         !store.blob_path(&l2).exists(),
         "deleted when the lease ends"

@@ -1,5 +1,7 @@
 //! The crash-safety invariants, checked from the files alone (raw records and blob files),
-//! independently of the store's own code.
+//! independently of the store's own code. Each check returns the problems found, one
+//! message each (empty when the invariant holds), so a test can assert on exactly what
+//! broke.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

@@ -1,17 +1,27 @@
 //! Raw access to `meta.redb`, from the documented format (README "Layout"), bypassing the
 //! store: synthetic old layouts, planted corruption, independent checks. Records are
 //! encoded with the crate's public `codec` (its own tests cover it).
+//!
+//! Test support: every function panics when the database cannot be opened or read (the
+//! store must not be open in another process: redb's file lock refuses a second opener).
+#![allow(clippy::expect_used)]
 
 use std::path::Path;
 
+use imaged_core::Digest;
 use imaged_core::model::{Container, Image};
-use imaged_store_local::codec;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::codec;
+
+/// The `images` table: raw 32-byte image ID → encoded `Image` record.
 pub const IMAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("images");
+/// The `containers` table: container ID → encoded `Container` record.
 pub const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+/// The `meta` table: `schema_version`, `created_at`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
+/// Opens (or creates) `<root>/meta.redb` directly.
 pub fn db(root: &Path) -> Database {
     Database::create(root.join("meta.redb")).expect("open meta.redb")
 }
@@ -60,6 +70,20 @@ pub fn put_images(root: &Path, images: &[Image]) {
         }
     }
     w.commit().expect("commit");
+}
+
+/// Deletes an image record behind the store's back (its blobs stay); whether it existed.
+pub fn delete_image(root: &Path, id: &Digest) -> bool {
+    let db = db(root);
+    let w = db.begin_write().expect("write");
+    let existed = {
+        let mut t = w.open_table(IMAGES).expect("images");
+        t.remove(id.as_bytes().as_slice())
+            .expect("remove")
+            .is_some()
+    };
+    w.commit().expect("commit");
+    existed
 }
 
 /// Writes a container record behind the store's back.

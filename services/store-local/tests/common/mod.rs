@@ -1,9 +1,9 @@
-//! Shared test helpers: building images through a staging, raw access to the on-disk
-//! format, and the invariant checker.
+//! Shared test helpers: building images through a staging; raw access to the on-disk
+//! format and the invariant checker come from the crate's `test-support` feature.
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
-pub mod invariants;
-pub mod raw;
+#[allow(unused_imports)] // each test binary uses a part
+pub use imaged_store_local::test_support::{blob_files, files, invariants, raw};
 
 use std::sync::Arc;
 
@@ -93,21 +93,4 @@ pub fn container(id_seed: u64, image: &Digest) -> Arc<Container> {
         name: String::new(),
         created: 1,
     })
-}
-
-/// Files of a directory (names), sorted; empty when it does not exist.
-pub fn files(dir: &std::path::Path) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
-}
-
-/// The blob files of a store.
-pub fn blob_files(root: &std::path::Path) -> Vec<String> {
-    files(&root.join("blobs/sha256"))
 }
