@@ -115,7 +115,7 @@ pub fn list_options(req: pb::ListImagesRequest) -> Result<ops::ListOptions, Erro
 /// One page of images → ListImages response.
 pub fn list_page(page: ops::ListPage) -> pb::ListImagesResponse {
     pb::ListImagesResponse {
-        images: page.images.iter().map(image).collect(),
+        images: page.images.into_iter().map(image_owned).collect(),
         next_page_token: page.next_page_token,
         total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
     }
@@ -123,41 +123,43 @@ pub fn list_page(page: ops::ListPage) -> pb::ListImagesResponse {
 
 /// [`ops::ImageSummary`] → `Image`.
 pub fn image(s: &ops::ImageSummary) -> pb::Image {
+    image_owned(s.clone())
+}
+
+/// [`ops::ImageSummary`] → `Image`, moving the strings instead of copying them (the
+/// ListImages hot path).
+pub fn image_owned(s: ops::ImageSummary) -> pb::Image {
     pb::Image {
         id: s.id.to_string(),
-        names: s.names.clone(),
-        repo_tags: s.repo_tags.clone(),
-        repo_digests: s.repo_digests.clone(),
+        names: s.names,
+        repo_tags: s.repo_tags,
+        repo_digests: s.repo_digests,
         created: opt_timestamp(s.created),
         size: s.size,
         shared_size: s.shared_size,
         unique_size: s.unique_size,
         containers: s.containers,
-        labels: s
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        labels: s.labels.into_iter().collect(),
         parent_id: s.parent_id.map(|p| p.to_string()).unwrap_or_default(),
         dangling: s.dangling,
         intermediate: s.intermediate,
         read_only: s.read_only,
         is_manifest_list: s.is_manifest_list,
         digest: s.digest.to_string(),
-        os: s.platform.os.clone(),
-        architecture: s.platform.architecture.clone(),
-        variant: s.platform.variant.clone(),
+        os: s.platform.os,
+        architecture: s.platform.architecture,
+        variant: s.platform.variant,
         pinned: s.pinned,
         last_used: opt_timestamp(s.last_used),
         digests: s.digests.iter().map(ToString::to_string).collect(),
         instances: s
             .instances
-            .iter()
+            .into_iter()
             .map(|i| pb::ManifestInstance {
                 digest: i.digest.to_string(),
-                os: i.platform.os.clone(),
-                architecture: i.platform.architecture.clone(),
-                variant: i.platform.variant.clone(),
+                os: i.platform.os,
+                architecture: i.platform.architecture,
+                variant: i.platform.variant,
                 image_id: i.image_id.map(|d| d.to_string()).unwrap_or_default(),
             })
             .collect(),

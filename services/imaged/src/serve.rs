@@ -68,11 +68,10 @@ pub async fn run(settings: Settings) -> Result<()> {
             .context("building services")?,
     );
     {
-        // Build the derived indexes now, so the first List after start is not the slow one.
+        // Build the derived indexes in the background right away, so the first List after
+        // start does not pay for them, without holding readiness up.
         let engine = Arc::clone(services.engine());
-        tokio::task::spawn_blocking(move || engine.warm())
-            .await
-            .context("warming the indexes")?;
+        tokio::task::spawn_blocking(move || engine.warm());
     }
     warn_about_tcp(&settings);
 
