@@ -74,6 +74,9 @@ struct Args {
     /// Where `imaged` and `imagectl` are [default: next to this binary].
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Only build the stores and keep them (to profile the daemon on them); no report.
+    #[arg(long)]
+    build_only: bool,
 }
 
 /// The workspace root (two levels above this crate).
@@ -153,6 +156,7 @@ fn real_main(args: Args) -> Result<()> {
         workdir: scratch.path().to_owned(),
         imaged,
         imagectl,
+        build_only: args.build_only,
     };
     let machine = machine::Machine::probe(scratch.path());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -165,6 +169,10 @@ fn real_main(args: Args) -> Result<()> {
             .block_on(run::run_size(&cfg, size))
             .with_context(|| format!("size {size}"))?;
         results.push(r);
+    }
+    if args.build_only {
+        eprintln!("stores kept in {}", scratch.keep().display());
+        return Ok(());
     }
     let command = std::iter::once("cargo run --release -p imaged-bench --".to_owned())
         .chain(std::env::args().skip(1))

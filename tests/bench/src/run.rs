@@ -40,6 +40,8 @@ pub struct Config {
     pub imaged: PathBuf,
     /// The `imagectl` binary.
     pub imagectl: PathBuf,
+    /// Only build the stores (for profiling), measure nothing.
+    pub build_only: bool,
 }
 
 /// Reserved removal targets: 5 for `rm <one>`, 100 for `rm -f <100 IDs>`.
@@ -173,6 +175,10 @@ pub async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
         Build::Rpc(stats)
     };
     let mut r = SizeResult::new(size, counts, build);
+    if cfg.build_only {
+        eprintln!("   store built in {}", ctx.root.display());
+        return Ok(r);
+    }
 
     eprintln!("   start-up ×3");
     let mut startups = Vec::new();
