@@ -93,6 +93,10 @@ fn plan(view: &Catalog, found: Vec<Found>, now: i64) -> Result<Plan> {
     let mut records: Vec<Image> = Vec::new(); // new or changed records, archive order first
     let mut order: Vec<ImageId> = Vec::new();
     let mut in_archive: HashSet<ImageId> = HashSet::new();
+    // New images are "added" one nanosecond apart in archive order, so that the store
+    // order (`added`, then ID) is the archive order, as in podman's store (prune
+    // processes a round's images in that order).
+    let mut new_images = 0i64;
     for f in found {
         let id = f.image.id;
         let new_names: Vec<String> = f
@@ -118,11 +122,14 @@ fn plan(view: &Catalog, found: Vec<Found>, now: i64) -> Result<Plan> {
                 }
                 r
             }
-            None => Image {
-                names: new_names,
-                added: now,
-                ..f.image
-            },
+            None => {
+                new_images += 1;
+                Image {
+                    names: new_names,
+                    added: now + new_images - 1,
+                    ..f.image
+                }
+            }
         };
         order.push(id);
         in_archive.insert(id);

@@ -121,9 +121,10 @@ impl Engine {
     }
 }
 
-/// The images a round prunes, children before parents: not read-only, not pinned, unused
-/// (or, with `external`, used by external containers only), dangling unless `all` or a
-/// user `dangling` filter, never intermediate unless `all`, and passing the filters.
+/// The images a round prunes, in store order (children before parents with `all`): not
+/// read-only, not pinned, unused (or, with `external`, used by external containers only),
+/// dangling unless `all` or a user `dangling` filter, never intermediate unless `all`, and
+/// passing the filters.
 fn select(
     tree: &Tree,
     filters: &Filters,
@@ -144,13 +145,18 @@ fn select(
                 && filters.matches(tree, i)
         })
         .collect();
+    // Store order, as podman processes a round (the order images were added; the tree's
+    // own order follows a hash map and would change from one process to the next).
+    let store_order = |i: u32| (tree.image(i).added, tree.image(i).id);
     if opts.all {
         let depth = depths(tree);
         out.sort_unstable_by(|&a, &b| {
             depth[b as usize]
                 .cmp(&depth[a as usize])
-                .then(tree.image(a).id.cmp(&tree.image(b).id))
+                .then(store_order(a).cmp(&store_order(b)))
         });
+    } else {
+        out.sort_unstable_by_key(|&i| store_order(i));
     }
     out
 }
@@ -221,5 +227,23 @@ mod tests {
         drop(running);
         let later = Instant::now() + Duration::from_secs(30);
         assert!(e.prune(&PruneOptions::default(), Some(later)).is_ok());
+    }
+
+    #[test]
+    fn a_round_goes_in_store_order_not_hash_order() {
+        use crate::ops::Record;
+        use crate::testkit::{ImageSpec, add_images};
+        // Dangling images added in this order (testkit: added = created), whatever their
+        // IDs; podman processes a round in its store order too.
+        let specs: Vec<ImageSpec> = (0..12)
+            .map(|i| ImageSpec::base(&format!("order-{i}"), 100 - i))
+            .rev()
+            .collect();
+        let store = Arc::new(MemoryStore::new());
+        let ids = add_images(&*store, &specs).unwrap();
+        let e = Engine::new(store, Default::default());
+        let report = e.prune(&PruneOptions::default(), None).unwrap();
+        let want: Vec<Record> = ids.into_iter().map(Record::Deleted).collect();
+        assert_eq!(report.records, want);
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::remote::Observation;
 use super::{Action, Case, Rec, Reclaim, Ref};
 use crate::catalog::{Catalog, ChangeSet};
 use crate::digest::Digest;
@@ -197,6 +198,23 @@ pub fn check(
     before: &Catalog,
     after: &Catalog,
 ) -> Result<(), String> {
+    check_state(
+        case,
+        f,
+        observed,
+        &Observation::of(before),
+        &Observation::of(after),
+    )
+}
+
+/// [`check`] on what a client can observe of the store (any driver).
+pub(super) fn check_state(
+    case: &Case,
+    f: &Fixture,
+    observed: &Observed,
+    before: &Observation,
+    after: &Observation,
+) -> Result<(), String> {
     let x = &case.expect;
     let err = match observed {
         Observed::Remove(r) => r.as_ref().err(),
@@ -256,7 +274,7 @@ pub fn check(
         ));
     }
     if let Some(want) = x.reclaimed {
-        let all: u64 = before.blobs().map(|(_, e)| e.size).sum();
+        let all = before.blob_bytes;
         let ok = match want {
             Reclaim::Zero => reclaimed == 0,
             Reclaim::Positive => reclaimed > 0,
@@ -278,7 +296,7 @@ pub fn check(
         }
     }
     if let Some(want) = &x.remaining {
-        let got: BTreeSet<ImageId> = after.images().map(|i| i.id).collect();
+        let got: BTreeSet<ImageId> = after.images.keys().copied().collect();
         if got != ids_of(f, want)? {
             let names: Vec<&str> = f
                 .ids
@@ -292,7 +310,7 @@ pub fn check(
         }
     }
     if let Some(want) = &x.containers {
-        let got: Vec<&str> = after.containers().map(|c| c.id.as_str()).collect();
+        let got: Vec<&str> = after.containers.iter().map(String::as_str).collect();
         let mut want = want.clone();
         want.sort_unstable();
         if got != want {
@@ -307,7 +325,7 @@ pub fn check(
         let id = f.id(k)?;
         let got = match listed {
             Some(l) => l.iter().find(|s| s.id == id).map(|s| s.names.clone()),
-            None => after.image(&id).map(|i| i.names.clone()),
+            None => after.images.get(&id).cloned(),
         }
         .ok_or_else(|| format!("image {k} not found for its names"))?;
         if got != *want {

@@ -6,7 +6,9 @@
 //! plain data so that other drivers can execute them: the in-process driver here
 //! ([`run_case`], [`run_all`]) runs them on an [`Engine`] over any [`Store`]; a gRPC driver
 //! calls [`setup`] on the store behind its server, performs [`Case::action`] through a
-//! client, converts the replies into an [`Observed`] and calls [`check`].
+//! client, converts the replies into an [`Observed`] and calls [`check`]; a driver that
+//! only has the public API loads the archives of [`api_case`] instead and checks with
+//! [`check_observed`] on [`Observation`]s of the store.
 //!
 //! Sources: the decision table (peers-semantics §3.6) for both policies, the peers'
 //! scenarios (§8, adapted where SPEC deviates — each such case names its deviation), every
@@ -18,6 +20,7 @@ mod check;
 mod list_cases;
 mod paging;
 mod prune_cases;
+mod remote;
 mod remove_cases;
 mod remove_scenarios;
 
@@ -30,6 +33,7 @@ use crate::testkit::ImageSpec;
 
 pub use check::{Fixture, Observed, check, execute, setup};
 pub use paging::paging_under_removal;
+pub use remote::{ApiArchive, ApiCase, Observation, api_case, check_observed};
 
 /// A reference as a case writes it, expanded once the setup's image IDs are known.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -66,9 +66,15 @@ pub fn multiple_names(img: &Image, by_digest: bool) -> Error {
     e
 }
 
-/// libimage's "image is in use by a container".
+/// libimage's "image is in use by a container". Like podman (c/storage's `DeleteImage`),
+/// the message names the most recently created container (registration time; among equal
+/// times the first in `users` order); the metadata and violations list all of them.
 pub fn in_use(img: &Image, users: &[&Container]) -> Error {
-    let first = users.first().map_or("", |c| c.id.as_str());
+    let first = users
+        .iter()
+        .rev()
+        .max_by_key(|c| c.created)
+        .map_or("", |c| c.id.as_str());
     with_containers(
         Error::new(
             ErrorKind::ImageInUse,
@@ -187,4 +193,34 @@ pub fn docker_conflict(img: &Image, c: DockerConflict<'_>) -> Error {
 
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::ImageSpec;
+
+    fn ctr(id: &str, created: i64) -> Container {
+        Container {
+            id: id.to_owned(),
+            image_id: crate::digest::Digest::of(b"img"),
+            state: ContainerState::Created,
+            external: false,
+            name: String::new(),
+            created,
+        }
+    }
+
+    #[test]
+    fn in_use_names_the_newest_container_like_podman() {
+        let (_, img) = ImageSpec::base("in-use", 1).build();
+        let (a, b, c) = (ctr("aaa", 30), ctr("bbb", 10), ctr("ccc", 20));
+        let e = in_use(&img, &[&a, &b, &c]);
+        assert!(e.message.starts_with("image used by aaa:"), "{}", e.message);
+        assert_eq!(e.metadata["container_ids"], "aaa,bbb,ccc");
+        // Equal registration times: the first in order.
+        let (x, y) = (ctr("xxx", 5), ctr("yyy", 5));
+        let e = in_use(&img, &[&x, &y]);
+        assert!(e.message.starts_with("image used by xxx:"), "{}", e.message);
+    }
 }
