@@ -13,6 +13,9 @@
 mod support;
 
 mod bad_input;
+mod concurrency;
+mod conformance_grpc;
+mod crash;
 mod cri;
 mod grpcurl;
 mod lifecycle;
