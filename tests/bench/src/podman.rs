@@ -24,6 +24,9 @@ pub struct Podman {
     root: PathBuf,
     runroot: PathBuf,
     tmp: PathBuf,
+    /// podman refuses a run root longer than 50 characters: it lives in a short temporary
+    /// directory of its own, removed with this value.
+    _short: tempfile::TempDir,
 }
 
 /// What loading the scenario into podman did.
@@ -48,10 +51,15 @@ pub fn available() -> bool {
 impl Podman {
     /// A store under `dir` (created).
     pub fn new(dir: &Path) -> Result<Self> {
+        let short = tempfile::Builder::new()
+            .prefix("ibp")
+            .tempdir_in("/tmp")
+            .context("creating a short directory for podman's run root")?;
         let p = Self {
             root: dir.join("root"),
-            runroot: dir.join("runroot"),
+            runroot: short.path().join("run"),
             tmp: dir.join("tmp"),
+            _short: short,
         };
         for d in [&p.root, &p.runroot, &p.tmp] {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
