@@ -153,6 +153,21 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Removes the container records of `img`, refusing (nothing changed) when one of them
+    /// is running: imaged is not a runtime and never stops containers.
+    pub fn remove_stopped_containers(&mut self, img: &Image) -> Result<()> {
+        let running: Vec<&Container> = self
+            .containers_of(&img.id)
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|c| c.state == crate::model::ContainerState::Running)
+            .collect();
+        if !running.is_empty() {
+            return Err(crate::remove::errors::running(img, &running));
+        }
+        self.remove_containers(&img.id)
+    }
+
     /// Removes every container record using `id`.
     pub fn remove_containers(&mut self, id: &ImageId) -> Result<()> {
         let users = self.containers_of(id);

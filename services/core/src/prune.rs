@@ -13,12 +13,11 @@ use crate::catalog::Catalog;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{self, Filters};
-use crate::model::{ContainerState, ImageId};
+use crate::model::ImageId;
 use crate::ops::{EventKind, PruneFailure, PruneOptions, PruneReport, Record};
 use crate::pinned::Pinned;
 use crate::plan::Planner;
 use crate::relations::TreeRelations;
-use crate::remove::errors;
 use crate::tree::Tree;
 
 impl Engine {
@@ -190,19 +189,7 @@ fn prune_one(p: &mut Planner<'_>, id: &ImageId) -> Result<()> {
     let Some(img) = p.image(id) else {
         return Ok(());
     };
-    let users: Vec<_> = p
-        .containers_of(id)
-        .iter()
-        .map(|c| c.as_ref().clone())
-        .collect();
-    let running: Vec<_> = users
-        .iter()
-        .filter(|c| c.state == ContainerState::Running)
-        .collect();
-    if !running.is_empty() {
-        return Err(errors::running(&img, &running));
-    }
-    p.remove_containers(id)?;
+    p.remove_stopped_containers(&img)?;
     let parent = p.rel.parent(p.work(), &img);
     p.delete(id, None)?;
     p.prune_parents(parent)

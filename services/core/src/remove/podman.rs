@@ -1,7 +1,7 @@
 //! RemoveImage with the PODMAN policy (libimage, SPEC §3.1).
 
 use crate::error::Result;
-use crate::model::{ContainerState, ImageId};
+use crate::model::ImageId;
 use crate::ops::RemoveOptions;
 use crate::plan::Planner;
 use crate::remove::errors;
@@ -51,24 +51,13 @@ pub fn remove_whole(
     let Some(img) = p.image(id) else {
         return Ok(());
     };
-    let users: Vec<_> = p
-        .containers_of(id)
-        .iter()
-        .map(|c| c.as_ref().clone())
-        .collect();
+    let users = p.containers_of(id);
     if !users.is_empty() {
-        let refs: Vec<_> = users.iter().collect();
         if !force {
+            let refs: Vec<_> = users.iter().map(AsRef::as_ref).collect();
             return Err(errors::in_use(&img, &refs));
         }
-        let running: Vec<_> = users
-            .iter()
-            .filter(|c| c.state == ContainerState::Running)
-            .collect();
-        if !running.is_empty() {
-            return Err(errors::running(&img, &running));
-        }
-        p.remove_containers(id)?;
+        p.remove_stopped_containers(&img)?;
     }
     let parent = p.rel.parent(p.work(), &img);
     p.delete(id, first)?;
