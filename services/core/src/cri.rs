@@ -6,7 +6,6 @@ use crate::error::{ErrorKind, Result};
 use crate::list::summary;
 use crate::model::ContainerState;
 use crate::ops::{ImageDetails, ImageSummary, Order, RemoveReport};
-use crate::pinned::Pinned;
 use crate::plan::Planner;
 use crate::remove::{errors, podman};
 use crate::resolve::{How, resolve};
@@ -27,12 +26,12 @@ impl Engine {
         if reference.is_empty() {
             let view = self.view();
             let tree = self.trees.get(&view);
-            let pinned = Pinned::new(&self.config.pinned_images);
+            let pinned = &self.pinned;
             return Ok(tree
                 .sorted(Order::Id)
                 .iter()
                 .filter(|&&i| !tree.image(i).is_manifest_list())
-                .map(|&i| summary(&tree, i, None, &pinned))
+                .map(|&i| summary(&tree, i, None, pinned))
                 .collect());
         }
         Ok(self
@@ -63,8 +62,8 @@ impl Engine {
             return Err(errors::read_only(img));
         }
         let rel = self.relations(&view);
-        let pinned = Pinned::new(&self.config.pinned_images);
-        let mut p = Planner::new(&view, rel.as_ref(), &pinned);
+        let pinned = &self.pinned;
+        let mut p = Planner::new(&view, rel.as_ref(), pinned);
         let running: Vec<_> = p
             .containers_of(&img.id)
             .iter()

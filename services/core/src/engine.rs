@@ -45,6 +45,8 @@ pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
 pub struct Engine {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) config: EngineConfig,
+    /// `config.pinned_images`, compiled once.
+    pub(crate) pinned: crate::pinned::Pinned,
     writer: Mutex<()>,
     prune: Mutex<()>,
     sink: Option<EventSink>,
@@ -67,6 +69,7 @@ impl Engine {
     pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
         Self {
             store,
+            pinned: crate::pinned::Pinned::new(&config.pinned_images),
             config,
             writer: Mutex::new(()),
             prune: Mutex::new(()),

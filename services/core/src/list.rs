@@ -61,7 +61,7 @@ impl Engine {
             &self.config,
             crate::time::now(),
         )?;
-        let pinned = Pinned::new(&self.config.pinned_images);
+        let pinned = &self.pinned;
         let visible = |i: u32| {
             (opts.all || filters.has_intermediate || !tree.intermediate(i))
                 && filters.matches(&tree, i)
@@ -86,7 +86,7 @@ impl Engine {
                 break;
             }
             let names = filters.narrow(&tree.image(i).names);
-            images.push(summary(&tree, i, names, &pinned));
+            images.push(summary(&tree, i, names, pinned));
             last = Some(i);
         }
         let total_size = match &cursor {
@@ -124,14 +124,14 @@ impl Engine {
     pub fn inspect(&self, reference: &str) -> Result<ImageDetails> {
         let view = self.view();
         let resolved = resolve(&view, &self.config, reference)?;
-        let pinned = Pinned::new(&self.config.pinned_images);
+        let pinned = &self.pinned;
         if let Some(tree) = self.trees.peek(&view)
             && let Some(i) = tree.index_of(&resolved.image.id)
         {
-            return Ok(details(&tree, i, &pinned));
+            return Ok(details(&tree, i, pinned));
         }
         let index = self.layers.get(&view);
-        Ok(details_single(&view, &index, &resolved.image, &pinned))
+        Ok(details_single(&view, &index, &resolved.image, pinned))
     }
 
     /// ImageDiskUsage: totals as `docker system df`; `reclaimable_bytes` are the bytes of
@@ -140,7 +140,7 @@ impl Engine {
     pub fn disk_usage(&self, verbose: bool) -> Result<DiskUsage> {
         let view = self.view();
         let tree = self.trees.get(&view);
-        let pinned = Pinned::new(&self.config.pinned_images);
+        let pinned = &self.pinned;
         let mut kept: HashSet<crate::digest::Digest> = HashSet::new();
         let mut active = 0u32;
         for i in 0..tree.len() as u32 {

@@ -26,7 +26,7 @@ impl Engine {
     pub fn prune(&self, opts: &PruneOptions, deadline: Option<Instant>) -> Result<PruneReport> {
         let specs = filter::parse(&opts.filters, "filters")?;
         let _serial = self.acquire_prune(deadline)?;
-        let pinned = Pinned::new(&self.config.pinned_images);
+        let pinned = &self.pinned;
         let start = self.view();
         let filters = Filters::compile(
             &specs,
@@ -47,12 +47,12 @@ impl Engine {
             } else {
                 self.trees.get(&view)
             };
-            let selection = select(&tree, &filters, opts, &pinned, &failed);
+            let selection = select(&tree, &filters, opts, pinned, &failed);
             if selection.is_empty() {
                 break;
             }
             let rel = TreeRelations::new(Arc::clone(&tree));
-            let mut p = Planner::bulk(&view, &rel, &pinned);
+            let mut p = Planner::bulk(&view, &rel, pinned);
             for i in selection {
                 let id = tree.image(i).id;
                 if p.image(&id).is_none() {

@@ -13,7 +13,6 @@ use crate::engine::Engine;
 use crate::error::{ErrorKind, Result};
 use crate::index::LayerIndex;
 use crate::ops::{Event, Policy, RemoveOptions, RemoveReport};
-use crate::pinned::Pinned;
 use crate::plan::{Plan, Planner};
 use crate::relations::{Relations, TreeRelations};
 use crate::resolve::resolve;
@@ -31,8 +30,8 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let rel = self.relations(&view);
-        let pinned = Pinned::new(&self.config.pinned_images);
-        let mut p = Planner::new(&view, rel.as_ref(), &pinned);
+        let pinned = &self.pinned;
+        let mut p = Planner::new(&view, rel.as_ref(), pinned);
         match opts.policy {
             Policy::Podman => podman::remove(&mut p, &resolved, opts)?,
             Policy::Docker => docker::remove(&mut p, &resolved, &opts.reference, opts)?,
