@@ -17,7 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{self, Filters};
 use crate::ops::{
     DiskUsage, ImageDetails, ImageSummary, ImageUsage, InstanceSummary, ListOptions, ListPage,
-    Order,
+    MappedPage, Order,
 };
 use crate::pinned::Pinned;
 use crate::reference::split_stored;
@@ -33,6 +33,24 @@ pub const MAX_PAGE_SIZE: usize = 10_000;
 impl Engine {
     /// ListImages (SPEC §5).
     pub fn list(&self, opts: &ListOptions) -> Result<ListPage> {
+        let page = self.list_map(opts, |tree, i, names, pinned| {
+            summary(tree, i, names, pinned)
+        })?;
+        Ok(ListPage {
+            images: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
+        })
+    }
+
+    /// ListImages with each listed image given to `item` as (tree, index, narrowed names,
+    /// pinned patterns) instead of built as an [`ImageSummary`]: the gRPC layer encodes
+    /// from it, caching an image's encoding per tree (one tree per catalog version).
+    pub fn list_map<T>(
+        &self,
+        opts: &ListOptions,
+        mut item: impl FnMut(&Arc<Tree>, u32, Option<Vec<String>>, &Pinned) -> T,
+    ) -> Result<MappedPage<T>> {
         let size = match opts.page_size {
             n if n < 0 => {
                 let m = format!("page_size must not be negative (got {n})");
@@ -86,7 +104,7 @@ impl Engine {
                 break;
             }
             let names = filters.narrow(&tree.image(i).names);
-            images.push(summary(&tree, i, names, pinned));
+            images.push(item(&tree, i, names, pinned));
             last = Some(i);
         }
         let total_size = match &cursor {
@@ -105,8 +123,8 @@ impl Engine {
             .encode(),
             _ => String::new(),
         };
-        Ok(ListPage {
-            images,
+        Ok(MappedPage {
+            items: images,
             next_page_token,
             total_size,
         })

@@ -106,6 +106,18 @@ pub struct ListPage {
     pub total_size: usize,
 }
 
+/// One ListImages page in a caller's representation of an image
+/// ([`crate::Engine::list_map`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappedPage<T> {
+    /// The images of the page.
+    pub items: Vec<T>,
+    /// Cursor of the next page; empty at the end.
+    pub next_page_token: String,
+    /// Images matching in total.
+    pub total_size: usize,
+}
+
 /// InspectImage result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageDetails {

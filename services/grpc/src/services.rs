@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use imaged_core::{Engine, EngineConfig, Store};
 use imaged_proto::imaged::v1::container_service_server::ContainerServiceServer;
-use imaged_proto::imaged::v1::image_service_server::ImageServiceServer;
 use imaged_proto::service_names;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
@@ -16,7 +15,7 @@ use crate::events::{self, EventHub};
 use crate::metrics::Metrics;
 use crate::native::Ctx;
 use crate::native::containers::ContainerApi;
-use crate::native::images::ImageApi;
+use crate::native::list_route::ImageRoutes;
 
 /// `grpc.health.v1.Health`.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -79,9 +78,9 @@ impl Services {
             events,
         });
         let (recv, send) = (opts.max_recv_message_bytes, opts.max_send_message_bytes);
-        let images = ImageServiceServer::new(ImageApi::new(Arc::clone(&ctx)))
-            .max_decoding_message_size(recv)
-            .max_encoding_message_size(send);
+        // ListImages answers from encoded images (`native::encoded`); the rest of the
+        // image service is the generated server.
+        let images = ImageRoutes::new(Arc::clone(&ctx), recv, send);
         let containers = ContainerServiceServer::new(ContainerApi::new(Arc::clone(&ctx)))
             .max_decoding_message_size(recv)
             .max_encoding_message_size(send);

@@ -5,7 +5,9 @@
 //! [`Ctx::unary`].
 
 pub mod containers;
+pub mod encoded;
 pub mod images;
+pub mod list_route;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,3 +168,6 @@ mod tests {
         assert!(deadline(&MetadataMap::new()).is_none());
     }
 }
+
+#[cfg(test)]
+mod encoded_tests;
