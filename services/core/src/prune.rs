@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 use crate::catalog::Catalog;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::filter::{self, Filters};
-use crate::model::ImageId;
+use crate::filter::{self, Facts as _, Filters, IndexFacts};
+use crate::index::LayerIndex;
+use crate::model::{Image, ImageId};
 use crate::ops::{EventKind, PruneFailure, PruneOptions, PruneReport, Record};
 use crate::pinned::Pinned;
 use crate::plan::Planner;
-use crate::relations::TreeRelations;
+use crate::relations::{Relations, TreeRelations};
 use crate::tree::Tree;
 
 impl Engine {
@@ -43,18 +44,37 @@ impl Engine {
             let _w = (!opts.dry_run).then(|| self.write_lock());
             let view = dry_view.clone().unwrap_or_else(|| self.view());
             let tree = if opts.dry_run && dry_view.is_some() {
-                Arc::new(Tree::build(&view))
+                Some(Arc::new(Tree::build(&view)))
+            } else if opts.all {
+                Some(self.trees.get(&view))
             } else {
-                self.trees.get(&view)
+                // After a write the cached tree is stale and a new one costs ~1 s at
+                // 100k images: a dangling prune selects on the persistent layer index.
+                self.trees.peek(&view)
             };
-            let selection = select(&tree, &filters, opts, pinned, &failed);
+            let index = match tree {
+                Some(_) => None,
+                None => Some(self.layers.get(&view)),
+            };
+            let (selection, rel): (Vec<ImageId>, Box<dyn Relations>) = match (&tree, &index) {
+                (Some(tree), _) => (
+                    select(tree, &filters, opts, pinned, &failed)
+                        .into_iter()
+                        .map(|i| tree.image(i).id)
+                        .collect(),
+                    Box::new(TreeRelations::new(Arc::clone(tree))),
+                ),
+                (None, Some(index)) => (
+                    select_indexed(&view, index, &filters, opts, pinned, &failed),
+                    Box::new(crate::remove::IndexRelations(Arc::clone(index))),
+                ),
+                (None, None) => break,
+            };
             if selection.is_empty() {
                 break;
             }
-            let rel = TreeRelations::new(Arc::clone(&tree));
-            let mut p = Planner::bulk(&view, &rel, pinned);
-            for i in selection {
-                let id = tree.image(i).id;
+            let mut p = Planner::bulk(&view, rel.as_ref(), pinned);
+            for id in selection {
                 if p.image(&id).is_none() {
                     continue;
                 }
@@ -77,14 +97,10 @@ impl Engine {
             } else {
                 report.reclaimed_bytes += self.apply_plan(&view, &plan, false)?;
             }
-            let again = next_round_needed(
-                &tree,
-                &plan.records,
-                &filters,
-                opts,
-                pinned,
-                &failed,
-            );
+            // On the index another round is cheap and decides exactly.
+            let again = tree.as_ref().is_none_or(|tree| {
+                next_round_needed(tree, &plan.records, &filters, opts, pinned, &failed)
+            });
             report.records.extend(plan.records);
             report.removed_containers.extend(plan.removed_containers);
             if !again {
@@ -211,7 +227,7 @@ fn next_round_needed(
     }
     let mut touched: Vec<u32> = Vec::new();
     for &i in &deleted {
-        touched.extend(tree.parent(i));
+        touched.extend(tree.all_parents(i));
         for x in tree.image(i).instances.iter().flatten() {
             touched.extend(tree.instance_image(&x.digest));
         }
@@ -228,6 +244,34 @@ fn next_round_needed(
             && !pinned.is_pinned(img)
             && filters.matches(tree, t)
     })
+}
+
+/// [`select`] for a dangling prune (not `all`) without a tree: the same criteria asked of
+/// the persistent layer index, in store order.
+fn select_indexed(
+    view: &Catalog,
+    index: &LayerIndex,
+    filters: &Filters,
+    opts: &PruneOptions,
+    pinned: &Pinned,
+    failed: &HashSet<ImageId>,
+) -> Vec<ImageId> {
+    let mut out: Vec<&Arc<Image>> = view
+        .images()
+        .filter(|img| {
+            let facts = IndexFacts { view, index, img };
+            let users = facts.containers();
+            !img.read_only
+                && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
+                && (opts.all || filters.has_dangling || facts.dangling())
+                && (opts.all || !facts.intermediate())
+                && !failed.contains(&img.id)
+                && !pinned.is_pinned(img)
+                && filters.matches_facts(img, &facts)
+        })
+        .collect();
+    out.sort_unstable_by_key(|img| (img.added, img.id));
+    out.into_iter().map(|img| img.id).collect()
 }
 
 /// Distance from the root of each image's parent chain, O(N) with memoisation.

@@ -84,16 +84,19 @@ fn write_records(db: &Database, path: &Path, change: &ChangeSet) -> Result<redb:
             t.insert(*k, v.as_slice())
                 .map_err(|e| db_err("writing", path, e))?;
         }
-        let mut t = txn
-            .open_table(CONTAINERS)
-            .map_err(|e| db_err("writing", path, e))?;
-        for id in &change.delete_containers {
-            t.remove(id.as_str())
+        // Most removals touch no container: leave that table's root alone.
+        if !(change.delete_containers.is_empty() && containers.is_empty()) {
+            let mut t = txn
+                .open_table(CONTAINERS)
                 .map_err(|e| db_err("writing", path, e))?;
-        }
-        for (k, v) in &containers {
-            t.insert(*k, v.as_slice())
-                .map_err(|e| db_err("writing", path, e))?;
+            for id in &change.delete_containers {
+                t.remove(id.as_str())
+                    .map_err(|e| db_err("writing", path, e))?;
+            }
+            for (k, v) in &containers {
+                t.insert(*k, v.as_slice())
+                    .map_err(|e| db_err("writing", path, e))?;
+            }
         }
     }
     Ok(txn)

@@ -184,8 +184,17 @@ pub fn list_cases() -> Vec<Case> {
 /// Runs one case on a fresh store with the in-process driver. Write actions run first as a
 /// dry run on the same setup (the report must equal the real one and nothing may change).
 pub fn run_case(case: &Case, store: Arc<dyn Store>) -> Result<(), String> {
+    run_case_with(case, store, false)
+}
+
+/// [`run_case`], with the engine's derived indexes built first when `warm` (a prune then
+/// selects on the cached tree instead of the persistent layer index: both must agree).
+pub fn run_case_with(case: &Case, store: Arc<dyn Store>, warm: bool) -> Result<(), String> {
     let fixture = setup(case, &*store)?;
     let engine = crate::engine::Engine::new(Arc::clone(&store), Default::default());
+    if warm {
+        engine.warm();
+    }
     let before = store.view();
     if case.has_dry_run() {
         let dry = execute(&engine, case, &fixture, true);
@@ -219,6 +228,11 @@ pub fn run_all(factory: &dyn Fn() -> Arc<dyn Store>) {
         );
         if let Err(e) = run_case(case, factory()) {
             failures.push(format!("{} [{}]: {e}", case.name, case.source));
+        }
+        if matches!(case.action, Action::Prune(_))
+            && let Err(e) = run_case_with(case, factory(), true)
+        {
+            failures.push(format!("{} [{}], warm: {e}", case.name, case.source));
         }
     }
     if let Err(e) = paging_under_removal(factory()) {

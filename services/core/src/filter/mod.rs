@@ -10,10 +10,14 @@ mod reference;
 pub mod until;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::engine::EngineConfig;
 use crate::error::{Error, ErrorKind, Result};
+use crate::index::LayerIndex;
+use crate::model::{Container, Image};
+use crate::relations::Relations as _;
 use crate::resolve::resolve;
 use crate::time::UnixNanos;
 use crate::tree::Tree;
@@ -315,23 +319,28 @@ impl Filters {
 
     /// Whether image `i` of `tree` passes every filter.
     pub fn matches(&self, tree: &Tree, i: u32) -> bool {
+        self.matches_facts(tree.image(i), &TreeFacts { tree, i })
+    }
+
+    /// Whether `img` passes every filter, its derived facts (containers, dangling,
+    /// intermediate) asked of `facts` only when a filter needs them.
+    pub fn matches_facts(&self, img: &Image, facts: &dyn Facts) -> bool {
         crate::work::add(1);
-        let img = tree.image(i);
         for (p, negate) in &self.preds {
             let created = img.config.created.unwrap_or(i64::MIN);
             let ok = match p {
                 Pred::After(t) => created > *t,
                 Pred::Before(t) | Pred::Until(t) => created < *t,
                 Pred::Containers(v) => {
-                    let c = tree.containers(i);
+                    let c = facts.containers();
                     match v {
                         ContainersValue::True => !c.is_empty(),
                         ContainersValue::False => c.is_empty(),
                         ContainersValue::External => c.iter().all(|c| c.external),
                     }
                 }
-                Pred::Dangling(b) => tree.dangling(i) == *b,
-                Pred::Intermediate(b) => tree.intermediate(i) == *b,
+                Pred::Dangling(b) => facts.dangling() == *b,
+                Pred::Intermediate(b) => facts.intermediate() == *b,
                 Pred::ReadOnly(b) => img.read_only == *b,
                 Pred::Manifest(b) => img.is_manifest_list() == *b,
                 Pred::Id(prefix) => img.id.hex_starts_with(prefix),
@@ -358,6 +367,60 @@ impl Filters {
             ([p], true) => p.narrow(names),
             _ => None,
         }
+    }
+}
+
+/// The derived facts of one image that filters and prune's selection ask about.
+pub trait Facts {
+    /// The containers using the image.
+    fn containers(&self) -> &[Arc<Container>];
+    /// libimage dangling: no names, no children, not in a manifest list.
+    fn dangling(&self) -> bool;
+    /// libimage intermediate: no names and at least one child.
+    fn intermediate(&self) -> bool;
+}
+
+/// The facts of image `i` of a tree.
+pub struct TreeFacts<'a> {
+    /// The tree.
+    pub tree: &'a Tree,
+    /// The image's index in it.
+    pub i: u32,
+}
+
+impl Facts for TreeFacts<'_> {
+    fn containers(&self) -> &[Arc<Container>] {
+        self.tree.containers(self.i)
+    }
+    fn dangling(&self) -> bool {
+        self.tree.dangling(self.i)
+    }
+    fn intermediate(&self) -> bool {
+        self.tree.intermediate(self.i)
+    }
+}
+
+/// The facts of an image of a catalog, from its persistent layer index (no tree).
+pub struct IndexFacts<'a> {
+    /// The catalog.
+    pub view: &'a Catalog,
+    /// Its layer index.
+    pub index: &'a LayerIndex,
+    /// The image.
+    pub img: &'a Image,
+}
+
+impl Facts for IndexFacts<'_> {
+    fn containers(&self) -> &[Arc<Container>] {
+        self.view.containers_of(&self.img.id)
+    }
+    fn dangling(&self) -> bool {
+        self.img.names.is_empty()
+            && !self.index.has_children(self.view, self.img)
+            && !self.index.in_manifest_list(self.view, self.img)
+    }
+    fn intermediate(&self) -> bool {
+        self.img.names.is_empty() && self.index.has_children(self.view, self.img)
     }
 }
 

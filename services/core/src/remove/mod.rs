@@ -110,7 +110,7 @@ impl Engine {
 }
 
 /// [`Relations`] of a shared [`LayerIndex`].
-struct IndexRelations(Arc<LayerIndex>);
+pub(crate) struct IndexRelations(pub(crate) Arc<LayerIndex>);
 
 impl Relations for IndexRelations {
     fn parent(&self, work: &Catalog, img: &crate::model::Image) -> Option<crate::model::ImageId> {
