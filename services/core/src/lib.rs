@@ -52,7 +52,7 @@ pub mod work;
 pub use catalog::{Catalog, ChangeSet};
 pub use digest::Digest;
 pub use engine::{Engine, EngineConfig};
-pub use list::summary;
 pub use error::{Error, ErrorKind, Result};
+pub use list::summary;
 pub use memory::MemoryStore;
 pub use store::Store;
