@@ -78,7 +78,7 @@ impl Engine {
             _ => None,
         };
         podman::remove_whole(&mut p, &img.id, first.as_deref(), true, true)?;
-        let plan = p.finish();
+        let plan = p.finish()?;
         let reclaimed = self.apply_plan(&view, &plan, false)?;
         Ok(RemoveReport {
             records: plan.records,

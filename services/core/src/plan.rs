@@ -40,6 +40,8 @@ pub struct Planner<'a> {
     touched_images: Vec<ImageId>,
     touched_set: HashSet<ImageId>,
     keep_containers: bool,
+    /// A step that failed left `work` partly changed: the plan is void.
+    broken: Option<Error>,
     plan: Plan,
 }
 
@@ -81,6 +83,7 @@ impl<'a> Planner<'a> {
             keep_containers,
             touched_images: Vec::new(),
             touched_set: HashSet::new(),
+            broken: None,
             plan: Plan::default(),
         }
     }
@@ -119,13 +122,18 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Applies one step to the working copy in place (a prune makes thousands of steps;
+    /// copying the catalog's shared paths for each was most of its planning time).
     fn step(&mut self, change: &ChangeSet) -> Result<()> {
         crate::work::add(1);
-        self.work = self
-            .work
-            .apply(change)
-            .map_err(|e| Error::internal(format!("removal plan is inconsistent: {e}")))?
-            .catalog;
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        if let Err(e) = self.work.apply_in_place(change) {
+            let e = Error::internal(format!("removal plan is inconsistent: {e}"));
+            self.broken = Some(e.clone());
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -252,8 +260,11 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    /// The change set and records.
-    pub fn finish(mut self) -> Plan {
+    /// The change set and records; an error when a step failed (nothing may be committed).
+    pub fn finish(mut self) -> Result<Plan> {
+        if let Some(e) = self.broken {
+            return Err(e);
+        }
         let mut change = ChangeSet::default();
         for id in &self.touched_images {
             match (self.view.image(id), self.work.image(id)) {
@@ -268,6 +279,6 @@ impl<'a> Planner<'a> {
             .delete_containers
             .clone_from(&self.plan.removed_containers);
         self.plan.change = change;
-        self.plan
+        Ok(self.plan)
     }
 }

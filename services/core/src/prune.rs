@@ -86,7 +86,7 @@ impl Engine {
                     });
                 }
             }
-            let plan = p.finish();
+            let plan = p.finish()?;
             if plan.change.is_empty() {
                 break;
             }

@@ -36,7 +36,7 @@ impl Engine {
             Policy::Podman => podman::remove(&mut p, &resolved, opts)?,
             Policy::Docker => docker::remove(&mut p, &resolved, &opts.reference, opts)?,
         }
-        let plan = p.finish();
+        let plan = p.finish()?;
         let reclaimed = self.apply_plan(&view, &plan, opts.dry_run)?;
         Ok(RemoveReport {
             records: plan.records,
