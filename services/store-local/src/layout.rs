@@ -4,6 +4,7 @@
 //! <root>/meta.redb            metadata (redb): images, containers, meta
 //! <root>/blobs/sha256/<hex>   blobs, content-addressed (OCI image layout style)
 //! <root>/ingest/<random>      blobs being written (temporary)
+//! <root>/clean-shutdown       present only between a clean close and the next open
 //! ```
 
 use std::fs;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use imaged_core::{Digest, Result};
 
-use crate::fsutil::{ensure_dir, io_err, remove_file};
+use crate::fsutil::{ensure_dir, io_err, remove_file, sync_dir};
 
 /// Mode of the store root when imaged creates it.
 const ROOT_MODE: u32 = 0o700;
@@ -26,6 +27,7 @@ pub(crate) struct Layout {
     pub(crate) meta: PathBuf,
     pub(crate) blobs: PathBuf,
     pub(crate) ingest: PathBuf,
+    pub(crate) clean: PathBuf,
 }
 
 impl Layout {
@@ -36,6 +38,7 @@ impl Layout {
             meta: root.join("meta.redb"),
             blobs: root.join("blobs").join("sha256"),
             ingest: root.join("ingest"),
+            clean: root.join("clean-shutdown"),
         }
     }
 
@@ -45,6 +48,29 @@ impl Layout {
         ensure_dir(&self.root.join("blobs"), DIR_MODE)?;
         ensure_dir(&self.blobs, DIR_MODE)?;
         ensure_dir(&self.ingest, DIR_MODE)
+    }
+
+    /// Consumes the clean-shutdown marker: whether it was there. It is removed durably
+    /// before anything else happens, so a crash after this open leaves none.
+    pub(crate) fn take_clean_marker(&self) -> Result<bool> {
+        match fs::remove_file(&self.clean) {
+            Ok(()) => {
+                sync_dir(&self.root)?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("removing", &self.clean, &e)),
+        }
+    }
+
+    /// Writes the clean-shutdown marker durably (file, then directory).
+    pub(crate) fn write_clean_marker(&self) -> Result<()> {
+        let mut f =
+            fs::File::create(&self.clean).map_err(|e| io_err("creating", &self.clean, &e))?;
+        io::Write::write_all(&mut f, b"imaged closed this store cleanly\n")
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_err("writing", &self.clean, &e))?;
+        sync_dir(&self.root)
     }
 
     /// Where the blob `digest` lives.

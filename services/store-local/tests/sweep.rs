@@ -20,6 +20,8 @@ fn start_up_sweep_removes_orphans_and_ingest_leftovers_only() {
     }
     let referenced = blob_files(root);
     assert_eq!(referenced.len(), 4);
+    // A crash leaves no clean-shutdown marker (the close above wrote one).
+    std::fs::remove_file(root.join("clean-shutdown")).unwrap();
     // A committed deletion whose blob deletion never ran, a stray name, a partial write.
     let orphan = Digest::of(b"orphan");
     std::fs::write(root.join("blobs/sha256").join(orphan.hex()), b"orphan").unwrap();
@@ -45,6 +47,73 @@ fn start_up_sweep_removes_orphans_and_ingest_leftovers_only() {
 }
 
 #[test]
+fn a_clean_close_spares_the_next_open_the_blob_sweep_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let marker = root.join("clean-shutdown");
+    {
+        let store = imaged_store_local::open(root).unwrap();
+        load(&store, "a", &[1, 2], &["example.com/a:1"]);
+        assert!(!marker.exists(), "only a close writes the marker");
+    }
+    assert!(marker.exists(), "a clean close leaves the marker");
+    // A file the sweep would remove: the clean open does not list the blobs at all ...
+    let stray = root.join("blobs/sha256/not-a-digest");
+    std::fs::write(&stray, b"junk").unwrap();
+    std::fs::write(root.join("ingest/leftover.partial"), b"half").unwrap();
+    let store = imaged_store_local::open(root).unwrap();
+    assert!(
+        !marker.exists(),
+        "the open consumes the marker before anything else"
+    );
+    assert_eq!(store.sweep_report().orphan_blobs, 0);
+    assert_eq!(
+        store.sweep_report().ingest_files,
+        1,
+        "ingest is always cleared"
+    );
+    assert!(stray.exists());
+    // ... and an open without the marker (as after a crash at any point from here) does.
+    std::fs::remove_file(&marker).ok();
+    drop(store);
+    std::fs::remove_file(&marker).unwrap();
+    let store = imaged_store_local::open(root).unwrap();
+    assert_eq!(store.sweep_report().orphan_blobs, 1);
+    assert!(!stray.exists());
+}
+
+#[test]
+fn a_failed_blob_deletion_keeps_the_next_open_sweeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    {
+        let store = imaged_store_local::open(root).unwrap();
+        let a = load(&store, "a", &[1], &[]);
+        // A blob path that cannot be removed as a file (not even by root).
+        let layer = store.blob_path(&a.layers[0].blob.digest);
+        std::fs::remove_file(&layer).unwrap();
+        std::fs::create_dir(&layer).unwrap();
+        std::fs::write(layer.join("x"), b"x").unwrap();
+        store
+            .apply(&ChangeSet {
+                delete_images: vec![a.id],
+                ..ChangeSet::default()
+            })
+            .unwrap();
+        store.wait_for_deletions();
+    }
+    assert!(
+        !root.join("clean-shutdown").exists(),
+        "a blob deletion failed: the close must not claim a clean store"
+    );
+    let stray = root.join("blobs/sha256/not-a-digest");
+    std::fs::write(&stray, b"junk").unwrap();
+    let store = imaged_store_local::open(root).unwrap();
+    assert!(!stray.exists(), "the next open swept");
+    assert_eq!(store.sweep_report().orphan_blobs, 1);
+}
+
+#[test]
 fn start_up_counts_missing_blobs_without_reading_them() {
     let dir = tempfile::tempdir().unwrap();
     let a;
@@ -58,6 +127,9 @@ fn start_up_counts_missing_blobs_without_reading_them() {
             .join(a.layers[0].blob.digest.hex()),
     )
     .unwrap();
+    // The sweep counts them after a crash (no clean-shutdown marker); after a clean close
+    // it is skipped, and `imaged fsck` finds blobs deleted behind the store's back.
+    std::fs::remove_file(dir.path().join("clean-shutdown")).unwrap();
     let store = imaged_store_local::open(dir.path()).unwrap();
     assert_eq!(store.sweep_report().missing_blobs, 1);
     assert_eq!(store.view().len(), 1, "open never drops images; fsck does");
