@@ -137,7 +137,8 @@ impl Daemon {
         }
     }
 
-    fn kill(&mut self) {
+    /// SIGKILL (as a crash), then waits for the exit.
+    pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -220,6 +220,12 @@ fn imaged(o: &mut String, rs: &[SizeResult]) {
     row(o, "**start-up** (spawn → ready, median of 3)", rs, |r| {
         ms(r.startup.p50)
     });
+    row(
+        o,
+        "start-up after a SIGKILL (the open sweeps the blob directory)",
+        rs,
+        |r| ms(r.startup_after_kill),
+    );
     row(o, "**RSS** after start-up", rs, |r| mib(r.rss_start));
     row(o, "peak RSS after the listings", rs, |r| mib(r.rss_peak));
     let _ = writeln!(o);

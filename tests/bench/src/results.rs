@@ -88,8 +88,10 @@ pub struct SizeResult {
     pub build: Build,
     /// LoadImages of a large archive of random layers.
     pub throughput: Option<LoadStats>,
-    /// Daemon start-up (spawn → ready line) over the restarts.
+    /// Daemon start-up (spawn → ready line) over the restarts after a clean stop.
     pub startup: Summary,
+    /// Start-up after a SIGKILL (the open lists and sweeps the blob directory).
+    pub startup_after_kill: Duration,
     /// RSS right after the last start-up, bytes.
     pub rss_start: u64,
     /// Peak RSS after the listings, bytes.
@@ -143,6 +145,7 @@ impl SizeResult {
             build,
             throughput: None,
             startup: Summary::default(),
+            startup_after_kill: Duration::ZERO,
             rss_start: 0,
             rss_peak: 0,
             health: Summary::default(),

@@ -180,6 +180,14 @@ pub async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
         return Ok(r);
     }
 
+    eprintln!("   start-up after a SIGKILL");
+    // The first start consumes the clean-shutdown marker the build left; killing it
+    // leaves none, so the next start lists and sweeps the blob directory.
+    ctx.start()?.kill();
+    let d = ctx.start()?;
+    r.startup_after_kill = d.startup;
+    d.stop()?;
+
     eprintln!("   start-up ×3");
     let mut startups = Vec::new();
     let mut daemon = None;
