@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::catalog::Catalog;
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::filter::{self, Facts as _, Filters, IndexFacts};
+use crate::filter::{self, Facts, Filters, IndexFacts, TreeFacts};
 use crate::index::LayerIndex;
 use crate::model::{Image, ImageId};
 use crate::ops::{EventKind, PruneFailure, PruneOptions, PruneReport, Record};
@@ -147,10 +147,30 @@ impl Engine {
     }
 }
 
-/// The images a round prunes, in store order (children before parents with `all`): not
-/// read-only, not pinned, unused (or, with `external`, used by external containers only),
-/// dangling unless `all` or a user `dangling` filter, never intermediate unless `all`, and
-/// passing the filters.
+/// Whether `img` qualifies for a prune round: not read-only, not pinned, unused (or, with
+/// `external`, used by external containers only), dangling unless `all` or a user
+/// `dangling` filter, never intermediate unless `all`, not failed earlier, and passing
+/// the filters. Its derived facts come from a tree or from the layer index.
+fn eligible(
+    img: &Image,
+    facts: &dyn Facts,
+    filters: &Filters,
+    opts: &PruneOptions,
+    pinned: &Pinned,
+    failed: &HashSet<ImageId>,
+) -> bool {
+    let users = facts.containers();
+    !img.read_only
+        && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
+        && (opts.all || filters.has_dangling || facts.dangling())
+        && (opts.all || !facts.intermediate())
+        && !failed.contains(&img.id)
+        && !pinned.is_pinned(img)
+        && filters.matches_facts(img, facts)
+}
+
+/// The images a round prunes ([`eligible`]), in store order (children before parents
+/// with `all`).
 fn select(
     tree: &Tree,
     filters: &Filters,
@@ -160,15 +180,8 @@ fn select(
 ) -> Vec<u32> {
     let mut out: Vec<u32> = (0..tree.len() as u32)
         .filter(|&i| {
-            let img = tree.image(i);
-            let users = tree.containers(i);
-            !img.read_only
-                && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
-                && (opts.all || filters.has_dangling || tree.dangling(i))
-                && (opts.all || !tree.intermediate(i))
-                && !failed.contains(&img.id)
-                && !pinned.is_pinned(img)
-                && filters.matches(tree, i)
+            let facts = TreeFacts { tree, i };
+            eligible(tree.image(i), &facts, filters, opts, pinned, failed)
         })
         .collect();
     // Store order, as podman processes a round (the order images were added; the tree's
@@ -260,14 +273,7 @@ fn select_indexed(
         .images()
         .filter(|img| {
             let facts = IndexFacts { view, index, img };
-            let users = facts.containers();
-            !img.read_only
-                && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
-                && (opts.all || filters.has_dangling || facts.dangling())
-                && (opts.all || !facts.intermediate())
-                && !failed.contains(&img.id)
-                && !pinned.is_pinned(img)
-                && filters.matches_facts(img, &facts)
+            eligible(img, &facts, filters, opts, pinned, failed)
         })
         .collect();
     out.sort_unstable_by_key(|img| (img.added, img.id));
