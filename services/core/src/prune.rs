@@ -246,17 +246,45 @@ fn next_round_needed(
         }
     }
     touched.into_iter().any(|t| {
-        let img = tree.image(t);
-        let users = tree.containers(t);
-        !deleted.contains(&t)
-            && img.names.is_empty()
-            && tree.children(t).iter().all(|c| deleted.contains(c))
-            && !img.read_only
-            && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
-            && !failed.contains(&img.id)
-            && !pinned.is_pinned(img)
-            && filters.matches(tree, t)
+        let facts = AfterRound {
+            tree,
+            i: t,
+            deleted: &deleted,
+        };
+        !deleted.contains(&t) && eligible(tree.image(t), &facts, filters, opts, pinned, failed)
     })
+}
+
+/// The facts of a survivor of a round, read from the round's tree: its children are
+/// those not deleted. Conservative where it cannot tell: manifest-list membership is not
+/// asked (an image still in a list is only taken for dangling, which means one more
+/// exact round).
+struct AfterRound<'a> {
+    tree: &'a Tree,
+    i: u32,
+    deleted: &'a HashSet<u32>,
+}
+
+impl AfterRound<'_> {
+    fn childless(&self) -> bool {
+        self.tree
+            .children(self.i)
+            .iter()
+            .all(|c| self.deleted.contains(c))
+    }
+}
+
+impl Facts for AfterRound<'_> {
+    fn containers(&self) -> &[Arc<crate::model::Container>] {
+        // Containers go only with their image, and this image survived.
+        self.tree.containers(self.i)
+    }
+    fn dangling(&self) -> bool {
+        self.tree.image(self.i).names.is_empty() && self.childless()
+    }
+    fn intermediate(&self) -> bool {
+        self.tree.image(self.i).names.is_empty() && !self.childless()
+    }
 }
 
 /// [`select`] for a dangling prune (not `all`) without a tree: the same criteria asked of
