@@ -5,116 +5,84 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// What went wrong, independent of the transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorKind {
+/// Declares [`ErrorKind`] once: each row is a variant, its documentation and its
+/// `ErrorInfo` reason. The enum, [`ErrorKind::ALL`] and [`ErrorKind::reason`] all come
+/// from this one list, so a kind cannot exist without a reason or be missing from `ALL`.
+macro_rules! error_kinds {
+    ($( $(#[$doc:meta])* $kind:ident => $reason:literal, )+) => {
+        /// What went wrong, independent of the transport.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $( $(#[$doc])* $kind, )+
+        }
+
+        impl ErrorKind {
+            /// Every kind, for tables and tests.
+            pub const ALL: &'static [ErrorKind] = &[ $( Self::$kind, )+ ];
+
+            /// The `google.rpc.ErrorInfo` reason (UPPER_SNAKE; `imaged.v1.ErrorReason`
+            /// names without the `ERROR_REASON_` prefix).
+            pub const fn reason(self) -> &'static str {
+                match self {
+                    $( Self::$kind => $reason, )+
+                }
+            }
+        }
+    };
+}
+
+error_kinds! {
     /// An image reference resolves to nothing.
-    ImageNotKnown,
+    ImageNotKnown => "IMAGE_NOT_KNOWN",
     /// A container ID is not registered.
-    ContainerNotKnown,
+    ContainerNotKnown => "CONTAINER_NOT_KNOWN",
     /// Untag of a name the image does not have.
-    TagNotKnown,
+    TagNotKnown => "TAG_NOT_KNOWN",
     /// A blank or malformed reference.
-    InvalidReference,
+    InvalidReference => "INVALID_REFERENCE",
     /// A malformed filter.
-    InvalidFilter,
+    InvalidFilter => "INVALID_FILTER",
     /// A malformed or mismatched page token.
-    InvalidPageToken,
+    InvalidPageToken => "INVALID_PAGE_TOKEN",
     /// A malformed, truncated or corrupt archive.
-    InvalidArchive,
+    InvalidArchive => "INVALID_ARCHIVE",
     /// Any other malformed request field.
-    InvalidArgument,
+    InvalidArgument => "INVALID_ARGUMENT",
     /// Containers use the image.
-    ImageInUse,
+    ImageInUse => "IMAGE_IN_USE",
     /// Removal by ID of an image with several names.
-    MultipleNames,
+    MultipleNames => "MULTIPLE_NAMES",
     /// The image lives in a read-only store.
-    ReadOnlyImage,
+    ReadOnlyImage => "READ_ONLY_IMAGE",
     /// A running container uses the image.
-    ContainerRunning,
+    ContainerRunning => "CONTAINER_RUNNING",
     /// An ID prefix matches several images.
-    AmbiguousReference,
+    AmbiguousReference => "AMBIGUOUS_REFERENCE",
     /// A Docker-policy conflict.
-    Conflict,
+    Conflict => "CONFLICT",
     /// The store does not allow this write.
-    ReadOnlyStore,
+    ReadOnlyStore => "READ_ONLY_STORE",
     /// A container with that ID exists.
-    ContainerExists,
+    ContainerExists => "CONTAINER_EXISTS",
     /// Lost a race; retrying fixes it.
-    ConcurrentModification,
+    ConcurrentModification => "CONCURRENT_MODIFICATION",
     /// Over a configured size limit.
-    TooLarge,
+    TooLarge => "TOO_LARGE",
+    /// The store's disk is full (or below its free-space reserve); removals still work.
+    NoSpace => "NO_SPACE",
     /// The deadline passed while waiting.
-    DeadlineExceeded,
+    DeadlineExceeded => "DEADLINE_EXCEEDED",
     /// No usable credentials.
-    Unauthenticated,
+    Unauthenticated => "UNAUTHENTICATED",
     /// The caller may only read.
-    PermissionDenied,
+    PermissionDenied => "PERMISSION_DENIED",
     /// A bug or an I/O failure.
-    Internal,
+    Internal => "INTERNAL",
     /// Not offered.
-    Unimplemented,
+    Unimplemented => "UNIMPLEMENTED",
 }
 
 impl ErrorKind {
-    /// Every kind, for tables and tests.
-    pub const ALL: &'static [ErrorKind] = &[
-        Self::ImageNotKnown,
-        Self::ContainerNotKnown,
-        Self::TagNotKnown,
-        Self::InvalidReference,
-        Self::InvalidFilter,
-        Self::InvalidPageToken,
-        Self::InvalidArchive,
-        Self::InvalidArgument,
-        Self::ImageInUse,
-        Self::MultipleNames,
-        Self::ReadOnlyImage,
-        Self::ContainerRunning,
-        Self::AmbiguousReference,
-        Self::Conflict,
-        Self::ReadOnlyStore,
-        Self::ContainerExists,
-        Self::ConcurrentModification,
-        Self::TooLarge,
-        Self::DeadlineExceeded,
-        Self::Unauthenticated,
-        Self::PermissionDenied,
-        Self::Internal,
-        Self::Unimplemented,
-    ];
-
-    /// The `google.rpc.ErrorInfo` reason (UPPER_SNAKE; `imaged.v1.ErrorReason` names
-    /// without the `ERROR_REASON_` prefix).
-    pub const fn reason(self) -> &'static str {
-        match self {
-            Self::ImageNotKnown => "IMAGE_NOT_KNOWN",
-            Self::ContainerNotKnown => "CONTAINER_NOT_KNOWN",
-            Self::TagNotKnown => "TAG_NOT_KNOWN",
-            Self::InvalidReference => "INVALID_REFERENCE",
-            Self::InvalidFilter => "INVALID_FILTER",
-            Self::InvalidPageToken => "INVALID_PAGE_TOKEN",
-            Self::InvalidArchive => "INVALID_ARCHIVE",
-            Self::InvalidArgument => "INVALID_ARGUMENT",
-            Self::ImageInUse => "IMAGE_IN_USE",
-            Self::MultipleNames => "MULTIPLE_NAMES",
-            Self::ReadOnlyImage => "READ_ONLY_IMAGE",
-            Self::ContainerRunning => "CONTAINER_RUNNING",
-            Self::AmbiguousReference => "AMBIGUOUS_REFERENCE",
-            Self::Conflict => "CONFLICT",
-            Self::ReadOnlyStore => "READ_ONLY_STORE",
-            Self::ContainerExists => "CONTAINER_EXISTS",
-            Self::ConcurrentModification => "CONCURRENT_MODIFICATION",
-            Self::TooLarge => "TOO_LARGE",
-            Self::DeadlineExceeded => "DEADLINE_EXCEEDED",
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::PermissionDenied => "PERMISSION_DENIED",
-            Self::Internal => "INTERNAL",
-            Self::Unimplemented => "UNIMPLEMENTED",
-        }
-    }
-
     /// The kind for a reason string (the inverse of [`ErrorKind::reason`]).
     pub fn from_reason(reason: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|k| k.reason() == reason)

@@ -35,13 +35,12 @@ pub fn code(kind: ErrorKind) -> Code {
         | ErrorKind::ReadOnlyStore => Code::FailedPrecondition,
         ErrorKind::ContainerExists => Code::AlreadyExists,
         ErrorKind::ConcurrentModification => Code::Aborted,
-        ErrorKind::TooLarge => Code::ResourceExhausted,
+        ErrorKind::TooLarge | ErrorKind::NoSpace => Code::ResourceExhausted,
         ErrorKind::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::PermissionDenied => Code::PermissionDenied,
         ErrorKind::Unimplemented => Code::Unimplemented,
-        // `ErrorKind` is non-exhaustive: a kind added later is a bug until it gets a row.
-        _ => Code::Internal,
+        ErrorKind::Internal => Code::Internal,
     }
 }
 
@@ -117,6 +116,7 @@ mod tests {
         (ErrorKind::ContainerExists, Code::AlreadyExists),
         (ErrorKind::ConcurrentModification, Code::Aborted),
         (ErrorKind::TooLarge, Code::ResourceExhausted),
+        (ErrorKind::NoSpace, Code::ResourceExhausted),
         (ErrorKind::DeadlineExceeded, Code::DeadlineExceeded),
         (ErrorKind::Unauthenticated, Code::Unauthenticated),
         (ErrorKind::PermissionDenied, Code::PermissionDenied),
