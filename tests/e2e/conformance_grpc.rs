@@ -1,5 +1,5 @@
 //! The core's conformance suite end-to-end (issue 3): the REMOVAL and PRUNE tables of
-//! `imaged_core::conformance` re-run through the real daemon (memory store) and the typed
+//! `imaged_testkit::conformance` re-run through the real daemon (memory store) and the typed
 //! gRPC client, with the core's own expectations and checker.
 //!
 //! Per case: a fresh daemon (it starts in milliseconds; no state to reset), the case's
@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
 use imaged_client::{Client, ClientError, proto as pb};
-use imaged_core::conformance::{self, Action, Case, Fixture, Observation, Observed, Ref};
 use imaged_core::model::ContainerState;
 use imaged_core::ops::{Policy, PruneFailure, PruneOptions, PruneReport, Record, RemoveReport};
 use imaged_core::{Digest, Error, ErrorKind};
 use imaged_proto::runtime::v1 as cri;
+use imaged_testkit::conformance::{self, Action, Case, Fixture, Observation, Observed, Ref};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::support::Daemon;

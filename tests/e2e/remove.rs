@@ -4,7 +4,7 @@ use crate::both_stores;
 use crate::support::*;
 
 /// Registers a container on `image` and returns its ID (the last word printed).
-pub fn register(d: &Daemon, image: &str, extra: &[&str]) -> String {
+pub(crate) fn register(d: &Daemon, image: &str, extra: &[&str]) -> String {
     let mut args = vec!["container", "register"];
     args.extend_from_slice(extra);
     args.push(image);
@@ -25,7 +25,7 @@ pub fn register(d: &Daemon, image: &str, extra: &[&str]) -> String {
 }
 
 /// The output of `imagectl container ls --format json` (full IDs).
-pub fn container_ids(d: &Daemon) -> String {
+pub(crate) fn container_ids(d: &Daemon) -> String {
     let run = d.imagectl(&["container", "ls", "--format", "json"]);
     run.ok();
     run.stdout.clone()

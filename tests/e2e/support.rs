@@ -1,12 +1,12 @@
 //! Shared helpers of the e2e tests.
 
-pub use imaged_tests::Daemon;
-pub use imaged_tests::archive::{self, ImageSpec, Tamper};
-pub use imaged_tests::listing::{Snapshot, snapshot};
+pub(crate) use imaged_tests::Daemon;
+pub(crate) use imaged_tests::archive::{self, ImageSpec, Tamper};
+pub(crate) use imaged_tests::listing::{Snapshot, snapshot};
 
 /// Archive formats as the tests write them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `docker-archive`, plain tar.
     Docker,
     /// `docker-archive`, gzip-compressed.
@@ -19,7 +19,7 @@ pub enum Format {
 
 impl Format {
     /// The archive bytes of `images` in this format.
-    pub fn bytes(self, images: &[ImageSpec]) -> Vec<u8> {
+    pub(crate) fn bytes(self, images: &[ImageSpec]) -> Vec<u8> {
         match self {
             Format::Docker => archive::docker_archive(images),
             Format::DockerGz => archive::gzip(&archive::docker_archive(images)),
@@ -32,7 +32,7 @@ impl Format {
 /// Writes `images` as a `format` archive into the daemon's scratch dir and runs
 /// `imagectl load -i FILE`; panics unless it succeeds.
 #[track_caller]
-pub fn load(d: &Daemon, format: Format, images: &[ImageSpec]) -> imaged_tests::Run {
+pub(crate) fn load(d: &Daemon, format: Format, images: &[ImageSpec]) -> imaged_tests::Run {
     let n = std::fs::read_dir(d.dir()).map(|r| r.count()).unwrap_or(0);
     let path = d.write_file(&format!("archive-{n}.tar"), &format.bytes(images));
     let run = d.imagectl(&["load", "-i", path.to_str().expect("utf-8 temp path")]);
@@ -41,13 +41,13 @@ pub fn load(d: &Daemon, format: Format, images: &[ImageSpec]) -> imaged_tests::R
 }
 
 /// Runs `imagectl load -i FILE` on raw bytes (for bad archives); returns the run.
-pub fn load_bytes(d: &Daemon, name: &str, bytes: &[u8]) -> imaged_tests::Run {
+pub(crate) fn load_bytes(d: &Daemon, name: &str, bytes: &[u8]) -> imaged_tests::Run {
     let path = d.write_file(name, bytes);
     d.imagectl(&["load", "-i", path.to_str().expect("utf-8 temp path")])
 }
 
 /// A daemon on a memory store.
-pub fn memory() -> Daemon {
+pub(crate) fn memory() -> Daemon {
     Daemon::start("memory")
 }
 

@@ -8,7 +8,7 @@ const K: u64 = 0x517c_c1b7_2722_0a95;
 
 /// The hasher.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct FastHasher(u64);
+pub(crate) struct FastHasher(u64);
 
 impl FastHasher {
     #[inline]
@@ -61,10 +61,10 @@ impl Hasher for FastHasher {
 }
 
 /// `BuildHasher` of [`FastHasher`].
-pub type FastBuild = BuildHasherDefault<FastHasher>;
+pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
 
 /// A `std` hash map with [`FastHasher`].
-pub type FastMap<K, V> = std::collections::HashMap<K, V, FastBuild>;
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, FastBuild>;
 
 /// A `std` hash set with [`FastHasher`].
-pub type FastSet<K> = std::collections::HashSet<K, FastBuild>;
+pub(crate) type FastSet<K> = std::collections::HashSet<K, FastBuild>;

@@ -18,41 +18,20 @@
 
 pub mod archive;
 pub mod catalog;
-#[cfg(feature = "conformance")]
-pub mod conformance;
-mod containers;
-mod cri;
 pub mod digest;
 pub mod engine;
 pub mod error;
-pub mod fasthash;
+mod fasthash;
 pub mod filter;
-pub mod index;
-mod list;
-mod load;
-pub mod memory;
+pub mod graph;
 pub mod model;
-pub mod ops;
-pub mod pinned;
-pub mod plan;
-mod prune;
 pub mod reference;
-pub mod relations;
-pub mod remove;
-pub mod repair;
-pub mod resolve;
 pub mod store;
-mod tag;
-pub mod testkit;
 pub mod time;
-pub mod token;
-pub mod tree;
 pub mod work;
 
 pub use catalog::{Catalog, ChangeSet};
 pub use digest::Digest;
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, ops, repair, summary};
 pub use error::{Error, ErrorKind, Result};
-pub use list::summary;
-pub use memory::MemoryStore;
-pub use store::Store;
+pub use store::{MemoryStore, Store};

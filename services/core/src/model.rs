@@ -1,5 +1,5 @@
 //! The stored image model (SPEC §1). Derived facts (parents, dangling, sizes) are not
-//! stored: see [`crate::tree`].
+//! stored: see [`crate::graph::tree`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use imaged_core::ops::{ListOptions, PruneOptions};
-use imaged_core::testkit::{ImageSpec, add_images};
 use imaged_core::{Engine, EngineConfig, MemoryStore, Store, work};
+use imaged_testkit::images::{ImageSpec, add_images};
 
 /// `n` images: per 7, 2 named leaves, 2 dangling images and a chain of 3 (two
 /// intermediate images under a named top).

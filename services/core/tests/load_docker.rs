@@ -5,11 +5,11 @@
 mod load_support;
 
 use imaged_core::Store;
-use imaged_core::archive::synth::{
-    self, ArchiveOptions, DockerLayout, SynthImage, docker_archive, docker_archive_with,
-};
 use imaged_core::digest::Digest;
 use imaged_core::ops::{ArchiveFormat, EventKind, LoadOptions};
+use imaged_testkit::archive::{
+    self as synth, ArchiveOptions, DockerLayout, SynthImage, docker_archive, docker_archive_with,
+};
 use load_support::Rig;
 
 fn base() -> SynthImage {

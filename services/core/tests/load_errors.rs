@@ -5,12 +5,12 @@
 
 mod load_support;
 
-use imaged_core::archive::synth::{
+use imaged_core::ops::{ArchiveFormat, LoadOptions};
+use imaged_core::{EngineConfig, ErrorKind};
+use imaged_testkit::archive::{
     ArchiveOptions, DockerLayout, SynthImage, corrupt, docker_archive, docker_archive_with,
     oci_archive, oci_archive_with,
 };
-use imaged_core::ops::{ArchiveFormat, LoadOptions};
-use imaged_core::{EngineConfig, ErrorKind};
 use load_support::Rig;
 
 /// A store holding one image already, so "unchanged" means something.

@@ -5,13 +5,13 @@
 mod load_support;
 
 use imaged_core::Store;
-use imaged_core::archive::synth::{
-    self, ArchiveOptions, SynthImage, corrupt, docker_archive, oci_archive, oci_archive_with,
-    oci_index_archive,
-};
 use imaged_core::digest::Digest;
 use imaged_core::model::Platform;
 use imaged_core::ops::{ArchiveFormat, LoadOptions};
+use imaged_testkit::archive::{
+    self as synth, ArchiveOptions, SynthImage, corrupt, docker_archive, oci_archive,
+    oci_archive_with, oci_index_archive,
+};
 use load_support::Rig;
 
 fn img(seed: &str) -> SynthImage {

@@ -8,8 +8,8 @@ mod load_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use imaged_core::archive::synth::{self, SynthImage};
 use imaged_core::digest::Digest;
+use imaged_testkit::archive::{self as synth, SynthImage};
 use load_support::Rig;
 
 fn which(tool: &str) -> Option<PathBuf> {

@@ -9,8 +9,8 @@ use imaged_core::model::ContainerState;
 use imaged_core::ops::{
     ListOptions, Order, PruneOptions, Record, RegisterContainer, RemoveOptions,
 };
-use imaged_core::testkit::{ImageSpec, add_image, add_images};
 use imaged_core::{Digest, Engine, EngineConfig, MemoryStore, Store};
+use imaged_testkit::images::{ImageSpec, add_image, add_images};
 
 fn engine() -> (Arc<MemoryStore>, Engine) {
     let store = Arc::new(MemoryStore::new());

@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use imaged_core::index::LayerIndex;
+use imaged_core::graph::LayerIndex;
+use imaged_core::graph::Relations;
+use imaged_core::graph::Tree;
 use imaged_core::ops::{EventKind, PruneOptions, RemoveOptions};
-use imaged_core::relations::Relations;
-use imaged_core::testkit::{ImageSpec, add_images};
-use imaged_core::tree::Tree;
 use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
+use imaged_testkit::images::{ImageSpec, add_images};
 
 /// Events seen: (kind, name, reclaimed bytes).
 type Seen = Arc<Mutex<Vec<(EventKind, String, u64)>>>;

@@ -8,12 +8,12 @@ mod cri_common;
 
 use cri_common::*;
 use imaged_core::Store;
-use imaged_core::testkit::ImageSpec;
 use imaged_grpc::auth::AuthConfig;
 use imaged_proto::imaged::v1 as pb;
 use imaged_proto::imaged::v1::container_service_client::ContainerServiceClient;
 use imaged_proto::runtime::v1 as cri;
 use imaged_proto::runtime::v1::image_service_client::ImageServiceClient;
+use imaged_testkit::images::ImageSpec;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -299,7 +299,7 @@ async fn stream_images_sends_every_image_once_in_batches() {
     let specs: Vec<ImageSpec> = (0..n)
         .map(|i| named(&format!("s{i}"), &[&format!("localhost/s/{i}:1")]))
         .collect();
-    imaged_core::testkit::add_images(f.store.as_ref(), &specs).expect("add");
+    imaged_testkit::images::add_images(f.store.as_ref(), &specs).expect("add");
     let mut c = ImageServiceClient::new(f.channel.clone());
     let mut s = c
         .stream_images(cri::StreamImagesRequest::default())

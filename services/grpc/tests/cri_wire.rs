@@ -11,8 +11,8 @@ use std::path::Path;
 
 use cri_common::*;
 use imaged_core::Store;
-use imaged_core::testkit::ImageSpec;
 use imaged_grpc::auth::AuthConfig;
+use imaged_testkit::images::ImageSpec;
 use tonic::Code;
 
 #[tokio::test]

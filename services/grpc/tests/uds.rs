@@ -440,7 +440,7 @@ async fn start_with(config: EngineConfig) -> Fixture {
 
 #[tokio::test]
 async fn load_streams_chunks_into_the_engine_and_emits_events() {
-    use imaged_core::archive::synth::{SynthImage, docker_archive};
+    use imaged_testkit::archive::{SynthImage, docker_archive};
     let f = start(GrpcOptions::default()).await;
     let mut c = ImageServiceClient::new(f.channel.clone());
     let mut events = c
@@ -473,7 +473,7 @@ async fn load_streams_chunks_into_the_engine_and_emits_events() {
 
 #[tokio::test]
 async fn truncated_stream_stores_nothing() {
-    use imaged_core::archive::synth::{SynthImage, docker_archive};
+    use imaged_testkit::archive::{SynthImage, docker_archive};
     let f = start(GrpcOptions::default()).await;
     let mut c = ImageServiceClient::new(f.channel.clone());
     let archive = docker_archive(&[SynthImage::new("cut").named("localhost/cut:1")], false);
@@ -496,7 +496,7 @@ async fn truncated_stream_stores_nothing() {
 
 #[tokio::test]
 async fn load_over_the_limit_is_resource_exhausted() {
-    use imaged_core::archive::synth::{SynthImage, docker_archive};
+    use imaged_testkit::archive::{SynthImage, docker_archive};
     let f = start_with(EngineConfig {
         max_load_bytes: 2048,
         ..EngineConfig::default()

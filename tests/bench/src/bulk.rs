@@ -32,7 +32,7 @@ use crate::scenario::Scenario;
 
 /// What the bulk path did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct BulkStats {
+pub(crate) struct BulkStats {
     /// Archive bytes read by the in-memory loads.
     pub bytes: u64,
     /// Image records committed.
@@ -48,7 +48,7 @@ pub struct BulkStats {
 }
 
 /// Builds the store of `scenario` in `root` (which must not hold a store yet).
-pub fn build_store(scenario: &Scenario, root: &Path) -> Result<BulkStats> {
+pub(crate) fn build_store(scenario: &Scenario, root: &Path) -> Result<BulkStats> {
     let mem = Arc::new(MemoryStore::new());
     let engine = Engine::new(mem.clone(), EngineConfig::default());
     let mut stats = BulkStats::default();

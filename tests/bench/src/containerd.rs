@@ -22,14 +22,14 @@ const NAMESPACE: &str = "imaged-bench";
 
 /// A running private containerd.
 #[derive(Debug)]
-pub struct Containerd {
+pub(crate) struct Containerd {
     child: Option<Child>,
     socket: PathBuf,
     tmp: PathBuf,
 }
 
 /// Whether `containerd` and `ctr` are installed and we are root.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     let ok = |bin: &str| {
         Command::new(bin)
             .arg("--version")
@@ -49,7 +49,7 @@ fn namespaced<T>(msg: T) -> Result<tonic::Request<T>> {
 
 impl Containerd {
     /// Starts containerd with everything under `dir`, and waits until its socket answers.
-    pub async fn start(dir: &Path) -> Result<Self> {
+    pub(crate) async fn start(dir: &Path) -> Result<Self> {
         let socket = dir.join("containerd.sock");
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp)?;
@@ -117,7 +117,7 @@ impl Containerd {
     /// Imports the scenario's images with `ctr images import --snapshotter native
     /// --all-platforms`: docker-archives of 20 families each (a `ctr` process costs about a
     /// second, most of it per call), and each manifest list's OCI index.
-    pub fn import(&self, scenario: &Scenario) -> Result<Duration> {
+    pub(crate) fn import(&self, scenario: &Scenario) -> Result<Duration> {
         let file = self.tmp.join("import.tar");
         let t = Instant::now();
         for a in scenario.batched_archives(20) {
@@ -140,13 +140,16 @@ impl Containerd {
     }
 
     /// A channel to the containerd socket.
-    pub async fn channel(&self) -> Result<Channel> {
+    pub(crate) async fn channel(&self) -> Result<Channel> {
         grpc::unix_channel(&self.socket).await
     }
 
     /// `Images/List` (no filter) `repeats` times after a warm-up: the summary and the
     /// number of images listed.
-    pub async fn list(channel: &Channel, repeats: usize) -> Result<(Summary, usize, Vec<String>)> {
+    pub(crate) async fn list(
+        channel: &Channel,
+        repeats: usize,
+    ) -> Result<(Summary, usize, Vec<String>)> {
         let mut client = ImagesClient::new(channel.clone()).max_decoding_message_size(256 << 20);
         let first = client
             .list(namespaced(pb::ListImagesRequest { filters: vec![] })?)
@@ -169,7 +172,10 @@ impl Containerd {
     }
 
     /// One `Images/Delete` (sync = false, as `ctr images rm`) per name.
-    pub async fn delete_each(channel: &Channel, names: &[String]) -> Result<(Summary, usize)> {
+    pub(crate) async fn delete_each(
+        channel: &Channel,
+        names: &[String],
+    ) -> Result<(Summary, usize)> {
         let mut client = ImagesClient::new(channel.clone());
         let mut samples = Vec::with_capacity(names.len());
         let mut failures = 0;
@@ -194,7 +200,7 @@ impl Containerd {
     }
 
     /// SIGTERM and wait (SIGKILL after 30 s).
-    pub fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };

@@ -19,7 +19,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(60);
 
 /// A running `imaged --store local`.
 #[derive(Debug)]
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     /// Spawn to ready line.
     pub startup: Duration,
@@ -46,7 +46,7 @@ fn proc_status_kb(pid: u32, field: &str) -> Result<u64> {
 impl Daemon {
     /// Starts `bin --store local --root root --listen unix://socket`, logging to `log`,
     /// and waits for the ready line.
-    pub fn start(bin: &Path, root: &Path, socket: &Path, log: &Path) -> Result<Self> {
+    pub(crate) fn start(bin: &Path, root: &Path, socket: &Path, log: &Path) -> Result<Self> {
         let log_file = File::options()
             .create(true)
             .append(true)
@@ -103,17 +103,17 @@ impl Daemon {
     }
 
     /// Resident set size now, in bytes.
-    pub fn rss(&self) -> Result<u64> {
+    pub(crate) fn rss(&self) -> Result<u64> {
         proc_status_kb(self.pid()?, "VmRSS:")
     }
 
     /// Peak resident set size so far, in bytes.
-    pub fn peak_rss(&self) -> Result<u64> {
+    pub(crate) fn peak_rss(&self) -> Result<u64> {
         proc_status_kb(self.pid()?, "VmHWM:")
     }
 
     /// SIGTERM, then waits for the exit (SIGKILL after [`STOP_LIMIT`]).
-    pub fn stop(mut self) -> Result<()> {
+    pub(crate) fn stop(mut self) -> Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
@@ -138,7 +138,7 @@ impl Daemon {
     }
 
     /// SIGKILL (as a crash), then waits for the exit.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

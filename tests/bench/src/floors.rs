@@ -14,7 +14,7 @@ use crate::grpc;
 use crate::stats::Summary;
 
 /// `grpc.health.v1.Health/Check` round trips on `channel`, `n` of them after a warm-up.
-pub async fn health_round_trips(channel: &Channel, n: usize) -> Result<Summary> {
+pub(crate) async fn health_round_trips(channel: &Channel, n: usize) -> Result<Summary> {
     for _ in 0..50 {
         grpc::health_check(channel).await?;
     }
@@ -29,7 +29,10 @@ pub async fn health_round_trips(channel: &Channel, n: usize) -> Result<Summary> 
 
 /// Protobuf cost of the very pages a ListImages run returned: (encode, encode + decode),
 /// each the median of `repeats` passes over every page.
-pub fn protobuf_pages(pages: &[proto::ListImagesResponse], repeats: usize) -> (Summary, Summary) {
+pub(crate) fn protobuf_pages(
+    pages: &[proto::ListImagesResponse],
+    repeats: usize,
+) -> (Summary, Summary) {
     let mut enc = Vec::with_capacity(repeats);
     let mut both = Vec::with_capacity(repeats);
     let mut sink = 0usize;
@@ -51,8 +54,8 @@ pub fn protobuf_pages(pages: &[proto::ListImagesResponse], repeats: usize) -> (S
 
 /// Bare redb write transactions (one 1 KiB insert each, default durability = fsync) in a
 /// fresh database in `dir`, `n` of them after a warm-up.
-pub fn redb_commits(dir: &Path, n: usize) -> Result<Summary> {
-    const TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("floor");
+pub(crate) fn redb_commits(dir: &Path, n: usize) -> Result<Summary> {
+    const TABLE: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new("floor");
     let path = dir.join("floor.redb");
     let db =
         redb::Database::create(&path).with_context(|| format!("creating {}", path.display()))?;
@@ -76,6 +79,6 @@ pub fn redb_commits(dir: &Path, n: usize) -> Result<Summary> {
 }
 
 /// Total encoded bytes of `pages`.
-pub fn encoded_len(pages: &[proto::ListImagesResponse]) -> usize {
+pub(crate) fn encoded_len(pages: &[proto::ListImagesResponse]) -> usize {
     pages.iter().map(Message::encoded_len).sum()
 }

@@ -10,18 +10,18 @@ use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 /// The minimal containerd images API compiled by `build.rs`.
-#[allow(clippy::all, clippy::pedantic, missing_docs)]
-pub mod containerd {
+#[allow(clippy::all, clippy::pedantic, missing_docs, unreachable_pub)]
+pub(crate) mod containerd {
     /// Package `containerd.types`.
-    pub mod types {
+    pub(crate) mod types {
         tonic::include_proto!("containerd.types");
     }
     /// Package `containerd.services.*`.
-    pub mod services {
+    pub(crate) mod services {
         /// Package `containerd.services.images`.
-        pub mod images {
+        pub(crate) mod images {
             /// Package `containerd.services.images.v1`.
-            pub mod v1 {
+            pub(crate) mod v1 {
                 tonic::include_proto!("containerd.services.images.v1");
             }
         }
@@ -30,7 +30,7 @@ pub mod containerd {
 
 /// Connects a channel to the unix socket at `path` (one HTTP/2 connection, reused by
 /// every call made through clones of the channel).
-pub async fn unix_channel(path: &Path) -> Result<Channel> {
+pub(crate) async fn unix_channel(path: &Path) -> Result<Channel> {
     let path: Arc<PathBuf> = Arc::new(path.to_owned());
     let shown = path.display().to_string();
     let connector = tower::service_fn(move |_: Uri| {
@@ -47,7 +47,7 @@ pub async fn unix_channel(path: &Path) -> Result<Channel> {
 }
 
 /// One `grpc.health.v1.Health/Check` for the whole server: the no-op round trip.
-pub async fn health_check(channel: &Channel) -> Result<()> {
+pub(crate) async fn health_check(channel: &Channel) -> Result<()> {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_client::HealthClient;
     HealthClient::new(channel.clone())

@@ -4,7 +4,7 @@ use std::path::Path;
 
 /// Facts about the host.
 #[derive(Debug, Clone, Default)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// CPU model name.
     pub cpu: String,
     /// Logical CPUs available.
@@ -25,7 +25,7 @@ fn read(path: &str) -> String {
 
 impl Machine {
     /// Reads `/proc` and `/etc/os-release`; `workdir` names the disk measured.
-    pub fn probe(workdir: &Path) -> Self {
+    pub(crate) fn probe(workdir: &Path) -> Self {
         let cpu = read("/proc/cpuinfo")
             .lines()
             .find_map(|l| l.strip_prefix("model name"))

@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use imaged_client::{Client, proto};
-use imaged_core::archive::synth::{self, SynthImage};
+use imaged_testkit::archive::{self as synth, SynthImage};
 
 use crate::scenario::{ContainerPlan, Format, Scenario};
 use crate::stats::Summary;
 
 /// Bytes and time of a series of LoadImages calls (archive generation excluded).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct LoadStats {
+pub(crate) struct LoadStats {
     /// Archive bytes sent.
     pub bytes: u64,
     /// Image records the loads reported.
@@ -25,7 +25,7 @@ pub struct LoadStats {
 
 impl LoadStats {
     /// Megabytes (10^6) per second.
-    pub fn mb_per_s(&self) -> f64 {
+    pub(crate) fn mb_per_s(&self) -> f64 {
         if self.time.is_zero() {
             return 0.0;
         }
@@ -41,7 +41,7 @@ fn to_proto_format(f: Format) -> proto::ArchiveFormat {
 }
 
 /// One LoadImages call of `bytes`; gives the IDs it reported and the call's duration.
-pub async fn load_one(
+pub(crate) async fn load_one(
     client: &Client,
     bytes: Vec<u8>,
     format: Format,
@@ -61,7 +61,7 @@ pub async fn load_one(
 }
 
 /// Loads every archive of `scenario` through LoadImages, one call per archive, in order.
-pub async fn load_scenario(client: &Client, scenario: &Scenario) -> Result<LoadStats> {
+pub(crate) async fn load_scenario(client: &Client, scenario: &Scenario) -> Result<LoadStats> {
     let mut stats = LoadStats::default();
     for archive in scenario.archives(None) {
         stats.bytes += archive.bytes.len() as u64;
@@ -74,7 +74,7 @@ pub async fn load_scenario(client: &Client, scenario: &Scenario) -> Result<LoadS
 }
 
 /// Registers the planned containers (states: running / stopped / created).
-pub async fn register_containers(client: &Client, plans: &[ContainerPlan]) -> Result<()> {
+pub(crate) async fn register_containers(client: &Client, plans: &[ContainerPlan]) -> Result<()> {
     for (k, c) in plans.iter().enumerate() {
         let state = if c.running {
             proto::ContainerState::Running
@@ -99,7 +99,7 @@ pub async fn register_containers(client: &Client, plans: &[ContainerPlan]) -> Re
 
 /// An archive of `count` images with one `layer_mib` MiB layer of random (incompressible)
 /// bytes each, for LoadImages throughput.
-pub fn throughput_archive(count: usize, layer_mib: usize) -> Vec<u8> {
+pub(crate) fn throughput_archive(count: usize, layer_mib: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(42);
     let imgs: Vec<SynthImage> = (0..count)
         .map(|i| {
@@ -116,7 +116,7 @@ pub fn throughput_archive(count: usize, layer_mib: usize) -> Vec<u8> {
 
 /// Every page of one ListImages query, and the time from the first request to the last
 /// page decoded.
-pub async fn list_pages(
+pub(crate) async fn list_pages(
     client: &Client,
     mut req: proto::ListImagesRequest,
 ) -> Result<(Vec<proto::ListImagesResponse>, Duration)> {
@@ -139,7 +139,7 @@ pub async fn list_pages(
 
 /// A ListImages query over all pages, run `repeats` times after one warm-up run: the
 /// summary, the number of images, and the pages of the last run.
-pub async fn list_runs(
+pub(crate) async fn list_runs(
     client: &Client,
     req: &proto::ListImagesRequest,
     repeats: usize,
@@ -157,7 +157,7 @@ pub async fn list_runs(
 
 /// One RemoveImage per reference, sequentially; failures are counted, not fatal (the
 /// summary covers the successful calls).
-pub async fn remove_each(client: &Client, refs: &[String]) -> (Summary, usize) {
+pub(crate) async fn remove_each(client: &Client, refs: &[String]) -> (Summary, usize) {
     let mut samples = Vec::with_capacity(refs.len());
     let mut failures = 0;
     for r in refs {
@@ -183,7 +183,7 @@ pub async fn remove_each(client: &Client, refs: &[String]) -> (Summary, usize) {
 }
 
 /// One PruneImages call: its duration and the number of images it deleted.
-pub async fn prune(client: &Client, all: bool) -> Result<(Duration, usize)> {
+pub(crate) async fn prune(client: &Client, all: bool) -> Result<(Duration, usize)> {
     let t = Instant::now();
     let resp = client
         .prune_images(proto::PruneImagesRequest {

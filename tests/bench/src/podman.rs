@@ -13,14 +13,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use imaged_core::archive::synth;
+use imaged_testkit::archive as synth;
 
 use crate::procs;
 use crate::scenario::Scenario;
 
 /// A private podman store.
 #[derive(Debug)]
-pub struct Podman {
+pub(crate) struct Podman {
     root: PathBuf,
     runroot: PathBuf,
     tmp: PathBuf,
@@ -31,7 +31,7 @@ pub struct Podman {
 
 /// What loading the scenario into podman did.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PodmanSetup {
+pub(crate) struct PodmanSetup {
     /// Wall-clock time of every `podman load`, `manifest` and `create`.
     pub time: Duration,
     /// Manifest lists that could not be rebuilt.
@@ -41,7 +41,7 @@ pub struct PodmanSetup {
 }
 
 /// Whether a `podman` binary answers `--version`.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     Command::new("podman")
         .arg("--version")
         .output()
@@ -50,7 +50,7 @@ pub fn available() -> bool {
 
 impl Podman {
     /// A store under `dir` (created).
-    pub fn new(dir: &Path) -> Result<Self> {
+    pub(crate) fn new(dir: &Path) -> Result<Self> {
         let short = tempfile::Builder::new()
             .prefix("ibp")
             .tempdir_in("/tmp")
@@ -68,7 +68,7 @@ impl Podman {
     }
 
     /// `podman --root … --runroot … --storage-driver vfs <args>`.
-    pub fn cmd<I, S>(&self, args: I) -> Command
+    pub(crate) fn cmd<I, S>(&self, args: I) -> Command
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -87,7 +87,7 @@ impl Podman {
 
     /// Loads the scenario (docker-archives), rebuilds its manifest lists, creates its
     /// containers.
-    pub fn setup(&self, scenario: &Scenario) -> Result<PodmanSetup> {
+    pub(crate) fn setup(&self, scenario: &Scenario) -> Result<PodmanSetup> {
         let mut setup = PodmanSetup::default();
         let file = self.tmp.join("family.tar");
         let t = Instant::now();

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 
 /// Runs `cmd` to completion with its output discarded; fails on a non-zero exit (the
 /// tail of stderr is in the error). Gives the wall-clock time from spawn to exit.
-pub fn time(cmd: &mut Command) -> Result<Duration> {
+pub(crate) fn time(cmd: &mut Command) -> Result<Duration> {
     let shown = format!("{cmd:?}");
     let t = Instant::now();
     let out = cmd
@@ -33,7 +33,7 @@ pub fn time(cmd: &mut Command) -> Result<Duration> {
 }
 
 /// Runs `cmd` and gives its stdout; fails on a non-zero exit.
-pub fn output(cmd: &mut Command) -> Result<String> {
+pub(crate) fn output(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
     let out = cmd
         .stdin(Stdio::null())

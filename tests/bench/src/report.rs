@@ -9,7 +9,7 @@ use crate::results::{Build, ProcTimes, RemoveResult, SizeResult};
 use crate::stats::{Summary, ms, ratio};
 
 /// `1k`, `10k`, `100k`, `2500`.
-pub fn size_label(n: usize) -> String {
+pub(crate) fn size_label(n: usize) -> String {
     if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
@@ -60,7 +60,12 @@ fn header(out: &mut String, first: &str, results: &[SizeResult]) {
 }
 
 /// Renders the whole report.
-pub fn render(machine: &Machine, command: &str, date: &str, results: &[SizeResult]) -> String {
+pub(crate) fn render(
+    machine: &Machine,
+    command: &str,
+    date: &str,
+    results: &[SizeResult],
+) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# imaged benchmarks\n");
     let _ = writeln!(
@@ -95,7 +100,7 @@ fn scenario(o: &mut String, results: &[SizeResult]) {
     let _ = writeln!(o, "## Scenario\n");
     let _ = writeln!(
         o,
-        "Generated with `imaged_core::archive::synth` (see `tests/bench/src/scenario.rs`): \
+        "Generated with `imaged_testkit::archive` (see `tests/bench/src/scenario.rs`): \
          families of a named base image and 4–12 applications 1–5 layers deeper.\n"
     );
     let _ = writeln!(

@@ -9,7 +9,7 @@ use crate::stats::Summary;
 
 /// How the store of a size was built.
 #[derive(Debug, Clone, Copy)]
-pub enum Build {
+pub(crate) enum Build {
     /// One LoadImages call per archive against the running daemon.
     Rpc(LoadStats),
     /// The documented bulk path (`bulk.rs`).
@@ -18,7 +18,7 @@ pub enum Build {
 
 /// One ListImages query over all pages.
 #[derive(Debug, Clone)]
-pub struct ListResult {
+pub(crate) struct ListResult {
     /// What was asked (`all=true`, `filter dangling=true`, …).
     pub label: String,
     /// Client-observed time over all pages.
@@ -31,7 +31,7 @@ pub struct ListResult {
 
 /// Removal latencies of one kind of reference.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RemoveResult {
+pub(crate) struct RemoveResult {
     /// Per-call latency of the successful calls.
     pub time: Summary,
     /// Failed calls.
@@ -40,7 +40,7 @@ pub struct RemoveResult {
 
 /// One PruneImages call.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PruneResult {
+pub(crate) struct PruneResult {
     /// Duration of the call.
     pub time: Duration,
     /// Images it deleted.
@@ -49,7 +49,7 @@ pub struct PruneResult {
 
 /// The podman commands of the issue and their imagectl equivalents, as whole processes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ProcTimes {
+pub(crate) struct ProcTimes {
     /// `images` / `ls` (median of 5 after a warm-up).
     pub ls: Summary,
     /// `images -a` / `ls -a`.
@@ -66,7 +66,7 @@ pub struct ProcTimes {
 
 /// The containerd comparison.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ContainerdResult {
+pub(crate) struct ContainerdResult {
     /// `ctr images import` of every archive.
     pub import: Duration,
     /// `Images/List`, whole namespace.
@@ -79,7 +79,7 @@ pub struct ContainerdResult {
 
 /// Everything measured for one store size.
 #[derive(Debug, Clone)]
-pub struct SizeResult {
+pub(crate) struct SizeResult {
     /// The requested size.
     pub size: usize,
     /// The scenario's records.
@@ -132,7 +132,7 @@ pub struct SizeResult {
 
 impl SizeResult {
     /// An empty result for `size` (filled in as the run goes).
-    pub fn new(size: usize, counts: Counts, build: Build) -> Self {
+    pub(crate) fn new(size: usize, counts: Counts, build: Build) -> Self {
         let empty = ListResult {
             label: String::new(),
             time: Summary::default(),

@@ -19,7 +19,7 @@ use crate::{bulk, containerd, floors, grpc, measure, podman, procs};
 
 /// Settings of a run (from the command line).
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     /// Store sizes.
     pub sizes: Vec<usize>,
     /// Compare with podman.
@@ -139,7 +139,7 @@ fn proc_suite(
 }
 
 /// Runs every measurement for one size.
-pub async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
+pub(crate) async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
     let dir = cfg.workdir.join(format!("n{size}"));
     std::fs::create_dir_all(&dir)?;
     let ctx = Ctx {

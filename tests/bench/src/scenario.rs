@@ -1,6 +1,6 @@
 //! The logical scenario: a realistic store of about N images, described by small
 //! [`FamilySpec`]s and turned into real archives by imaged's own generator
-//! (`imaged_core::archive::synth`) on demand, deterministically (same N, same bytes).
+//! (`imaged_testkit::archive`) on demand, deterministically (same N, same bytes).
 //!
 //! A *family* is what one team's host accumulates around one base image:
 //! * a named base image (1–3 layers, ~30% with a second tag);
@@ -16,8 +16,8 @@
 //! Containers are registered on ~5% of the images (named ones), mostly stopped or
 //! created, every tenth running, every tenth external.
 
-use imaged_core::archive::synth::{
-    self, ArchiveOptions, DEFAULT_CREATED, DockerLayout, SynthImage,
+use imaged_testkit::archive::{
+    self as synth, ArchiveOptions, DEFAULT_CREATED, DockerLayout, SynthImage,
 };
 
 /// Nanoseconds in a second.
@@ -25,7 +25,7 @@ const SECOND: i64 = 1_000_000_000;
 
 /// What an image record is in the scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// A named base image.
     Base,
     /// A named application image (a leaf).
@@ -55,7 +55,7 @@ struct AppSpec {
 
 /// One family: a base image and what was built on it (see the module docs).
 #[derive(Debug, Clone)]
-pub struct FamilySpec {
+pub(crate) struct FamilySpec {
     /// Index of the family (part of every name and layer content).
     pub index: usize,
     seed: u64,
@@ -67,7 +67,7 @@ pub struct FamilySpec {
 
 /// One image record the scenario stores.
 #[derive(Debug, Clone)]
-pub struct Planned {
+pub(crate) struct Planned {
     /// `sha256:<hex>` (config digest; index digest for a manifest list).
     pub id: String,
     /// Fully-qualified names.
@@ -78,7 +78,7 @@ pub struct Planned {
 
 /// A container to register on an image.
 #[derive(Debug, Clone)]
-pub struct ContainerPlan {
+pub(crate) struct ContainerPlan {
     /// Image ID.
     pub image_id: String,
     /// Running (blocks removal even with force).
@@ -91,7 +91,7 @@ pub struct ContainerPlan {
 
 /// The images of one family, ready to be written as archives.
 #[derive(Debug, Clone)]
-pub struct FamilyImages {
+pub(crate) struct FamilyImages {
     /// Every ordinary image of the family, in archive order, with its role.
     pub images: Vec<(SynthImage, Role)>,
     /// The manifest list: its name and instances.
@@ -100,7 +100,7 @@ pub struct FamilyImages {
 
 /// Archive formats the scenario is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `docker save` layout.
     Docker,
     /// OCI layout.
@@ -109,7 +109,7 @@ pub enum Format {
 
 /// One archive of the scenario.
 #[derive(Debug, Clone)]
-pub struct Archive {
+pub(crate) struct Archive {
     /// The archive bytes (plain tar).
     pub bytes: Vec<u8>,
     /// Its format.
@@ -118,7 +118,7 @@ pub struct Archive {
 
 /// The whole scenario for one size.
 #[derive(Debug, Clone)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     /// The families, in load order.
     pub families: Vec<FamilySpec>,
     /// Every image record, in load order.
@@ -129,7 +129,7 @@ pub struct Scenario {
 
 /// Counts of the scenario's records, by kind.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Counts {
+pub(crate) struct Counts {
     /// Image records (manifest lists included).
     pub images: usize,
     /// Images with at least one name.
@@ -183,7 +183,7 @@ impl FamilySpec {
     }
 
     /// Number of image records the family stores.
-    pub fn record_count(&self) -> usize {
+    pub(crate) fn record_count(&self) -> usize {
         let apps: usize = self
             .apps
             .iter()
@@ -193,7 +193,7 @@ impl FamilySpec {
     }
 
     /// Builds the family's images (deterministic).
-    pub fn build(&self) -> FamilyImages {
+    pub(crate) fn build(&self) -> FamilyImages {
         let f = self.index;
         let mut rng = fastrand::Rng::with_seed(self.seed);
         let mut content = |key: &str| -> Vec<u8> {
@@ -267,7 +267,7 @@ impl FamilySpec {
 
 impl FamilyImages {
     /// The family's archives: the images in `format`, then the manifest list (OCI index).
-    pub fn archives(&self, format: Format) -> Vec<Archive> {
+    pub(crate) fn archives(&self, format: Format) -> Vec<Archive> {
         let imgs: Vec<SynthImage> = self.images.iter().map(|(i, _)| i.clone()).collect();
         let bytes = match format {
             Format::Docker => synth::docker_archive_with(
@@ -304,7 +304,7 @@ fn planned(img: &SynthImage, role: Role) -> Planned {
 
 impl Scenario {
     /// Plans about `target` images (a whole number of families, so slightly more).
-    pub fn plan(target: usize) -> Self {
+    pub(crate) fn plan(target: usize) -> Self {
         let mut rng = fastrand::Rng::with_seed(0x1ade_d000 ^ target as u64);
         let mut families = Vec::new();
         let mut total = 0;
@@ -337,7 +337,7 @@ impl Scenario {
     }
 
     /// Counts by kind.
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         let by = |r: Role| self.images.iter().filter(|i| i.role == r).count();
         Counts {
             images: self.images.len(),
@@ -353,7 +353,7 @@ impl Scenario {
 
     /// Named application images with exactly one name and no container, shuffled
     /// deterministically: the removal targets (removing one deletes it whole).
-    pub fn removable(&self) -> Vec<&Planned> {
+    pub(crate) fn removable(&self) -> Vec<&Planned> {
         let used: std::collections::HashSet<&str> = self
             .containers
             .iter()
@@ -371,7 +371,7 @@ impl Scenario {
     /// Every archive of the scenario in load order, each family's images in `format`
     /// (`None`: docker-archive for most families, OCI for every fourth), produced one
     /// family at a time.
-    pub fn archives(&self, format: Option<Format>) -> impl Iterator<Item = Archive> + '_ {
+    pub(crate) fn archives(&self, format: Option<Format>) -> impl Iterator<Item = Archive> + '_ {
         self.families.iter().flat_map(move |f| {
             let fmt = format.unwrap_or(if f.index % 4 == 3 {
                 Format::Oci
@@ -387,7 +387,7 @@ impl Scenario {
     /// The same images in fewer archives: one docker-archive per `per` families, each
     /// followed by the OCI indexes of those families' manifest lists (for peers whose
     /// import costs mostly per call).
-    pub fn batched_archives(&self, per: usize) -> impl Iterator<Item = Archive> + '_ {
+    pub(crate) fn batched_archives(&self, per: usize) -> impl Iterator<Item = Archive> + '_ {
         self.families.chunks(per.max(1)).flat_map(|chunk| {
             let built: Vec<FamilyImages> = chunk.iter().map(FamilySpec::build).collect();
             let imgs: Vec<SynthImage> = built

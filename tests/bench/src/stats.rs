@@ -4,7 +4,7 @@ use std::time::Duration;
 
 /// Summary of a set of samples.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Number of samples.
     pub n: usize,
     /// Median.
@@ -15,7 +15,7 @@ pub struct Summary {
 
 impl Summary {
     /// Summarises `samples` (any order).
-    pub fn of(samples: &[Duration]) -> Self {
+    pub(crate) fn of(samples: &[Duration]) -> Self {
         let mut s = samples.to_vec();
         s.sort_unstable();
         let rank = |q: f64| -> Duration {
@@ -35,7 +35,7 @@ impl Summary {
 }
 
 /// Milliseconds with a precision that suits the value (`0.042 ms`, `3.51 ms`, `812 ms`).
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     let v = d.as_secs_f64() * 1e3;
     if v < 1.0 {
         format!("{v:.3} ms")
@@ -47,7 +47,7 @@ pub fn ms(d: Duration) -> String {
 }
 
 /// A ratio `a / b` written `12.3×` (`–` when `b` is zero).
-pub fn ratio(a: Duration, b: Duration) -> String {
+pub(crate) fn ratio(a: Duration, b: Duration) -> String {
     if b.is_zero() {
         return "–".to_owned();
     }

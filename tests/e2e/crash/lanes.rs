@@ -25,7 +25,7 @@ const MAX_IMAGES: usize = 6;
 
 /// What the store holds of one lane.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LaneState {
+pub(super) struct LaneState {
     /// Image hex ID → its names.
     pub images: BTreeMap<String, BTreeSet<String>>,
     /// Container ID → image hex ID.
@@ -56,7 +56,7 @@ impl LaneState {
     }
 
     /// The differences from `expected`, one phrase each.
-    pub fn diff(&self, expected: &LaneState) -> Vec<String> {
+    pub(super) fn diff(&self, expected: &LaneState) -> Vec<String> {
         let mut out = Vec::new();
         for (id, names) in &expected.images {
             match self.images.get(id) {
@@ -90,7 +90,7 @@ impl LaneState {
 
 /// One request of a lane.
 #[derive(Clone, Debug)]
-pub enum Op {
+pub(super) enum Op {
     /// `LoadImages` of an archive of these images (tampered: rejected, nothing stored).
     Load {
         /// The images, names included.
@@ -152,7 +152,7 @@ fn short(id: &str) -> &str {
 
 /// What a request must get back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
+pub(super) enum Expect {
     /// Success.
     Ok,
     /// This error, and no change.
@@ -160,7 +160,7 @@ pub enum Expect {
 }
 
 /// A lane: its model and its own random stream.
-pub struct Lane {
+pub(super) struct Lane {
     /// Lane number.
     pub n: usize,
     /// The acknowledged state.
@@ -174,7 +174,7 @@ pub struct Lane {
 }
 
 /// A successful response, for checking against the prediction.
-pub enum Response {
+pub(super) enum Response {
     /// `LoadImages`.
     Load(proto::LoadImagesResponse),
     /// `RemoveImage`.
@@ -187,7 +187,7 @@ pub enum Response {
 
 impl Lane {
     /// A lane with an empty state.
-    pub fn new(n: usize, seed: u64) -> Self {
+    pub(super) fn new(n: usize, seed: u64) -> Self {
         Self {
             n,
             state: LaneState::default(),
@@ -221,7 +221,7 @@ impl Lane {
     }
 
     /// The next request, chosen from the state.
-    pub fn choose(&mut self) -> Op {
+    pub(super) fn choose(&mut self) -> Op {
         let named: Vec<String> = self.state.images.values().flatten().cloned().collect();
         let full = self.state.images.len() >= MAX_IMAGES;
         let roll = if self.state.images.is_empty() {
@@ -311,7 +311,7 @@ impl Lane {
     }
 
     /// The state `op` leaves (from the acknowledged one) and what it must return.
-    pub fn predict(&self, op: &Op) -> (LaneState, Expect) {
+    pub(super) fn predict(&self, op: &Op) -> (LaneState, Expect) {
         let mut s = self.state.clone();
         let expect = match op {
             Op::Load { tamper: true, .. } => Expect::Err(ErrorKind::InvalidArchive),
@@ -382,7 +382,11 @@ impl Lane {
     }
 
     /// Sends `op`.
-    pub async fn execute(&mut self, client: &Client, op: &Op) -> Result<Response, ClientError> {
+    pub(super) async fn execute(
+        &mut self,
+        client: &Client,
+        op: &Op,
+    ) -> Result<Response, ClientError> {
         Ok(match op {
             Op::Load {
                 images,
@@ -470,7 +474,7 @@ impl Lane {
     }
 
     /// Checks a successful response of `op` against the states before and after it.
-    pub fn verify(&self, op: &Op, resp: &Response, after: &LaneState) -> Result<(), String> {
+    pub(super) fn verify(&self, op: &Op, resp: &Response, after: &LaneState) -> Result<(), String> {
         let deleted = |records: &[proto::RemovalRecord]| -> BTreeSet<String> {
             records
                 .iter()

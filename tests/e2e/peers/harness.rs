@@ -18,7 +18,7 @@ use imaged_tests::tools;
 use crate::support::*;
 
 /// `podman` on a store of its own under `dir`.
-pub fn podman(dir: &Path, args: &[&str]) -> Run {
+pub(super) fn podman(dir: &Path, args: &[&str]) -> Run {
     let bin = tools::on_path("podman")
         .unwrap_or_else(|| panic!("podman not found on PATH: {}", tools::SETUP_HINT));
     let mut cmd = Command::new(bin);
@@ -33,11 +33,11 @@ pub fn podman(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// An image as both sides list it: bare hex ID and sorted names.
-pub type Entry = (String, Vec<String>);
+pub(super) type Entry = (String, Vec<String>);
 
 /// Parses `podman images --format json`: one entry per image (podman repeats an image
 /// once per repository), sorted.
-pub fn parse_podman_images(run: &Run) -> Vec<Entry> {
+pub(super) fn parse_podman_images(run: &Run) -> Vec<Entry> {
     let v: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("podman images printed no JSON ({e}):\n{run}"));
     let mut out: Vec<Entry> = v
@@ -57,7 +57,7 @@ pub fn parse_podman_images(run: &Run) -> Vec<Entry> {
 }
 
 /// Parses `imagectl ls --format json`, sorted.
-pub fn parse_imaged_images(run: &Run) -> Vec<Entry> {
+pub(super) fn parse_imaged_images(run: &Run) -> Vec<Entry> {
     let v: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|e| panic!("imagectl ls printed no JSON ({e}):\n{run}"));
     let mut out: Vec<Entry> = v
@@ -77,14 +77,14 @@ pub fn parse_imaged_images(run: &Run) -> Vec<Entry> {
 }
 
 /// Every image podman holds (`images -a`).
-pub fn podman_images(dir: &Path) -> Vec<Entry> {
+pub(super) fn podman_images(dir: &Path) -> Vec<Entry> {
     let run = podman(dir, &["images", "-a", "--format", "json"]);
     run.ok();
     parse_podman_images(&run)
 }
 
 /// Every image imaged holds (`ls -a`).
-pub fn imaged_images(d: &Daemon) -> Vec<Entry> {
+pub(super) fn imaged_images(d: &Daemon) -> Vec<Entry> {
     let run = d.imagectl(&["ls", "-a", "--format", "json"]);
     run.ok();
     parse_imaged_images(&run)
@@ -93,7 +93,7 @@ pub fn imaged_images(d: &Daemon) -> Vec<Entry> {
 /// `… ([b a]) …` -> `… ([a b]) …`: podman lists a freshly loaded image's names newest
 /// first (reverse archive order), imaged in archive order; the SPEC leaves the order of
 /// loaded names open, so messages are compared with their name lists sorted.
-pub fn sort_name_list(line: &str) -> String {
+pub(super) fn sort_name_list(line: &str) -> String {
     let (Some(start), Some(end)) = (line.find("(["), line.find("])")) else {
         return line.to_owned();
     };
@@ -108,7 +108,7 @@ pub fn sort_name_list(line: &str) -> String {
 }
 
 /// The first `Error: ` line of a run's standard error, name lists sorted.
-pub fn first_error(run: &Run) -> Option<String> {
+pub(super) fn first_error(run: &Run) -> Option<String> {
     run.stderr
         .lines()
         .find(|l| l.starts_with("Error: "))
@@ -132,7 +132,7 @@ pub fn first_error(run: &Run) -> Option<String> {
 /// form of filter=value: <f> is invalid`; SPEC §5.3 gives PruneImages and ListImages
 /// libimage's message for it (`invalid image filter "<f>": must be in the format …`,
 /// which `podman images` prints).
-pub fn podman_error_today(run: &Run) -> Option<String> {
+pub(super) fn podman_error_today(run: &Run) -> Option<String> {
     let line = first_error(run)?;
     if line.contains("for filter filter ") {
         eprintln!("podman 4.3 wording rewritten: {line}");
@@ -160,7 +160,7 @@ pub fn podman_error_today(run: &Run) -> Option<String> {
 }
 
 /// A podman store and an imaged daemon with the same content.
-pub struct Pair {
+pub(super) struct Pair {
     /// The daemon (memory store).
     pub d: Daemon,
     dir: tempfile::TempDir,
@@ -169,7 +169,7 @@ pub struct Pair {
 impl Pair {
     /// Both sides with `images` loaded from one docker-archive; panics unless they then
     /// hold the same images.
-    pub fn new(images: &[ImageSpec]) -> Self {
+    pub(super) fn new(images: &[ImageSpec]) -> Self {
         let pair = Self {
             d: memory(),
             dir: tempfile::tempdir().expect("temp dir"),
@@ -185,19 +185,19 @@ impl Pair {
     }
 
     /// Runs podman on this pair's store.
-    pub fn podman(&self, args: &[&str]) -> Run {
+    pub(super) fn podman(&self, args: &[&str]) -> Run {
         podman(self.dir.path(), args)
     }
 
     /// Runs imagectl against this pair's daemon.
-    pub fn imagectl(&self, args: &[&str]) -> Run {
+    pub(super) fn imagectl(&self, args: &[&str]) -> Run {
         self.d.imagectl(args)
     }
 
     /// The same container on both sides: `podman create --name NAME IMAGE true` (state
     /// "created", nothing runs) and `imagectl container register --id <podman's ID>
     /// --name NAME IMAGE` (default state `created`); returns the ID.
-    pub fn create(&self, name: &str, image: &str) -> String {
+    pub(super) fn create(&self, name: &str, image: &str) -> String {
         let p = self.podman(&["create", "--name", name, image, "true"]);
         p.ok();
         let id = p
@@ -227,14 +227,14 @@ impl Pair {
     }
 
     /// Container IDs podman holds, sorted.
-    pub fn podman_containers(&self) -> Vec<String> {
+    pub(super) fn podman_containers(&self) -> Vec<String> {
         let run = self.podman(&["ps", "-a", "--no-trunc", "--format", "{{.ID}}"]);
         run.ok();
         sorted(run.lines())
     }
 
     /// Container IDs imaged holds, sorted.
-    pub fn imaged_containers(&self) -> Vec<String> {
+    pub(super) fn imaged_containers(&self) -> Vec<String> {
         let run = self.imagectl(&["container", "ls", "-q", "--no-trunc"]);
         run.ok();
         sorted(run.lines())
@@ -242,7 +242,7 @@ impl Pair {
 
     /// Panics unless both sides hold the same images and containers.
     #[track_caller]
-    pub fn assert_same_state(&self, after: &str) {
+    pub(super) fn assert_same_state(&self, after: &str) {
         assert_eq!(
             imaged_images(&self.d),
             podman_images(self.dir.path()),
@@ -259,7 +259,7 @@ impl Pair {
     /// the output lines, the first error line and, afterwards, the images and containers.
     /// Returns podman's run.
     #[track_caller]
-    pub fn same(&self, podman_args: &[&str], imagectl_args: &[&str]) -> Run {
+    pub(super) fn same(&self, podman_args: &[&str], imagectl_args: &[&str]) -> Run {
         let p = self.podman(podman_args);
         let i = self.imagectl(imagectl_args);
         assert_eq!(
@@ -283,7 +283,7 @@ impl Pair {
 
     /// `podman rmi ARGS` vs `imagectl rm ARGS`.
     #[track_caller]
-    pub fn rm(&self, args: &[&str]) -> Run {
+    pub(super) fn rm(&self, args: &[&str]) -> Run {
         let mut p = vec!["rmi"];
         p.extend_from_slice(args);
         let mut i = vec!["rm"];
@@ -293,7 +293,7 @@ impl Pair {
 
     /// `podman image prune -f ARGS` vs `imagectl prune -f ARGS`.
     #[track_caller]
-    pub fn prune(&self, args: &[&str]) -> Run {
+    pub(super) fn prune(&self, args: &[&str]) -> Run {
         let mut p = vec!["image", "prune", "-f"];
         p.extend_from_slice(args);
         let mut i = vec!["prune", "-f"];
@@ -305,7 +305,7 @@ impl Pair {
     /// exit code, the same first error line, and the same images with the same (sorted)
     /// names. Returns the listing.
     #[track_caller]
-    pub fn ls(&self, args: &[&str]) -> Vec<Entry> {
+    pub(super) fn ls(&self, args: &[&str]) -> Vec<Entry> {
         let Some((p, i)) = self.ls_runs(args) else {
             return Vec::new();
         };
@@ -322,7 +322,7 @@ impl Pair {
     /// rule as peers-semantics §5.4 reads it) where podman 4.3, whose libimage predates
     /// the narrowing, lists every name.
     #[track_caller]
-    pub fn ls_narrowed(&self, args: &[&str], narrowed: &[&str]) {
+    pub(super) fn ls_narrowed(&self, args: &[&str], narrowed: &[&str]) {
         let (p, i) = self.ls_runs(args).expect("a listing");
         let (pl, il) = (parse_podman_images(&p), parse_imaged_images(&i));
         let ids = |l: &[Entry]| l.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
@@ -339,7 +339,7 @@ impl Pair {
 
     /// Both listings (podman's, imaged's) of a listing that must succeed, not compared.
     #[track_caller]
-    pub fn ls_both(&self, args: &[&str]) -> (Vec<Entry>, Vec<Entry>) {
+    pub(super) fn ls_both(&self, args: &[&str]) -> (Vec<Entry>, Vec<Entry>) {
         let (p, i) = self.ls_runs(args).expect("a listing");
         (parse_podman_images(&p), parse_imaged_images(&i))
     }
@@ -371,7 +371,7 @@ impl Pair {
     /// hands both runs to `check`, which asserts each side's own behaviour (the caller
     /// compares the stores afterwards when they must still agree).
     #[track_caller]
-    pub fn deviation(
+    pub(super) fn deviation(
         &self,
         spec: &str,
         podman_args: &[&str],
@@ -392,7 +392,7 @@ impl Pair {
 /// filter`). SPEC §5.3 asks for libimage's message: this difference is NOT a documented
 /// deviation; it is pinned here and reported (fix imaged or document it in SPEC §5.3).
 #[track_caller]
-pub fn bad_boolean(pair: &Pair, podman_cmd: &[&str], imagectl_cmd: &[&str]) {
+pub(super) fn bad_boolean(pair: &Pair, podman_cmd: &[&str], imagectl_cmd: &[&str]) {
     let mut pa = podman_cmd.to_vec();
     pa.extend(["--filter", "dangling=maybe"]);
     let mut ia = imagectl_cmd.to_vec();

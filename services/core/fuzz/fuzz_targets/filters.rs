@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use imaged_core::error::ErrorKind;
 use imaged_core::filter::{self, until};
 use imaged_core::ops::ListOptions;
-use imaged_core::testkit::{ImageSpec, add_images};
+use imaged_testkit::images::{ImageSpec, add_images};
 use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use imaged_core::reference::{Reference, normalize_docker_name, normalize_tag_name};
-use imaged_core::testkit::{ImageSpec, add_images};
+use imaged_testkit::images::{ImageSpec, add_images};
 use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
 use libfuzzer_sys::fuzz_target;
 

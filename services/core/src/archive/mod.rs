@@ -1,6 +1,6 @@
 //! Image archives: reading `docker-archive` and `oci-archive` tars (plain or gzip) for
-//! LoadImages (SPEC §6), and [`synth`], a generator of valid (or deliberately broken)
-//! archives for tests and benchmarks.
+//! LoadImages (SPEC §6), and the deterministic manifest and index JSON a load writes
+//! ([`manifest_json`], [`index_json`]; test archives are made with the same functions).
 //!
 //! Reading happens in two phases:
 //! 1. [`stream`] reads the tar once. Blob-like entries (layers, configs, manifests) go
@@ -17,16 +17,19 @@
 mod docker;
 mod oci;
 mod stream;
-pub mod synth;
 mod tap;
 mod verify;
 
+use crate::engine::ops::ArchiveFormat;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Image;
-use crate::ops::ArchiveFormat;
 use crate::store::{Staging, Store};
 
 pub(crate) use stream::collect;
+pub use verify::{
+    IndexEntry, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_MANIFEST,
+    index_json, manifest_json,
+};
 
 /// An image (or manifest list) read from an archive, not yet committed.
 #[derive(Debug, Clone)]

@@ -73,7 +73,7 @@ impl Collected {
     }
 
     /// A metadata file's bytes.
-    pub fn meta(&self, path: &str) -> Option<&[u8]> {
+    pub(crate) fn meta(&self, path: &str) -> Option<&[u8]> {
         match self.resolve(path)? {
             Node::Meta(b) => Some(b),
             _ => None,
@@ -81,7 +81,7 @@ impl Collected {
     }
 
     /// The staged file at `path` (links followed).
-    pub fn blob(&self, path: &str) -> Option<&StagedBlob> {
+    pub(crate) fn blob(&self, path: &str) -> Option<&StagedBlob> {
         match self.resolve(path)? {
             Node::Blob(b) => Some(b),
             _ => None,
@@ -89,12 +89,12 @@ impl Collected {
     }
 
     /// The blob `blobs/sha256/<hex>` (its name was checked against its content).
-    pub fn blob_by_digest(&self, digest: &Digest) -> Option<&StagedBlob> {
+    pub(crate) fn blob_by_digest(&self, digest: &Digest) -> Option<&StagedBlob> {
         self.blob(&format!("blobs/sha256/{}", digest.hex()))
     }
 
     /// The bytes of a JSON blob: the in-memory copy, else read back from the store.
-    pub fn json<'a>(
+    pub(crate) fn json<'a>(
         &self,
         blob: &'a StagedBlob,
         store: &dyn Store,
@@ -397,7 +397,35 @@ mod tests {
         assert_eq!(normalize("x", "../../escape"), None);
     }
 
-    fn collect_bytes(store: &crate::memory::MemoryStore, bytes: &[u8]) -> Result<Collected> {
+    /// One entry of a test tar.
+    enum Entry<'a> {
+        File(&'a [u8]),
+        Hard(&'a str),
+        Sym(&'a str),
+    }
+
+    /// A tar of these entries, written with the `tar` crate.
+    fn tar_of(entries: &[(&str, Entry<'_>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, entry) in entries {
+            let (kind, data, link): (_, &[u8], _) = match entry {
+                Entry::File(d) => (tar::EntryType::Regular, d, None),
+                Entry::Hard(t) => (tar::EntryType::Link, &[], Some(t)),
+                Entry::Sym(t) => (tar::EntryType::Symlink, &[], Some(t)),
+            };
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(kind);
+            h.set_mode(0o644);
+            h.set_size(data.len() as u64);
+            if let Some(t) = link {
+                h.set_link_name(t).unwrap();
+            }
+            b.append_data(&mut h, path, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn collect_bytes(store: &crate::store::MemoryStore, bytes: &[u8]) -> Result<Collected> {
         let mut staging = store.stage()?;
         let mut r = bytes;
         collect(&mut r, u64::MAX, staging.as_mut())
@@ -405,17 +433,18 @@ mod tests {
 
     #[test]
     fn links_resolve_to_their_targets() {
-        let mut t = super::super::synth::tarw::TarOut::new();
-        t.file("a/real.tar", b"layer bytes");
-        t.hardlink("b/hard.tar", "a/real.tar");
-        t.symlink("c/layer.tar", "../a/real.tar");
-        t.symlink("d/chain.tar", "../c/layer.tar");
-        t.symlink("e/escape.tar", "../../outside");
-        t.symlink("f/loop", "../f/loop");
-        t.file("manifest.json", b"[]");
-        t.file("x/json", b"{}");
-        let store = crate::memory::MemoryStore::new();
-        let files = collect_bytes(&store, &t.finish()).unwrap();
+        let bytes = tar_of(&[
+            ("a/real.tar", Entry::File(b"layer bytes")),
+            ("b/hard.tar", Entry::Hard("a/real.tar")),
+            ("c/layer.tar", Entry::Sym("../a/real.tar")),
+            ("d/chain.tar", Entry::Sym("../c/layer.tar")),
+            ("e/escape.tar", Entry::Sym("../../outside")),
+            ("f/loop", Entry::Sym("../f/loop")),
+            ("manifest.json", Entry::File(b"[]")),
+            ("x/json", Entry::File(b"{}")),
+        ]);
+        let store = crate::store::MemoryStore::new();
+        let files = collect_bytes(&store, &bytes).unwrap();
         let want = Digest::of(b"layer bytes");
         for p in [
             "a/real.tar",
@@ -438,12 +467,10 @@ mod tests {
 
     #[test]
     fn staged_blobs_go_away_with_the_staging() {
-        let mut t = super::super::synth::tarw::TarOut::new();
-        t.file("blob.tar", b"some bytes");
-        let store = crate::memory::MemoryStore::new();
+        let store = crate::store::MemoryStore::new();
         {
             let mut staging = store.stage().unwrap();
-            let bytes = t.finish();
+            let bytes = tar_of(&[("blob.tar", Entry::File(b"some bytes"))]);
             let mut r = bytes.as_slice();
             let files = collect(&mut r, u64::MAX, staging.as_mut()).unwrap();
             assert!(files.blob("blob.tar").is_some());

@@ -1,6 +1,6 @@
 //! Checks shared by both formats: image configs, layers against their diff IDs, blobs
 //! against their descriptors; and the deterministic OCI manifest JSON written for
-//! docker-archive images (and by [`super::synth`]).
+//! docker-archive images (and by the test archive synthesizer).
 
 use std::collections::BTreeMap;
 
@@ -15,15 +15,15 @@ use crate::model::{BlobRef, HistoryEntry, ImageConfig, Layer, Platform};
 use crate::time::parse_rfc3339;
 
 /// OCI image manifest.
-pub(crate) const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index.
-pub(crate) const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// OCI image config.
-pub(crate) const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 /// Uncompressed OCI layer.
-pub(crate) const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 /// Gzip OCI layer.
-pub(crate) const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Docker schema 2 manifest.
 pub(crate) const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
@@ -201,7 +201,7 @@ fn descriptor(b: &BlobRef) -> DescriptorOut<'_> {
 }
 
 /// The OCI manifest of a config and layers, as deterministic compact JSON.
-pub(crate) fn manifest_json(config: &BlobRef, layers: &[BlobRef]) -> Result<Vec<u8>> {
+pub fn manifest_json(config: &BlobRef, layers: &[BlobRef]) -> Result<Vec<u8>> {
     let m = ManifestOut {
         schema_version: 2,
         media_type: MT_OCI_MANIFEST,
@@ -213,7 +213,7 @@ pub(crate) fn manifest_json(config: &BlobRef, layers: &[BlobRef]) -> Result<Vec<
 
 /// One entry of an index written by [`index_json`].
 #[derive(Debug, Clone)]
-pub(crate) struct IndexEntry<'a> {
+pub struct IndexEntry<'a> {
     /// The manifest (or nested index).
     pub blob: &'a BlobRef,
     /// Its platform, if any.
@@ -223,7 +223,7 @@ pub(crate) struct IndexEntry<'a> {
 }
 
 /// An OCI index as deterministic compact JSON (`media_type` omitted for `index.json`).
-pub(crate) fn index_json(media_type: Option<&str>, entries: &[IndexEntry<'_>]) -> Result<Vec<u8>> {
+pub fn index_json(media_type: Option<&str>, entries: &[IndexEntry<'_>]) -> Result<Vec<u8>> {
     let ix = IndexOut {
         schema_version: 2,
         media_type,

@@ -10,17 +10,15 @@ mod reference;
 pub mod until;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::engine::EngineConfig;
 use crate::error::{Error, ErrorKind, Result};
-use crate::index::LayerIndex;
-use crate::model::{Container, Image};
-use crate::relations::Relations as _;
-use crate::resolve::resolve;
+use crate::graph::tree::Tree;
+use crate::graph::{Facts, TreeFacts};
+use crate::model::Image;
+use crate::reference::resolve::resolve;
 use crate::time::UnixNanos;
-use crate::tree::Tree;
 
 pub use reference::RefPattern;
 
@@ -367,60 +365,6 @@ impl Filters {
             ([p], true) => p.narrow(names),
             _ => None,
         }
-    }
-}
-
-/// The derived facts of one image that filters and prune's selection ask about.
-pub trait Facts {
-    /// The containers using the image.
-    fn containers(&self) -> &[Arc<Container>];
-    /// libimage dangling: no names, no children, not in a manifest list.
-    fn dangling(&self) -> bool;
-    /// libimage intermediate: no names and at least one child.
-    fn intermediate(&self) -> bool;
-}
-
-/// The facts of image `i` of a tree.
-pub struct TreeFacts<'a> {
-    /// The tree.
-    pub tree: &'a Tree,
-    /// The image's index in it.
-    pub i: u32,
-}
-
-impl Facts for TreeFacts<'_> {
-    fn containers(&self) -> &[Arc<Container>] {
-        self.tree.containers(self.i)
-    }
-    fn dangling(&self) -> bool {
-        self.tree.dangling(self.i)
-    }
-    fn intermediate(&self) -> bool {
-        self.tree.intermediate(self.i)
-    }
-}
-
-/// The facts of an image of a catalog, from its persistent layer index (no tree).
-pub struct IndexFacts<'a> {
-    /// The catalog.
-    pub view: &'a Catalog,
-    /// Its layer index.
-    pub index: &'a LayerIndex,
-    /// The image.
-    pub img: &'a Image,
-}
-
-impl Facts for IndexFacts<'_> {
-    fn containers(&self) -> &[Arc<Container>] {
-        self.view.containers_of(&self.img.id)
-    }
-    fn dangling(&self) -> bool {
-        self.img.names.is_empty()
-            && !self.index.has_children(self.view, self.img)
-            && !self.index.in_manifest_list(self.view, self.img)
-    }
-    fn intermediate(&self) -> bool {
-        self.img.names.is_empty() && self.index.has_children(self.view, self.img)
     }
 }
 

@@ -6,8 +6,8 @@
 use crate::catalog::Catalog;
 use crate::engine::EngineConfig;
 use crate::model::{Image, ImageId};
+use crate::reference::resolve::resolve;
 use crate::reference::{Reference, split_stored};
-use crate::resolve::resolve;
 
 /// A compiled `reference` filter value.
 #[derive(Debug)]

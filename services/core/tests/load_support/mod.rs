@@ -9,18 +9,18 @@ use imaged_core::ops::{Event, LoadOptions, LoadReport};
 use imaged_core::{Engine, EngineConfig, MemoryStore, Result, Store};
 
 /// An engine over a fresh memory store, recording its events.
-pub struct Rig {
+pub(crate) struct Rig {
     pub store: Arc<MemoryStore>,
     pub engine: Engine,
     pub events: Arc<Mutex<Vec<Event>>>,
 }
 
 impl Rig {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_config(EngineConfig::default())
     }
 
-    pub fn with_config(config: EngineConfig) -> Self {
+    pub(crate) fn with_config(config: EngineConfig) -> Self {
         let store = Arc::new(MemoryStore::new());
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&events);
@@ -35,29 +35,29 @@ impl Rig {
         }
     }
 
-    pub fn load(&self, bytes: &[u8]) -> Result<LoadReport> {
+    pub(crate) fn load(&self, bytes: &[u8]) -> Result<LoadReport> {
         self.load_with(bytes, &LoadOptions::default())
     }
 
-    pub fn load_with(&self, bytes: &[u8], opts: &LoadOptions) -> Result<LoadReport> {
+    pub(crate) fn load_with(&self, bytes: &[u8], opts: &LoadOptions) -> Result<LoadReport> {
         let mut r = bytes;
         self.engine.load(&mut r, opts)
     }
 
     /// Every image, sorted by ID.
-    pub fn images(&self) -> Vec<Image> {
+    pub(crate) fn images(&self) -> Vec<Image> {
         let view = self.store.view();
         let mut v: Vec<Image> = view.images().map(|i| Image::clone(i)).collect();
         v.sort_by_key(|i| i.id);
         v
     }
 
-    pub fn image(&self, id: &imaged_core::Digest) -> Image {
+    pub(crate) fn image(&self, id: &imaged_core::Digest) -> Image {
         Image::clone(self.store.view().image(id).expect("image loaded"))
     }
 
     /// What a failed load must not change.
-    pub fn snapshot(&self) -> Snapshot {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let mut names: Vec<(String, String)> = self
             .store
             .view()
@@ -75,7 +75,7 @@ impl Rig {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub images: Vec<Image>,
     pub names: Vec<(String, String)>,
     pub blobs: usize,

@@ -9,8 +9,8 @@
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
+use imaged_core::graph::Tree;
 use imaged_core::ops::ListOptions;
-use imaged_core::tree::Tree;
 use imaged_core::{Engine, Error};
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};

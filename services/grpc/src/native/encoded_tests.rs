@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use imaged_core::model::ContainerState;
 use imaged_core::ops::{ListOptions, Order, RegisterContainer, RemoveOptions};
-use imaged_core::testkit::{ImageSpec, add_images};
 use imaged_core::{Engine, EngineConfig, MemoryStore};
 use imaged_proto::imaged::v1 as pb;
+use imaged_testkit::images::{ImageSpec, add_images};
 use prost::Message;
 
 use super::encoded::{EncodedImages, EncodedPage};

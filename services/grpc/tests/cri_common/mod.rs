@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use hyper_util::rt::TokioIo;
 use imaged_core::catalog::ChangeSet;
-use imaged_core::testkit::ImageSpec;
 use imaged_core::{EngineConfig, MemoryStore, Store};
 use imaged_grpc::auth::AuthConfig;
 use imaged_grpc::{GrpcOptions, Services};
+use imaged_testkit::images::ImageSpec;
 use prost::bytes::{Buf, BufMut};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;

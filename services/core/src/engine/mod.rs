@@ -1,0 +1,160 @@
+//! The engine: the one place where imaged's semantics run, above any [`Store`].
+//!
+//! Every RPC of `imaged.v1` and of the CRI face calls one method here. Readers work on a
+//! [`Catalog`] snapshot and never block; writers are serialised by one lock, plan their
+//! change on the newest view and apply it atomically, so concurrent removals of one image
+//! end with exactly one deletion and the others seeing "image not known".
+//! Methods block (store I/O): async callers run them on a blocking thread.
+//!
+//! One file per operation: [`list`](self) (ListImages, InspectImage, disk usage),
+//! `remove` (RemoveImage with its planner, both policies), `prune`, `load`, `tag`,
+//! `containers`, `cri` (the CRI views); [`ops`] holds their requests and reports.
+
+mod containers;
+mod cri;
+mod list;
+mod load;
+pub mod ops;
+pub(crate) mod pinned;
+mod prune;
+pub(crate) mod remove;
+pub mod repair;
+mod tag;
+pub(crate) mod token;
+
+pub use list::summary;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::catalog::{Applied, Catalog, ChangeSet};
+use crate::engine::ops::Event;
+use crate::error::Result;
+use crate::model::Platform;
+use crate::store::Store;
+
+/// Engine settings (from the daemon's configuration).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Unqualified-search registries tried for short names, in order (default none).
+    pub search_registries: Vec<String>,
+    /// Names or globs of images that are pinned (never pruned, CRI `pinned`).
+    pub pinned_images: Vec<String>,
+    /// The platform used to pick manifest-list instances.
+    pub platform: Platform,
+    /// Largest archive LoadImages accepts, in bytes (compressed, as received).
+    pub max_load_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            search_registries: Vec::new(),
+            pinned_images: Vec::new(),
+            platform: Platform::host(),
+            max_load_bytes: 16 << 30,
+        }
+    }
+}
+
+/// Receives committed events (the gRPC layer forwards them to WatchEvents streams).
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// The semantics engine over one store.
+pub struct Engine {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) config: EngineConfig,
+    /// `config.pinned_images`, compiled once.
+    pub(crate) pinned: crate::engine::pinned::Pinned,
+    writer: Mutex<()>,
+    prune: Mutex<()>,
+    sink: Option<EventSink>,
+    /// The derived layer tree of the newest view (rebuilt once per catalog version).
+    pub(crate) trees: crate::graph::tree::TreeCache,
+    /// The parent/child index of the newest view, advanced by every commit.
+    pub(crate) layers: crate::graph::index::IndexCache,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store.info())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine over `store`.
+    pub fn new(store: Arc<dyn Store>, config: EngineConfig) -> Self {
+        Self {
+            store,
+            pinned: crate::engine::pinned::Pinned::new(&config.pinned_images),
+            config,
+            writer: Mutex::new(()),
+            prune: Mutex::new(()),
+            sink: None,
+            trees: crate::graph::tree::TreeCache::default(),
+            layers: crate::graph::index::IndexCache::default(),
+        }
+    }
+
+    /// Sends every committed event to `sink`.
+    #[must_use]
+    pub fn with_events(mut self, sink: EventSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The current read view.
+    pub fn view(&self) -> Arc<Catalog> {
+        self.store.view()
+    }
+
+    /// Takes the writer lock: plan on `self.view()` after this, then [`Engine::commit`].
+    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the prune lock (prunes are serialised).
+    pub(crate) fn prune_lock(&self) -> MutexGuard<'_, ()> {
+        self.prune.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the prune lock if it is free.
+    pub(crate) fn try_prune_lock(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.prune.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Applies a planned change (writer lock held) unless it is empty.
+    pub(crate) fn commit(&self, change: &ChangeSet) -> Result<Option<Applied>> {
+        if change.is_empty() {
+            return Ok(None);
+        }
+        let before = self.store.view();
+        let applied = self.store.apply(change)?;
+        self.layers.advance(&before, &self.store.view(), change);
+        Ok(Some(applied))
+    }
+
+    /// Publishes events of a committed change.
+    pub(crate) fn emit(&self, events: &[Event]) {
+        if let Some(sink) = &self.sink {
+            for e in events {
+                sink(e);
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! A persistent parent/child index kept in step with the store: images by their
+//! (layers, history) key and by the keys their parent would have, and the instance
+//! digests of manifest lists. Built once (O(N log N)), then advanced by every commit in
+//! O(change · log N), so a single removal answers parent/child questions without a full
+//! tree build or a scan of the catalog.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use imbl::{HashMap, OrdSet};
+
+use crate::catalog::{Catalog, ChangeSet};
+use crate::digest::Digest;
+use crate::graph::relations::Relations;
+use crate::graph::tree::{ImageKeys, Key, better_parent, is_parent};
+use crate::model::{Image, ImageId};
+
+const MIN_ID: ImageId = Digest::from_bytes([0; 32]);
+const MAX_ID: ImageId = Digest::from_bytes([0xff; 32]);
+
+/// The index of one catalog version.
+#[derive(Debug, Clone, Default)]
+pub struct LayerIndex {
+    own: OrdSet<(Key, ImageId)>,
+    up: OrdSet<(Key, ImageId)>,
+    listed: HashMap<Digest, u32>,
+}
+
+impl LayerIndex {
+    /// Indexes every image of `view`.
+    pub fn build(view: &Catalog) -> Self {
+        let mut ix = Self::default();
+        for img in view.images() {
+            ix.add(img);
+        }
+        ix
+    }
+
+    fn add(&mut self, img: &Image) {
+        if let Some(k) = ImageKeys::of(img) {
+            self.own.insert((k.own, img.id));
+            for p in k.parent_keys() {
+                self.up.insert((p, img.id));
+            }
+        }
+        for inst in img.instances.iter().flatten() {
+            *self.listed.entry(inst.digest).or_insert(0) += 1;
+        }
+    }
+
+    fn remove(&mut self, img: &Image) {
+        if let Some(k) = ImageKeys::of(img) {
+            self.own.remove(&(k.own, img.id));
+            for p in k.parent_keys() {
+                self.up.remove(&(p, img.id));
+            }
+        }
+        for inst in img.instances.iter().flatten() {
+            if let Some(n) = self.listed.get_mut(&inst.digest) {
+                *n -= 1;
+                if *n == 0 {
+                    self.listed.remove(&inst.digest);
+                }
+            }
+        }
+    }
+
+    /// The index after `change` was applied to `before`.
+    #[must_use]
+    pub fn advance(&self, before: &Catalog, change: &ChangeSet) -> Self {
+        let mut next = self.clone();
+        for id in &change.delete_images {
+            if let Some(old) = before.image(id) {
+                next.remove(old);
+            }
+        }
+        for img in &change.put_images {
+            if let Some(old) = before.image(&img.id)
+                && !change.delete_images.contains(&img.id)
+            {
+                next.remove(old);
+            }
+            next.add(img);
+        }
+        next
+    }
+
+    /// Every image of `view` that `img` is a (qualifying) parent of.
+    pub fn children(&self, view: &Catalog, img: &Image) -> Vec<ImageId> {
+        let Some(keys) = ImageKeys::of(img) else {
+            return Vec::new();
+        };
+        Self::range(&self.up, keys.own)
+            .filter(|id| view.image(id).is_some_and(|c| is_parent(img, c)))
+            .collect()
+    }
+
+    fn range(set: &OrdSet<(Key, ImageId)>, key: Key) -> impl Iterator<Item = ImageId> + '_ {
+        set.range((key, MIN_ID)..=(key, MAX_ID)).map(|(_, id)| *id)
+    }
+}
+
+impl Relations for LayerIndex {
+    fn parent(&self, work: &Catalog, img: &Image) -> Option<ImageId> {
+        let keys = ImageKeys::of(img)?;
+        let mut best: Option<&Arc<Image>> = None;
+        for key in keys.parent_keys() {
+            for id in Self::range(&self.own, key) {
+                let Some(p) = work.image(&id) else {
+                    continue;
+                };
+                if is_parent(p, img) && best.is_none_or(|b| better_parent(img, p, b)) {
+                    best = Some(p);
+                }
+            }
+        }
+        best.map(|p| p.id)
+    }
+
+    fn has_children(&self, work: &Catalog, img: &Image) -> bool {
+        let Some(keys) = ImageKeys::of(img) else {
+            return false;
+        };
+        Self::range(&self.up, keys.own).any(|id| work.image(&id).is_some_and(|c| is_parent(img, c)))
+    }
+
+    fn in_manifest_list(&self, _work: &Catalog, img: &Image) -> bool {
+        img.digests.iter().any(|d| self.listed.contains_key(d))
+    }
+
+    fn deleted(&self, _id: &ImageId) {}
+}
+
+/// The index of the newest view the engine has seen, advanced by its commits.
+#[derive(Debug, Default)]
+pub struct IndexCache(Mutex<Option<(Arc<Catalog>, Arc<LayerIndex>)>>);
+
+impl IndexCache {
+    /// The index of `view` (built when the cache is for another version).
+    pub fn get(&self, view: &Arc<Catalog>) -> Arc<LayerIndex> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((v, ix)) = slot.as_ref()
+            && Arc::ptr_eq(v, view)
+        {
+            return Arc::clone(ix);
+        }
+        let ix = Arc::new(LayerIndex::build(view));
+        *slot = Some((Arc::clone(view), Arc::clone(&ix)));
+        ix
+    }
+
+    /// Moves the cached index from `before` to `after` (= `before` + `change`); drops it
+    /// when the cache was not for `before`.
+    pub fn advance(&self, before: &Arc<Catalog>, after: &Arc<Catalog>, change: &ChangeSet) {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = match slot.as_ref() {
+            Some((v, ix))
+                if Arc::ptr_eq(v, before) && after.generation() == before.generation() + 1 =>
+            {
+                Some(Arc::new(ix.advance(before, change)))
+            }
+            _ => None,
+        };
+        *slot = next.map(|ix| (Arc::clone(after), ix));
+    }
+}
+
+/// [`Relations`] of a shared [`LayerIndex`].
+pub(crate) struct IndexRelations(pub(crate) Arc<LayerIndex>);
+
+impl Relations for IndexRelations {
+    fn parent(&self, work: &Catalog, img: &Image) -> Option<ImageId> {
+        self.0.parent(work, img)
+    }
+    fn has_children(&self, work: &Catalog, img: &Image) -> bool {
+        self.0.has_children(work, img)
+    }
+    fn in_manifest_list(&self, work: &Catalog, img: &Image) -> bool {
+        self.0.in_manifest_list(work, img)
+    }
+    fn deleted(&self, _id: &ImageId) {}
+}

@@ -1,0 +1,125 @@
+//! Catalog snapshots: the bulk builder used at open and the blob accounting of change sets.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test assertions
+
+use std::sync::Arc;
+
+use imaged_core::Digest;
+use imaged_core::catalog::{BlobEntry, Catalog, ChangeSet};
+use imaged_core::model::{Container, ContainerState, Image};
+use imaged_testkit::ImageSpec;
+
+/// Everything a catalog holds, through its public accessors, in a comparable order.
+#[derive(Debug, PartialEq)]
+struct Contents {
+    images: Vec<Image>,
+    names: Vec<(String, Digest)>,
+    blobs: Vec<(Digest, BlobEntry)>,
+    blob_usage: (u64, u64),
+    containers: Vec<Container>,
+    users: Vec<(Digest, Vec<String>)>,
+}
+
+fn contents(c: &Catalog) -> Contents {
+    let mut images: Vec<Image> = c.images().map(|i| (**i).clone()).collect();
+    images.sort_by_key(|i| i.id);
+    let mut names: Vec<(String, Digest)> = c.names().map(|(n, id)| (n.clone(), *id)).collect();
+    names.sort();
+    let mut blobs: Vec<(Digest, BlobEntry)> = c.blobs().map(|(d, e)| (*d, *e)).collect();
+    blobs.sort_by_key(|(d, _)| *d);
+    let mut containers: Vec<Container> = c.containers().map(|x| (**x).clone()).collect();
+    containers.sort_by(|a, b| a.id.cmp(&b.id));
+    let users = images
+        .iter()
+        .map(|i| {
+            let ids = c
+                .containers_of(&i.id)
+                .iter()
+                .map(|x| x.id.clone())
+                .collect();
+            (i.id, ids)
+        })
+        .collect();
+    Contents {
+        images,
+        names,
+        blobs,
+        blob_usage: c.blob_usage(),
+        containers,
+        users,
+    }
+}
+
+fn sum(c: &Catalog) -> (u64, u64) {
+    (
+        c.blobs().map(|(_, e)| e.size).sum(),
+        c.blobs().count() as u64,
+    )
+}
+
+#[test]
+fn from_records_builds_what_one_change_set_would() {
+    let base = ImageSpec::base("rec-base", 1).name("localhost/base:1");
+    let specs = [
+        base.clone(),
+        base.child("rec-a", 2)
+            .name("localhost/a:1")
+            .name("localhost/a:2"),
+        base.child("rec-b", 3),
+    ];
+    let images: Vec<Image> = specs.iter().map(|s| s.build().1).collect();
+    let container = Container {
+        id: "c1".into(),
+        image_id: images[1].id,
+        state: ContainerState::Running,
+        external: false,
+        name: String::new(),
+        created: 1,
+    };
+    let bulk = Catalog::from_records(images.clone(), [container.clone()]).unwrap();
+    let change = ChangeSet {
+        put_images: images.iter().cloned().map(Arc::new).collect(),
+        put_containers: vec![Arc::new(container.clone())],
+        ..ChangeSet::default()
+    };
+    let one = Catalog::new().apply(&change).unwrap().catalog;
+    assert_eq!(bulk.generation(), one.generation());
+    assert_eq!(contents(&bulk), contents(&one));
+    // A name on two images is refused, as by `apply`.
+    let mut twice = images.clone();
+    twice[2].names = vec!["localhost/base:1".into()];
+    let err = Catalog::from_records(twice, []).unwrap_err();
+    assert!(err.message.contains("is held by"), "{err}");
+    let orphan = Container {
+        image_id: Digest::of(b"nothing"),
+        ..container
+    };
+    assert!(Catalog::from_records(images, [orphan]).is_err());
+}
+
+#[test]
+fn blob_usage_follows_puts_and_deletes() {
+    let base = ImageSpec::base("usage-base", 1).name("localhost/a:1");
+    let child = base.child("usage-child", 2).name("localhost/b:1");
+    let (_, a) = base.build();
+    let (_, b) = child.build();
+    let put = ChangeSet {
+        put_images: vec![Arc::new(a.clone()), Arc::new(b.clone())],
+        ..ChangeSet::default()
+    };
+    let c1 = Catalog::new().apply(&put).unwrap().catalog;
+    assert!(c1.blob_usage().0 > 0);
+    assert_eq!(c1.blob_usage(), sum(&c1));
+    let del = ChangeSet {
+        delete_images: vec![b.id],
+        ..ChangeSet::default()
+    };
+    let c2 = c1.apply(&del).unwrap().catalog;
+    assert_eq!(c2.blob_usage(), sum(&c2));
+    assert!(c2.blob_usage().0 < c1.blob_usage().0);
+    let del = ChangeSet {
+        delete_images: vec![a.id],
+        ..ChangeSet::default()
+    };
+    let c3 = c2.apply(&del).unwrap().catalog;
+    assert_eq!(c3.blob_usage(), (0, 0));
+}

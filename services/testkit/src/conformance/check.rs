@@ -1,0 +1,362 @@
+//! The driver pieces of the conformance suite: build a case's setup in a store, run its
+//! action on an engine, compare what happened with the expectation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::remote::Observation;
+use super::{Action, Case, Rec, Reclaim, Ref};
+use imaged_core::catalog::{Catalog, ChangeSet};
+use imaged_core::digest::Digest;
+use imaged_core::engine::Engine;
+use imaged_core::error::Error;
+use imaged_core::model::{Container, ImageId};
+use imaged_core::ops::{
+    ImageSummary, ListOptions, PruneReport, Record, RemoveOptions, RemoveReport,
+};
+use imaged_core::store::Store;
+
+/// The IDs of a case's images once stored.
+#[derive(Debug, Clone, Default)]
+pub struct Fixture {
+    /// Image ID by key.
+    pub ids: BTreeMap<&'static str, ImageId>,
+    /// Manifest digest by key.
+    pub digests: BTreeMap<&'static str, Digest>,
+}
+
+impl Fixture {
+    fn id(&self, key: &str) -> Result<ImageId, String> {
+        self.ids
+            .get(key)
+            .copied()
+            .ok_or_else(|| format!("the case has no image {key:?}"))
+    }
+
+    /// The string a reference stands for.
+    pub fn reference(&self, r: &Ref) -> Result<String, String> {
+        Ok(match r {
+            Ref::Id(k) => self.id(k)?.to_string(),
+            Ref::Hex(k) => self.id(k)?.hex(),
+            Ref::Prefix(k, n) => self.id(k)?.hex()[..*n].to_owned(),
+            Ref::RepoDigest(repo, k) => {
+                let d = self
+                    .digests
+                    .get(k)
+                    .ok_or_else(|| format!("no image {k:?}"))?;
+                format!("{repo}@{d}")
+            }
+            Ref::Text(s) => s.clone(),
+        })
+    }
+
+    /// Expands `{hex:k}`, `{id:k}`, `{short:k}` and `{digest:k}` in `s`.
+    pub fn expand(&self, s: &str) -> Result<String, String> {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let end = rest[start..].find('}').ok_or("unclosed placeholder")? + start;
+            let (kind, key) = rest[start + 1..end]
+                .split_once(':')
+                .ok_or("placeholder without ':'")?;
+            let id = self.id(key)?;
+            out.push_str(&match kind {
+                "hex" => id.hex(),
+                "id" => id.to_string(),
+                "short" => id.short(),
+                "digest" => self
+                    .digests
+                    .get(key)
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                other => return Err(format!("unknown placeholder {other}")),
+            });
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// Stores a case's images, tags and containers in `store`.
+pub fn setup(case: &Case, store: &dyn Store) -> Result<Fixture, String> {
+    let err = |e: Error| format!("setup: {e}");
+    let mut fixture = Fixture::default();
+    let specs: Vec<_> = case.images.iter().map(|(_, s)| s.clone()).collect();
+    let ids = crate::images::add_images(store, &specs).map_err(err)?;
+    for ((key, spec), id) in case.images.iter().zip(ids) {
+        fixture.ids.insert(key, id);
+        fixture.digests.insert(key, spec.build().1.digest());
+    }
+    for (key, name) in &case.tags {
+        let view = store.view();
+        let img = view
+            .image(&fixture.id(key)?)
+            .ok_or("tagged image missing")?;
+        let mut next = (**img).clone();
+        next.names.insert(0, (*name).to_owned());
+        store
+            .apply(&ChangeSet {
+                put_images: vec![Arc::new(next)],
+                ..ChangeSet::default()
+            })
+            .map_err(err)?;
+    }
+    if !case.containers.is_empty() {
+        let mut change = ChangeSet::default();
+        for c in &case.containers {
+            change.put_containers.push(Arc::new(Container {
+                id: c.id.to_owned(),
+                image_id: fixture.id(c.image)?,
+                state: c.state,
+                external: c.external,
+                name: String::new(),
+                created: 0,
+            }));
+        }
+        store.apply(&change).map_err(err)?;
+    }
+    Ok(fixture)
+}
+
+/// What an action returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// RemoveImage (all references of the action, reports merged) or CRI RemoveImage.
+    Remove(Result<RemoveReport, Error>),
+    /// PruneImages.
+    Prune(Result<PruneReport, Error>),
+    /// ListImages, every page.
+    List(Result<Vec<ImageSummary>, Error>),
+}
+
+/// Runs a case's action on `engine` (in-process driver).
+pub fn execute(engine: &Engine, case: &Case, fixture: &Fixture, dry_run: bool) -> Observed {
+    let expand = |r: &Ref| fixture.reference(r).unwrap_or_else(|e| e);
+    match &case.action {
+        Action::Remove(refs, opts) => {
+            let mut total = RemoveReport::default();
+            for r in refs {
+                let o = RemoveOptions {
+                    reference: expand(r),
+                    dry_run,
+                    ..opts.clone()
+                };
+                match engine.remove(&o) {
+                    Ok(rep) => {
+                        total.records.extend(rep.records);
+                        total.removed_containers.extend(rep.removed_containers);
+                        total.reclaimed_bytes += rep.reclaimed_bytes;
+                    }
+                    Err(e) => return Observed::Remove(Err(e)),
+                }
+            }
+            Observed::Remove(Ok(total))
+        }
+        Action::CriRemove(r) => Observed::Remove(engine.cri_remove(&expand(r))),
+        Action::Prune(opts) => {
+            let o = imaged_core::ops::PruneOptions {
+                dry_run,
+                ..opts.clone()
+            };
+            Observed::Prune(engine.prune(&o, None))
+        }
+        Action::List(filters, all) => {
+            let mut out = Vec::new();
+            let mut token = String::new();
+            loop {
+                let page = engine.list(&ListOptions {
+                    filters: filters.clone(),
+                    all: *all,
+                    page_size: 2,
+                    page_token: token,
+                    ..ListOptions::default()
+                });
+                match page {
+                    Ok(p) => {
+                        out.extend(p.images);
+                        token = p.next_page_token;
+                        if token.is_empty() {
+                            return Observed::List(Ok(out));
+                        }
+                    }
+                    Err(e) => return Observed::List(Err(e)),
+                }
+            }
+        }
+    }
+}
+
+fn ids_of(f: &Fixture, keys: &[&'static str]) -> Result<BTreeSet<ImageId>, String> {
+    keys.iter().map(|k| f.id(k)).collect()
+}
+
+/// Compares what happened (`observed`, the store `before` and `after`) with the case.
+pub fn check(
+    case: &Case,
+    f: &Fixture,
+    observed: &Observed,
+    before: &Catalog,
+    after: &Catalog,
+) -> Result<(), String> {
+    check_state(
+        case,
+        f,
+        observed,
+        &Observation::of(before),
+        &Observation::of(after),
+    )
+}
+
+/// [`check`] on what a client can observe of the store (any driver).
+pub(super) fn check_state(
+    case: &Case,
+    f: &Fixture,
+    observed: &Observed,
+    before: &Observation,
+    after: &Observation,
+) -> Result<(), String> {
+    let x = &case.expect;
+    let err = match observed {
+        Observed::Remove(r) => r.as_ref().err(),
+        Observed::Prune(r) => r.as_ref().err(),
+        Observed::List(r) => r.as_ref().err(),
+    };
+    match (x.error, err) {
+        (None, Some(e)) => return Err(format!("unexpected error {}: {}", e.kind.reason(), e)),
+        (Some(want), None) => return Err(format!("expected error {want}, got success")),
+        (Some(want), Some(e)) if e.kind.reason() != want => {
+            return Err(format!(
+                "expected error {want}, got {}: {}",
+                e.kind.reason(),
+                e
+            ));
+        }
+        (Some(_), Some(e)) => {
+            if let Some(m) = x.message {
+                let m = f.expand(m)?;
+                if !e.message.contains(&m) {
+                    return Err(format!("error message {:?} lacks {m:?}", e.message));
+                }
+            }
+        }
+        (None, None) => {}
+    }
+    let (records, removed, reclaimed) = match observed {
+        Observed::Remove(Ok(r)) => (
+            Some(&r.records),
+            Some(&r.removed_containers),
+            r.reclaimed_bytes,
+        ),
+        Observed::Prune(Ok(r)) => (
+            Some(&r.records),
+            Some(&r.removed_containers),
+            r.reclaimed_bytes,
+        ),
+        _ => (None, None, 0),
+    };
+    if let (Some(want), Some(got)) = (&x.records, records) {
+        let want: Vec<Record> = want
+            .iter()
+            .map(|r| match r {
+                Rec::U(n) => Ok(Record::Untagged((*n).to_owned())),
+                Rec::D(k) => f.id(k).map(Record::Deleted),
+            })
+            .collect::<Result<_, String>>()?;
+        if &want != got {
+            return Err(format!("records: expected {want:?}, got {got:?}"));
+        }
+    }
+    if let (Some(want), Some(got)) = (&x.removed_containers, removed)
+        && want.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>() != *got
+    {
+        return Err(format!(
+            "removed containers: expected {want:?}, got {got:?}"
+        ));
+    }
+    if let Some(want) = x.reclaimed {
+        let all = before.blob_bytes;
+        let ok = match want {
+            Reclaim::Zero => reclaimed == 0,
+            Reclaim::Positive => reclaimed > 0,
+            Reclaim::AllBlobs => reclaimed == all,
+        };
+        if !ok {
+            return Err(format!(
+                "reclaimed {reclaimed} bytes, expected {want:?} (store had {all})"
+            ));
+        }
+    }
+    if let (Some(want), Observed::Prune(Ok(r))) = (&x.prune_errors, observed) {
+        let got: BTreeSet<ImageId> = r.errors.iter().map(|e| e.image_id).collect();
+        if got != ids_of(f, want)? {
+            return Err(format!(
+                "prune errors: expected {want:?}, got {:?}",
+                r.errors
+            ));
+        }
+    }
+    if let Some(want) = &x.remaining {
+        let got: BTreeSet<ImageId> = after.images.keys().copied().collect();
+        if got != ids_of(f, want)? {
+            let names: Vec<&str> = f
+                .ids
+                .iter()
+                .filter(|(_, id)| got.contains(id))
+                .map(|(k, _)| *k)
+                .collect();
+            return Err(format!(
+                "remaining images: expected {want:?}, got {names:?}"
+            ));
+        }
+    }
+    if let Some(want) = &x.containers {
+        let got: Vec<&str> = after.containers.iter().map(String::as_str).collect();
+        let mut want = want.clone();
+        want.sort_unstable();
+        if got != want {
+            return Err(format!("containers: expected {want:?}, got {got:?}"));
+        }
+    }
+    let listed = match observed {
+        Observed::List(Ok(l)) => Some(l),
+        _ => None,
+    };
+    for (k, want) in &x.names {
+        let id = f.id(k)?;
+        let got = match listed {
+            Some(l) => l.iter().find(|s| s.id == id).map(|s| s.names.clone()),
+            None => after.images.get(&id).cloned(),
+        }
+        .ok_or_else(|| format!("image {k} not found for its names"))?;
+        if got != *want {
+            return Err(format!("names of {k}: expected {want:?}, got {got:?}"));
+        }
+    }
+    if let (Some(want), Some(l)) = (&x.listed, listed) {
+        let got: Vec<ImageId> = l.iter().map(|s| s.id).collect();
+        let keys: Vec<&str> = got
+            .iter()
+            .map(|id| {
+                f.ids
+                    .iter()
+                    .find(|(_, v)| *v == id)
+                    .map_or("?", |(k, _)| *k)
+            })
+            .collect();
+        let ok = if x.ordered {
+            got == want
+                .iter()
+                .map(|k| f.id(k))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            got.iter().copied().collect::<BTreeSet<_>>() == ids_of(f, want)?
+                && got.len() == want.len()
+        };
+        if !ok {
+            return Err(format!("listed: expected {want:?}, got {keys:?}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! The backend conformance suite: SPEC §2–§5 as data.
+//!
+//! Every [`Case`] is a setup (images built with [`crate::images`], container records), one
+//! action (RemoveImage with either policy, CRI RemoveImage, PruneImages, ListImages) and the
+//! expected outcome (error reason, records, remaining images, names, containers). Cases are
+//! plain data so that other drivers can execute them: the in-process driver here
+//! ([`run_case`], [`run_all`]) runs them on an [`Engine`] over any [`Store`]; a gRPC driver
+//! calls [`setup`] on the store behind its server, performs [`Case::action`] through a
+//! client, converts the replies into an [`Observed`] and calls [`check`]; a driver that
+//! only has the public API loads the archives of [`api_case`] instead and checks with
+//! [`check_observed`] on [`Observation`]s of the store.
+//!
+//! Sources: the decision table (peers-semantics §3.6) for both policies, the peers'
+//! scenarios (§8, adapted where SPEC deviates — each such case names its deviation), every
+//! filter key with positive, `!=` and malformed forms, and paging under concurrent removal
+//! ([`paging_under_removal`]).
+
+mod build;
+mod check;
+mod list_cases;
+mod paging;
+mod prune_cases;
+mod remote;
+mod remove_cases;
+mod remove_scenarios;
+
+use std::sync::Arc;
+
+use crate::images::ImageSpec;
+use imaged_core::model::ContainerState;
+use imaged_core::ops::{PruneOptions, RemoveOptions};
+use imaged_core::store::Store;
+
+pub use check::{Fixture, Observed, check, execute, setup};
+pub use paging::paging_under_removal;
+pub use remote::{ApiArchive, ApiCase, Observation, api_case, check_observed};
+
+/// A reference as a case writes it, expanded once the setup's image IDs are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref {
+    /// `sha256:<hex>` of the image with this key.
+    Id(&'static str),
+    /// The bare 64 hex of the image with this key.
+    Hex(&'static str),
+    /// The first `n` hex characters of the image's ID.
+    Prefix(&'static str, usize),
+    /// `<repo>@<manifest digest>` of the image with this key.
+    RepoDigest(&'static str, &'static str),
+    /// A literal string.
+    Text(String),
+}
+
+/// A container record of the setup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupContainer {
+    /// Container ID.
+    pub id: &'static str,
+    /// Key of the image it uses.
+    pub image: &'static str,
+    /// State.
+    pub state: ContainerState,
+    /// External container.
+    pub external: bool,
+}
+
+/// What a case does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// RemoveImage of each reference in turn (stops at the first error), with these
+    /// options (`reference` ignored).
+    Remove(Vec<Ref>, RemoveOptions),
+    /// CRI RemoveImage.
+    CriRemove(Ref),
+    /// PruneImages.
+    Prune(PruneOptions),
+    /// ListImages (every page) with these filters; `all`.
+    List(Vec<String>, bool),
+}
+
+/// An expected record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rec {
+    /// `untagged: <name>`.
+    U(&'static str),
+    /// `deleted: <id of key>`.
+    D(&'static str),
+}
+
+/// Expected reclaimed bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reclaim {
+    /// Nothing released.
+    Zero,
+    /// Something released.
+    Positive,
+    /// Exactly the bytes of every blob of the store before the action.
+    AllBlobs,
+}
+
+/// The expected outcome. `None` fields are not checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// The `ErrorInfo` reason of the failure; `None` = success.
+    pub error: Option<&'static str>,
+    /// A substring of the error message; `{hex:k}`, `{id:k}`, `{short:k}` expand to the
+    /// image with key `k`.
+    pub message: Option<&'static str>,
+    /// Records, in order.
+    pub records: Option<Vec<Rec>>,
+    /// Keys of the images left in the store (all of them).
+    pub remaining: Option<Vec<&'static str>>,
+    /// Names of an image afterwards (for List: the listed names).
+    pub names: Vec<(&'static str, Vec<&'static str>)>,
+    /// Container records left.
+    pub containers: Option<Vec<&'static str>>,
+    /// Container records the action reports removed.
+    pub removed_containers: Option<Vec<&'static str>>,
+    /// List: keys listed, in order when `ordered`.
+    pub listed: Option<Vec<&'static str>>,
+    /// List: compare `listed` in order.
+    pub ordered: bool,
+    /// Prune: keys of the images reported in `errors`.
+    pub prune_errors: Option<Vec<&'static str>>,
+    /// Reclaimed bytes.
+    pub reclaimed: Option<Reclaim>,
+}
+
+/// One conformance case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Case {
+    /// Unique name.
+    pub name: String,
+    /// Where the behaviour comes from (decision-table row, scenario number, SPEC section).
+    pub source: &'static str,
+    /// How SPEC deviates from the peer here, if it does.
+    pub deviation: Option<&'static str>,
+    /// Images of the setup, by key.
+    pub images: Vec<(&'static str, ImageSpec)>,
+    /// Names added after the images are stored (key, name), newest first as TagImage does.
+    pub tags: Vec<(&'static str, &'static str)>,
+    /// Container records of the setup.
+    pub containers: Vec<SetupContainer>,
+    /// The action.
+    pub action: Action,
+    /// The expectation.
+    pub expect: Expect,
+}
+
+impl Case {
+    /// Whether the action can be dry-run: a single RemoveImage or a PruneImages (the dry
+    /// run must report the same as the real call and change nothing).
+    pub fn has_dry_run(&self) -> bool {
+        match &self.action {
+            Action::Remove(refs, _) => refs.len() == 1,
+            Action::Prune(_) => true,
+            Action::CriRemove(_) | Action::List(..) => false,
+        }
+    }
+}
+
+/// Every case: removal (both policies, CRI), prune, list.
+pub fn cases() -> Vec<Case> {
+    let mut v = remove_cases::cases();
+    v.extend(prune_cases::cases());
+    v.extend(list_cases::cases());
+    v
+}
+
+/// The removal cases (decision table, both policies, CRI) — for drivers that re-run them.
+pub fn removal_cases() -> Vec<Case> {
+    remove_cases::cases()
+}
+
+/// The prune cases.
+pub fn prune_cases() -> Vec<Case> {
+    prune_cases::cases()
+}
+
+/// The list and filter cases.
+pub fn list_cases() -> Vec<Case> {
+    list_cases::cases()
+}
+
+/// Runs one case on a fresh store with the in-process driver. Write actions run first as a
+/// dry run on the same setup (the report must equal the real one and nothing may change).
+pub fn run_case(case: &Case, store: Arc<dyn Store>) -> Result<(), String> {
+    run_case_with(case, store, false)
+}
+
+/// [`run_case`], with the engine's derived indexes built first when `warm` (a prune then
+/// selects on the cached tree instead of the persistent layer index: both must agree).
+pub fn run_case_with(case: &Case, store: Arc<dyn Store>, warm: bool) -> Result<(), String> {
+    let fixture = setup(case, &*store)?;
+    let engine = imaged_core::engine::Engine::new(Arc::clone(&store), Default::default());
+    if warm {
+        engine.warm();
+    }
+    let before = store.view();
+    if case.has_dry_run() {
+        let dry = execute(&engine, case, &fixture, true);
+        if store.view().generation() != before.generation() {
+            return Err("the dry run changed the store".to_owned());
+        }
+        let real = execute(&engine, case, &fixture, false);
+        if dry != real {
+            return Err(format!(
+                "the dry run reported {dry:?}, the real call {real:?}"
+            ));
+        }
+        check(case, &fixture, &real, &before, &store.view())
+    } else {
+        let out = execute(&engine, case, &fixture, false);
+        check(case, &fixture, &out, &before, &store.view())
+    }
+}
+
+/// A fresh, empty store of one backend, with whatever must live as long as it (a
+/// temporary directory, a daemon) in the guard.
+pub type Fresh = (Arc<dyn Store>, Box<dyn std::any::Any + Send>);
+
+/// A backend under test: its name (shown in every test name) and how to make a fresh
+/// store. A new backend joins the suite with one `Backend` line in `tests/conformance.rs`.
+#[derive(Clone, Copy)]
+pub struct Backend {
+    /// Short name, e.g. `memory`, `local`.
+    pub name: &'static str,
+    /// Makes a fresh, empty store.
+    pub fresh: fn() -> Fresh,
+}
+
+/// Every case as its own named test on every backend: `<case name> [<backend>]`, prune
+/// cases again warm (`[<backend>, warm]`: selection on the cached tree instead of the
+/// persistent layer index), and the paging scenario. `cargo test -p imaged-testkit --
+/// '<case name>'` runs one case on every backend.
+pub fn trials(backends: &[Backend]) -> Vec<libtest_mimic::Trial> {
+    use libtest_mimic::{Failed, Trial};
+    let all = cases();
+    let mut out = Vec::new();
+    let mut names = std::collections::HashSet::new();
+    let duplicates: Vec<String> = all
+        .iter()
+        .filter(|c| !names.insert(c.name.clone()))
+        .map(|c| c.name.clone())
+        .collect();
+    out.push(Trial::test("case names are unique", move || {
+        if duplicates.is_empty() {
+            Ok(())
+        } else {
+            Err(Failed::from(format!(
+                "duplicate case names: {duplicates:?}"
+            )))
+        }
+    }));
+    out.push(Trial::test(
+        "every decision-table row has cases for both policies",
+        || decision_table_covered().map_err(Failed::from),
+    ));
+    for backend in backends {
+        let b = *backend;
+        for case in &all {
+            let c = case.clone();
+            out.push(Trial::test(
+                format!("{} [{}]", case.name, b.name),
+                move || {
+                    let (store, _guard) = (b.fresh)();
+                    run_case(&c, store).map_err(|e| Failed::from(format!("[{}] {e}", c.source)))
+                },
+            ));
+            if matches!(case.action, Action::Prune(_)) {
+                let c = case.clone();
+                out.push(Trial::test(
+                    format!("{} [{}, warm]", case.name, b.name),
+                    move || {
+                        let (store, _guard) = (b.fresh)();
+                        run_case_with(&c, store, true)
+                            .map_err(|e| Failed::from(format!("[{}] {e}", c.source)))
+                    },
+                ));
+            }
+        }
+        out.push(Trial::test(
+            format!("paging under concurrent removal [{}]", b.name),
+            move || {
+                let (store, _guard) = (b.fresh)();
+                paging_under_removal(store).map_err(Failed::from)
+            },
+        ));
+    }
+    out
+}
+
+/// Every row of the decision table (peers-semantics §3.6) has a case for each policy it
+/// applies to.
+fn decision_table_covered() -> Result<(), String> {
+    let cases = removal_cases();
+    for row in 1..=22 {
+        let tag = format!("#{row}");
+        let policies: &[&str] = match row {
+            16 => &["podman"], // Docker has no external (build) containers.
+            22 => &["cri"],
+            _ => &["podman", "docker"],
+        };
+        for policy in policies {
+            let found = cases.iter().any(|c| {
+                c.name.starts_with(policy)
+                    && c.source.starts_with("table")
+                    && c.source.split([' ', ',']).any(|w| w == tag)
+            });
+            if !found {
+                return Err(format!("no {policy} case for decision-table row {tag}"));
+            }
+        }
+    }
+    Ok(())
+}
