@@ -539,3 +539,26 @@ fn entry_paths_count_toward_the_metadata_total() {
     let err = res.expect_err("too many paths");
     assert_error(&err, ErrorKind::TooLarge, "metadata", total);
 }
+
+#[test]
+fn sparse_entries_are_refused_not_expanded() {
+    // A GNU sparse entry claiming 4 GiB of holes: reading it would produce 4 GiB of zeros.
+    let mut h = tar::Header::new_gnu();
+    h.as_old_mut().name[..4].copy_from_slice(b"hole");
+    h.set_entry_type(tar::EntryType::GNUSparse);
+    h.set_size(0);
+    h.set_mode(0o644);
+    let gnu = h.as_gnu_mut().expect("a GNU header");
+    let real = format!("{:011o}\0", 1u64 << 32); // 4 GiB: 11 octal digits
+    gnu.realsize.copy_from_slice(real.as_bytes());
+    h.set_cksum();
+    let mut bytes = h.as_bytes().to_vec();
+    bytes.extend_from_slice(&[0u8; 1024]);
+    let (e, staged) = engine(EngineConfig::default(), false);
+    let err = e
+        .load(&mut bytes.as_slice(), &LoadOptions::default())
+        .expect_err("sparse");
+    assert_eq!(err.kind, ErrorKind::InvalidArchive, "{err}");
+    assert!(err.message.contains("sparse"), "{err}");
+    assert_eq!(staged.load(Ordering::Relaxed), 0);
+}
