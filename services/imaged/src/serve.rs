@@ -54,6 +54,10 @@ pub async fn run(settings: Settings) -> Result<()> {
         search_registries: settings.search_registries.clone(),
         pinned_images: settings.pinned_images.clone(),
         max_load_bytes: settings.max_load_bytes,
+        max_load_unpacked_bytes: settings.max_load_unpacked_bytes,
+        max_load_header_bytes: settings.max_load_header_bytes,
+        max_load_metadata_bytes: settings.max_load_metadata_bytes,
+        max_load_metadata_total_bytes: settings.max_load_metadata_total_bytes,
         ..EngineConfig::default()
     };
     let opts = GrpcOptions {

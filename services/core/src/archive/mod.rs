@@ -13,6 +13,12 @@
 //!
 //! Any problem is an [`ErrorKind::InvalidArchive`] error (or `TooLarge`); the staging is
 //! then dropped, which deletes the blobs written for nothing.
+//!
+//! Every resource a hostile archive could inflate is bounded ([`Limits`], SPEC §6): the
+//! bytes received and the bytes unpacked (`TooLarge`, the load stops there), the header
+//! of each tar entry with its GNU long name/link and PAX extended header, read before
+//! `tar` buffers them, and each metadata entry or JSON document (`InvalidArchive`), and
+//! the metadata a load holds or parses in total (`TooLarge`).
 
 mod docker;
 mod oci;
@@ -20,6 +26,7 @@ mod stream;
 mod tap;
 mod verify;
 
+use crate::engine::EngineConfig;
 use crate::engine::ops::ArchiveFormat;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Image;
@@ -30,6 +37,34 @@ pub use verify::{
     IndexEntry, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_MANIFEST,
     index_json, manifest_json,
 };
+
+/// The limits of one load, from [`EngineConfig`]'s `max_load_*` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Bytes read from the caller (compressed, as received).
+    pub received: u64,
+    /// Bytes of the tar stream (after gzip decompression of the archive).
+    pub unpacked: u64,
+    /// Bytes of one entry's header blocks, GNU long name/link and PAX extended header.
+    pub header: u64,
+    /// Bytes of one metadata entry or JSON document.
+    pub metadata: u64,
+    /// Bytes of metadata held or parsed, in total.
+    pub metadata_total: u64,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub(crate) fn of(config: &EngineConfig) -> Self {
+        Self {
+            received: config.max_load_bytes,
+            unpacked: config.max_load_unpacked_bytes,
+            header: config.max_load_header_bytes,
+            metadata: config.max_load_metadata_bytes,
+            metadata_total: config.max_load_metadata_total_bytes,
+        }
+    }
+}
 
 /// An image (or manifest list) read from an archive, not yet committed.
 #[derive(Debug, Clone)]

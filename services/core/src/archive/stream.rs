@@ -6,6 +6,14 @@
 //! the decompressed content, and a copy of small JSON-looking entries). Symlinks and
 //! hard links are recorded and resolved on lookup (`podman save` links
 //! `<id>/layer.tar` to `../<hex>.tar`).
+//!
+//! Limits ([`Limits`]): the reader under `tar` counts the bytes received and the bytes
+//! of the tar stream, failing a read past either cap. It also bounds what `tar` reads
+//! while it looks for the next entry (header blocks, GNU long name/link, PAX extended
+//! header, all of which `tar` buffers whole): every entry's data is read or drained here
+//! before the next is asked for, so those reads are header bytes only. What the index of
+//! entries keeps ([`Budget`]) counts every path and link target (plus [`NODE_COST`]),
+//! metadata file and JSON copy, and every JSON document parsed in phase 2.
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -15,14 +23,15 @@ use std::rc::Rc;
 
 use flate2::read::MultiGzDecoder;
 
-use super::invalid;
-use super::tap::Tap;
+use super::tap::{JSON_KEEP_LIMIT, Tap};
+use super::{Limits, invalid};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::store::{Staging, Store};
 
-/// Largest metadata file or JSON blob accepted.
-const META_LIMIT: u64 = 16 << 20;
+/// What an entry of the index costs beyond its path and link target (the map's slot, the
+/// staged blob's record), charged to the metadata budget.
+pub(crate) const NODE_COST: u64 = 256;
 /// Top-level files kept in memory only.
 const META_FILES: [&str; 4] = ["manifest.json", "index.json", "oci-layout", "repositories"];
 /// Longest chain of links followed.
@@ -54,13 +63,77 @@ enum Node {
     Link(String),
 }
 
+/// The metadata a load may hold or parse in total (`max_load_metadata_total_bytes`).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: u64,
+    used: Cell<u64>,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            used: Cell::new(0),
+        }
+    }
+
+    /// Takes `n` bytes of the budget, or fails with `TooLarge` (nothing taken).
+    fn charge(&self, n: u64) -> Result<()> {
+        let used = self.used.get().saturating_add(n);
+        if used > self.limit {
+            return Err(Error::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "archive metadata exceeds the limit of {} bytes (entry paths, \
+                     metadata files and JSON documents, in total)",
+                    self.limit
+                ),
+            )
+            .with_meta("limit", self.limit.to_string()));
+        }
+        self.used.set(used);
+        Ok(())
+    }
+
+    /// What is left.
+    fn room(&self) -> u64 {
+        self.limit.saturating_sub(self.used.get())
+    }
+}
+
 /// Everything phase 1 found, by normalised path.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Collected {
     files: HashMap<String, Node>,
+    /// Largest metadata entry or JSON document.
+    meta_limit: u64,
+    budget: Budget,
 }
 
 impl Collected {
+    fn new(limits: &Limits) -> Self {
+        Self {
+            files: HashMap::new(),
+            meta_limit: limits.metadata,
+            budget: Budget::new(limits.metadata_total),
+        }
+    }
+
+    /// Records `node` at `path`, charging it to the budget unless `charged` already.
+    fn insert(&mut self, path: String, node: Node, charged: bool) -> Result<()> {
+        if !charged {
+            let held = match &node {
+                Node::Meta(b) => b.len(),
+                Node::Blob(b) => b.json.as_ref().map_or(0, Vec::len),
+                Node::Link(t) => t.len(),
+            };
+            self.budget.charge(node_cost(&path, held as u64))?;
+        }
+        self.files.insert(path, node);
+        Ok(())
+    }
+
     fn resolve(&self, path: &str) -> Option<&Node> {
         let mut p = normalize("", path)?;
         for _ in 0..MAX_LINK_HOPS {
@@ -93,21 +166,21 @@ impl Collected {
         self.blob(&format!("blobs/sha256/{}", digest.hex()))
     }
 
-    /// The bytes of a JSON blob: the in-memory copy, else read back from the store.
+    /// The bytes of a JSON blob: the in-memory copy, else read back from the store. Over
+    /// the metadata limit → `InvalidArchive`; every document parsed is charged to the
+    /// budget (a parsed config is kept; re-reading a document is not free either).
     pub(crate) fn json<'a>(
         &self,
         blob: &'a StagedBlob,
         store: &dyn Store,
         what: &str,
     ) -> Result<Cow<'a, [u8]>> {
+        if blob.size > self.meta_limit {
+            return Err(meta_too_large(what, blob.size, self.meta_limit));
+        }
+        self.budget.charge(blob.size)?;
         if let Some(j) = &blob.json {
             return Ok(Cow::Borrowed(j));
-        }
-        if blob.size > META_LIMIT {
-            return Err(invalid(format!(
-                "{what}: {} bytes is too large for JSON",
-                blob.size
-            )));
         }
         match store.read_blob(&blob.digest)? {
             Some(b) => Ok(Cow::Owned(b)),
@@ -117,6 +190,13 @@ impl Collected {
             ))),
         }
     }
+}
+
+/// What an entry of the index at `path` holding `held` bytes costs the budget.
+fn node_cost(path: &str, held: u64) -> u64 {
+    NODE_COST
+        .saturating_add(path.len() as u64)
+        .saturating_add(held)
 }
 
 /// Lexically normalises `p` relative to directory `base` (`.` and `..` resolved, no
@@ -147,20 +227,52 @@ pub(crate) fn too_large(limit: u64) -> Error {
     .with_meta("limit", limit.to_string())
 }
 
+/// The error for exceeding `max_load_unpacked_bytes`.
+fn unpacked_too_large(limit: u64) -> Error {
+    Error::new(
+        ErrorKind::TooLarge,
+        format!("archive unpacks to more than the limit of {limit} bytes"),
+    )
+    .with_meta("limit", limit.to_string())
+}
+
+/// The error for a metadata entry or JSON document over `max_load_metadata_bytes`.
+fn meta_too_large(what: &str, size: u64, limit: u64) -> Error {
+    invalid(format!(
+        "{what}: {size} bytes is over the limit of {limit} bytes for metadata"
+    ))
+    .with_meta("limit", limit.to_string())
+}
+
 /// Byte counts shared by the reader wrappers.
 #[derive(Debug)]
 struct Progress {
+    limits: Limits,
+    /// Bytes received.
     raw: Cell<u64>,
-    limit: u64,
     exceeded: Cell<bool>,
+    /// Bytes of the tar stream read.
     tar_pos: Cell<u64>,
+    unpacked_exceeded: Cell<bool>,
+    /// While `tar` looks for the next entry: where that entry's header starts.
+    header_start: Cell<Option<u64>>,
+    header_exceeded: Cell<bool>,
 }
 
 impl Progress {
-    /// Maps a read error: over the limit, truncated, or `context: error`.
+    /// Maps a read error: over a limit, truncated, or `context: error`.
     fn fail(&self, e: &io::Error, context: &str) -> Error {
         if self.exceeded.get() {
-            too_large(self.limit)
+            too_large(self.limits.received)
+        } else if self.unpacked_exceeded.get() {
+            unpacked_too_large(self.limits.unpacked)
+        } else if self.header_exceeded.get() {
+            let limit = self.limits.header;
+            invalid(format!(
+                "a tar entry's header (with its GNU long name or link and PAX extended \
+                 header) exceeds the limit of {limit} bytes"
+            ))
+            .with_meta("limit", limit.to_string())
         } else if e.kind() == io::ErrorKind::UnexpectedEof
             // tar's errors for a header or a skipped entry cut short
             || ["failed to read entire block", "unexpected EOF"]
@@ -185,7 +297,7 @@ impl Read for Limited<'_> {
         let n = self.inner.read(buf)?;
         let raw = self.p.raw.get() + n as u64;
         self.p.raw.set(raw);
-        if raw > self.p.limit {
+        if raw > self.p.limits.received {
             self.p.exceeded.set(true);
             return Err(io::Error::other("archive too large"));
         }
@@ -193,7 +305,8 @@ impl Read for Limited<'_> {
     }
 }
 
-/// Counts the bytes of the (decompressed) tar stream.
+/// Counts the bytes of the (decompressed) tar stream and enforces the unpacked and the
+/// header limits: a read never goes more than one byte past either.
 struct TarPos<R> {
     inner: R,
     p: Rc<Progress>,
@@ -201,23 +314,47 @@ struct TarPos<R> {
 
 impl<R: Read> Read for TarPos<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.p.tar_pos.set(self.p.tar_pos.get() + n as u64);
+        let p = &self.p;
+        let pos = p.tar_pos.get();
+        let mut allowed = p.limits.unpacked.saturating_sub(pos);
+        if let Some(start) = p.header_start.get() {
+            let used = pos.saturating_sub(start);
+            allowed = allowed.min(p.limits.header.saturating_sub(used));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(allowed.saturating_add(1)).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        let pos = pos + n as u64;
+        p.tar_pos.set(pos);
+        if pos > p.limits.unpacked {
+            p.unpacked_exceeded.set(true);
+            return Err(io::Error::other("archive unpacks too large"));
+        }
+        if let Some(start) = p.header_start.get()
+            && pos.saturating_sub(start) > p.limits.header
+        {
+            p.header_exceeded.set(true);
+            return Err(io::Error::other("tar header too large"));
+        }
         Ok(n)
     }
 }
 
-/// Reads the whole archive from `reader` (at most `limit` bytes), staging its files.
+/// Reads the whole archive from `reader` within `limits`, staging its files.
 pub(crate) fn collect(
     reader: &mut dyn Read,
-    limit: u64,
+    limits: &Limits,
     staging: &mut dyn Staging,
 ) -> Result<Collected> {
     let p = Rc::new(Progress {
+        limits: *limits,
         raw: Cell::new(0),
-        limit,
         exceeded: Cell::new(false),
         tar_pos: Cell::new(0),
+        unpacked_exceeded: Cell::new(false),
+        header_start: Cell::new(None),
+        header_exceeded: Cell::new(false),
     });
     let mut limited = Limited {
         inner: reader,
@@ -248,15 +385,21 @@ pub(crate) fn collect(
         inner: decoded,
         p: Rc::clone(&p),
     });
-    let mut out = Collected::default();
+    let mut out = Collected::new(limits);
     let mut last_end = 0u64;
     let mut any = false;
-    let entries = archive
+    let mut entries = archive
         .entries()
         .map_err(|e| p.fail(&e, "reading the archive"))?;
-    for entry in entries {
+    loop {
+        // The previous entry's data was read or drained: what `tar` reads now, after
+        // its padding, is the next entry's header (and the end of the archive).
+        p.header_start.set(Some(p.tar_pos.get().max(last_end)));
+        let next = entries.next();
+        p.header_start.set(None);
+        let Some(entry) = next else { break };
         let mut entry = entry.map_err(|e| {
-            if any || p.exceeded.get() {
+            if any || p.exceeded.get() || p.unpacked_exceeded.get() || p.header_exceeded.get() {
                 p.fail(&e, "invalid tar archive")
             } else {
                 invalid(format!("not a tar archive: {e}"))
@@ -269,23 +412,32 @@ pub(crate) fn collect(
         let path = normalize("", &raw_path)
             .ok_or_else(|| invalid(format!("tar entry {raw_path:?} escapes the archive")))?;
         let kind = entry.header().entry_type();
+        if kind.is_gnu_sparse() {
+            // `tar` would expand its holes as it reads: never in an image archive.
+            return Err(invalid(format!(
+                "tar entry {raw_path:?}: sparse files are not supported"
+            )));
+        }
         if kind.is_symlink() || kind.is_hard_link() {
             let target = entry
                 .link_name_bytes()
                 .map(|b| String::from_utf8_lossy(&b).into_owned());
             let base = if kind.is_symlink() { parent(&path) } else { "" };
+            drain(&mut entry, &p, &path)?;
             if let Some(t) = target.as_deref().and_then(|t| normalize(base, t)) {
-                out.files.insert(path, Node::Link(t));
+                out.insert(path, Node::Link(t), false)?;
             }
             continue;
         }
         if !(kind.is_file() || kind.is_contiguous()) || path.is_empty() {
+            drain(&mut entry, &p, &path)?;
             continue;
         }
         if META_FILES.contains(&path.as_str()) {
-            if size > META_LIMIT {
-                return Err(invalid(format!("{path}: {size} bytes is too large")));
+            if size > limits.metadata {
+                return Err(meta_too_large(&path, size, limits.metadata));
             }
+            out.budget.charge(node_cost(&path, size))?; // before reading it
             let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             entry
                 .read_to_end(&mut buf)
@@ -293,17 +445,24 @@ pub(crate) fn collect(
             if buf.len() as u64 != size {
                 return Err(invalid("archive truncated"));
             }
-            out.files.insert(path, Node::Meta(buf));
+            out.insert(path, Node::Meta(buf), true)?;
             continue;
         }
         if is_legacy_metadata(&path) {
+            drain(&mut entry, &p, &path)?;
             continue;
         }
-        let blob = stage_entry(&mut entry, size, staging, &p, &path)?;
+        let room = out.budget.room().saturating_sub(node_cost(&path, 0));
+        let keep = if size <= JSON_KEEP_LIMIT.min(limits.metadata).min(room) {
+            size
+        } else {
+            0
+        };
+        let blob = stage_entry(&mut entry, size, staging, &p, &path, keep)?;
         if let Some(name) = path.strip_prefix("blobs/") {
             check_blob_name(name, &blob)?;
         }
-        out.files.insert(path, Node::Blob(blob));
+        out.insert(path, Node::Blob(blob), false)?;
     }
     if p.tar_pos.get() < last_end + 512 {
         return Err(invalid("archive truncated"));
@@ -358,14 +517,22 @@ fn check_blob_name(name: &str, blob: &StagedBlob) -> Result<()> {
     Ok(())
 }
 
+/// Reads the rest of an entry that is not kept (counted as unpacked bytes).
+fn drain(entry: &mut dyn Read, p: &Progress, path: &str) -> Result<()> {
+    io::copy(entry, &mut io::sink()).map_err(|e| p.fail(&e, &format!("reading {path}")))?;
+    Ok(())
+}
+
+/// Stages one entry, keeping a copy of JSON-looking content of up to `keep` bytes.
 fn stage_entry(
     entry: &mut dyn Read,
     size: u64,
     staging: &mut dyn Staging,
     p: &Progress,
     path: &str,
+    keep: u64,
 ) -> Result<StagedBlob> {
-    let mut tap = Tap::new(entry);
+    let mut tap = Tap::new(entry, keep);
     let put = staging.put(&mut tap, None);
     if let Some(e) = tap.io_err.take() {
         return Err(p.fail(&e, &format!("reading {path}")));
@@ -425,10 +592,20 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    fn unlimited() -> Limits {
+        Limits {
+            received: u64::MAX,
+            unpacked: u64::MAX,
+            header: u64::MAX,
+            metadata: u64::MAX,
+            metadata_total: u64::MAX,
+        }
+    }
+
     fn collect_bytes(store: &crate::store::MemoryStore, bytes: &[u8]) -> Result<Collected> {
         let mut staging = store.stage()?;
         let mut r = bytes;
-        collect(&mut r, u64::MAX, staging.as_mut())
+        collect(&mut r, &unlimited(), staging.as_mut())
     }
 
     #[test]
@@ -472,7 +649,7 @@ mod tests {
             let mut staging = store.stage().unwrap();
             let bytes = tar_of(&[("blob.tar", Entry::File(b"some bytes"))]);
             let mut r = bytes.as_slice();
-            let files = collect(&mut r, u64::MAX, staging.as_mut()).unwrap();
+            let files = collect(&mut r, &unlimited(), staging.as_mut()).unwrap();
             assert!(files.blob("blob.tar").is_some());
             assert_eq!(store.blob_count(), 1);
         }

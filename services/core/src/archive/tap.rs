@@ -8,8 +8,9 @@ use flate2::write::MultiGzDecoder as GzWriteDecoder;
 
 use crate::digest::{Digest, Hasher};
 
-/// JSON-looking blobs up to this size are also kept in memory (configs, manifests).
-const JSON_KEEP_LIMIT: usize = 4 << 20;
+/// JSON-looking blobs up to this size may be kept in memory (configs, manifests); larger
+/// ones are read back from the store when parsed.
+pub(super) const JSON_KEEP_LIMIT: u64 = 1 << 20;
 
 /// Hashes what is written to it.
 #[derive(Default)]
@@ -34,11 +35,15 @@ pub(super) struct Tap<'a> {
     gz: Option<GzWriteDecoder<HashSink>>,
     gz_err: Option<String>,
     pub(super) json: Option<Vec<u8>>,
+    /// Largest copy kept in `json`.
+    json_limit: usize,
     pub(super) io_err: Option<io::Error>,
 }
 
 impl<'a> Tap<'a> {
-    pub(super) fn new(inner: &'a mut dyn Read) -> Self {
+    /// A tap on `inner` keeping a copy of JSON-looking content up to `json_limit` bytes
+    /// (allocated at once: pass the content's size when it fits, else 0).
+    pub(super) fn new(inner: &'a mut dyn Read, json_limit: u64) -> Self {
         Self {
             inner,
             total: 0,
@@ -47,17 +52,18 @@ impl<'a> Tap<'a> {
             gz: None,
             gz_err: None,
             json: None,
+            json_limit: usize::try_from(json_limit).unwrap_or(usize::MAX),
             io_err: None,
         }
     }
 
     fn feed(&mut self, data: &[u8]) {
-        if self.total == 0 && data.first() == Some(&b'{') {
-            self.json = Some(Vec::new());
+        if self.total == 0 && self.json_limit > 0 && data.first() == Some(&b'{') {
+            self.json = Some(Vec::with_capacity(self.json_limit));
         }
         self.total += data.len() as u64;
         if let Some(j) = &mut self.json {
-            if j.len() + data.len() <= JSON_KEEP_LIMIT {
+            if j.len() + data.len() <= self.json_limit {
                 j.extend_from_slice(data);
             } else {
                 self.json = None;
@@ -151,17 +157,27 @@ mod tests {
             }
         }
         let mut src = OneByte(&gz);
-        let mut tap = Tap::new(&mut src);
+        let mut tap = Tap::new(&mut src, 0);
         let mut sink = Vec::new();
         tap.read_to_end(&mut sink).unwrap();
         assert_eq!(sink, gz);
         assert_eq!(tap.finish(), (true, Some(Ok(Digest::of(&plain)))));
 
         let mut src: &[u8] = b"{\"a\":1}";
-        let mut tap = Tap::new(&mut src);
+        let mut tap = Tap::new(&mut src, 7);
         tap.read_to_end(&mut Vec::new()).unwrap();
         assert_eq!(tap.finish(), (false, None));
         assert_eq!(tap.json.as_deref(), Some(&b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn tap_keeps_no_json_copy_over_its_limit() {
+        for limit in [0, 6] {
+            let mut src: &[u8] = b"{\"a\":1}";
+            let mut tap = Tap::new(&mut src, limit);
+            tap.read_to_end(&mut Vec::new()).unwrap();
+            assert_eq!(tap.json, None, "limit {limit}");
+        }
     }
 
     #[test]
@@ -169,7 +185,7 @@ mod tests {
         let mut data = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
         data.extend_from_slice(b"not deflate at all");
         let mut src: &[u8] = &data;
-        let mut tap = Tap::new(&mut src);
+        let mut tap = Tap::new(&mut src, 0);
         tap.read_to_end(&mut Vec::new()).unwrap();
         let (gzip, result) = tap.finish();
         assert!(gzip);

@@ -25,8 +25,10 @@ use crate::reference::normalize_tag_name;
 impl Engine {
     /// LoadImages (SPEC §6): reads a whole archive from `reader` (`docker-archive` or
     /// `oci-archive`, plain or gzip), verifies every blob, and stores its images, all or
-    /// nothing. Malformed input → `InvalidArchive`; more than
-    /// `EngineConfig::max_load_bytes` read → `TooLarge` (metadata `limit`).
+    /// nothing. Malformed input, or a tar header or metadata entry over its limit →
+    /// `InvalidArchive`; more than `EngineConfig::max_load_bytes` read, more than
+    /// `max_load_unpacked_bytes` unpacked or `max_load_metadata_total_bytes` of metadata
+    /// → `TooLarge` (metadata `limit`).
     pub fn load(&self, reader: &mut dyn Read, opts: &LoadOptions) -> Result<LoadReport> {
         let default_names = opts
             .default_names
@@ -35,7 +37,8 @@ impl Engine {
             .collect::<Result<Vec<_>>>()?;
         let store = Arc::clone(&self.store);
         let mut staging = store.stage()?;
-        let files = archive::collect(reader, self.config.max_load_bytes, staging.as_mut())?;
+        let limits = archive::Limits::of(&self.config);
+        let files = archive::collect(reader, &limits, staging.as_mut())?;
         let mut found = archive::parse(&files, opts.format, store.as_ref(), staging.as_mut())?;
         drop(files);
         if !default_names.is_empty()

@@ -43,6 +43,19 @@ pub struct EngineConfig {
     pub platform: Platform,
     /// Largest archive LoadImages accepts, in bytes (compressed, as received).
     pub max_load_bytes: u64,
+    /// Largest tar stream LoadImages unpacks, in bytes after gzip decompression of the
+    /// archive (every byte written to the store comes from it); beyond → `TooLarge`.
+    pub max_load_unpacked_bytes: u64,
+    /// Largest header of one tar entry of a loaded archive: its header blocks with its GNU
+    /// long name/link and PAX extended header, in bytes; beyond → `InvalidArchive`.
+    pub max_load_header_bytes: u64,
+    /// Largest metadata entry of a loaded archive (`manifest.json`, `index.json`, ...) and
+    /// largest JSON document it parses (configs, manifests, indexes); beyond →
+    /// `InvalidArchive`.
+    pub max_load_metadata_bytes: u64,
+    /// Most metadata one load holds or parses in total (entry paths and link targets,
+    /// metadata entries, JSON kept or parsed); beyond → `TooLarge`.
+    pub max_load_metadata_total_bytes: u64,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +65,10 @@ impl Default for EngineConfig {
             pinned_images: Vec::new(),
             platform: Platform::host(),
             max_load_bytes: 16 << 30,
+            max_load_unpacked_bytes: 64 << 30,
+            max_load_header_bytes: 1 << 20,
+            max_load_metadata_bytes: 4 << 20,
+            max_load_metadata_total_bytes: 64 << 20,
         }
     }
 }

@@ -93,8 +93,16 @@ pub struct Settings {
     pub search_registries: Vec<String>,
     /// Pinned image patterns.
     pub pinned_images: Vec<String>,
-    /// LoadImages size limit.
+    /// LoadImages size limit (bytes received).
     pub max_load_bytes: u64,
+    /// LoadImages unpacked size limit (bytes of the decompressed tar stream).
+    pub max_load_unpacked_bytes: u64,
+    /// LoadImages limit on one tar entry's header (with GNU long name/link, PAX header).
+    pub max_load_header_bytes: u64,
+    /// LoadImages limit on one metadata entry or JSON document.
+    pub max_load_metadata_bytes: u64,
+    /// LoadImages limit on the metadata one load holds or parses in total.
+    pub max_load_metadata_total_bytes: u64,
     /// Largest request message.
     pub max_recv_message_bytes: usize,
     /// Largest response message.
@@ -231,13 +239,33 @@ fn validate(
     if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
         errors.push(format!("log: invalid filter {log:?}: {e}"));
     }
+    let max_load_bytes = positive("max_load_bytes", raw.max_load_bytes, 16 << 30, errors);
     Settings {
         listen,
         store,
         root,
         search_registries,
         pinned_images,
-        max_load_bytes: positive("max_load_bytes", raw.max_load_bytes, 16 << 30, errors),
+        max_load_bytes,
+        max_load_unpacked_bytes: positive(
+            "max_load_unpacked_bytes",
+            raw.max_load_unpacked_bytes,
+            max_load_bytes.saturating_mul(4),
+            errors,
+        ),
+        max_load_header_bytes: header_limit(raw.max_load_header_bytes, errors),
+        max_load_metadata_bytes: positive(
+            "max_load_metadata_bytes",
+            raw.max_load_metadata_bytes,
+            4 << 20,
+            errors,
+        ),
+        max_load_metadata_total_bytes: positive(
+            "max_load_metadata_total_bytes",
+            raw.max_load_metadata_total_bytes,
+            64 << 20,
+            errors,
+        ),
         max_recv_message_bytes: size(
             "max_recv_message_bytes",
             raw.max_recv_message_bytes,
@@ -267,6 +295,16 @@ fn positive(key: &str, v: Option<i64>, default: u64, errors: &mut Vec<String>) -
             default
         }
     }
+}
+
+/// `max_load_header_bytes`: at least two tar blocks (a header and its padding).
+fn header_limit(v: Option<i64>, errors: &mut Vec<String>) -> u64 {
+    let n = positive("max_load_header_bytes", v, 1 << 20, errors);
+    if n < 1024 {
+        errors.push("max_load_header_bytes: must be at least 1024".to_owned());
+        return 1 << 20;
+    }
+    n
 }
 
 fn size(key: &str, v: Option<i64>, default: usize, errors: &mut Vec<String>) -> usize {

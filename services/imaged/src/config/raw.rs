@@ -32,6 +32,10 @@ pub struct Raw {
     pub search_registries: Option<Vec<String>>,
     pub pinned_images: Option<Vec<String>>,
     pub max_load_bytes: Option<i64>,
+    pub max_load_unpacked_bytes: Option<i64>,
+    pub max_load_header_bytes: Option<i64>,
+    pub max_load_metadata_bytes: Option<i64>,
+    pub max_load_metadata_total_bytes: Option<i64>,
     pub max_recv_message_bytes: Option<i64>,
     pub max_send_message_bytes: Option<i64>,
     pub grace_period: Option<f64>,
@@ -57,6 +61,19 @@ impl Raw {
         pick(&mut self.search_registries, over.search_registries);
         pick(&mut self.pinned_images, over.pinned_images);
         pick(&mut self.max_load_bytes, over.max_load_bytes);
+        pick(
+            &mut self.max_load_unpacked_bytes,
+            over.max_load_unpacked_bytes,
+        );
+        pick(&mut self.max_load_header_bytes, over.max_load_header_bytes);
+        pick(
+            &mut self.max_load_metadata_bytes,
+            over.max_load_metadata_bytes,
+        );
+        pick(
+            &mut self.max_load_metadata_total_bytes,
+            over.max_load_metadata_total_bytes,
+        );
         pick(
             &mut self.max_recv_message_bytes,
             over.max_recv_message_bytes,
@@ -235,6 +252,12 @@ pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "search_registries" => raw.search_registries = keys.strings(&key, v),
             "pinned_images" => raw.pinned_images = keys.strings(&key, v),
             "max_load_bytes" => raw.max_load_bytes = keys.int(&key, v),
+            "max_load_unpacked_bytes" => raw.max_load_unpacked_bytes = keys.int(&key, v),
+            "max_load_header_bytes" => raw.max_load_header_bytes = keys.int(&key, v),
+            "max_load_metadata_bytes" => raw.max_load_metadata_bytes = keys.int(&key, v),
+            "max_load_metadata_total_bytes" => {
+                raw.max_load_metadata_total_bytes = keys.int(&key, v);
+            }
             "max_recv_message_bytes" => raw.max_recv_message_bytes = keys.int(&key, v),
             "max_send_message_bytes" => raw.max_send_message_bytes = keys.int(&key, v),
             "grace_period" => raw.grace_period = keys.number(&key, v),
@@ -304,6 +327,10 @@ pub const ENV_KEYS: &[&str] = &[
     "IMAGED_SEARCH_REGISTRIES",
     "IMAGED_PINNED_IMAGES",
     "IMAGED_MAX_LOAD_BYTES",
+    "IMAGED_MAX_LOAD_UNPACKED_BYTES",
+    "IMAGED_MAX_LOAD_HEADER_BYTES",
+    "IMAGED_MAX_LOAD_METADATA_BYTES",
+    "IMAGED_MAX_LOAD_METADATA_TOTAL_BYTES",
     "IMAGED_GRACE_PERIOD",
     "IMAGED_INSECURE_TCP",
     "IMAGED_METRICS_LISTEN",
@@ -330,8 +357,21 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
             "IMAGED_ROOT" => raw.root = Some(v),
             "IMAGED_SEARCH_REGISTRIES" => raw.search_registries = Some(list(&v)),
             "IMAGED_PINNED_IMAGES" => raw.pinned_images = Some(list(&v)),
-            "IMAGED_MAX_LOAD_BYTES" => match v.trim().parse() {
-                Ok(n) => raw.max_load_bytes = Some(n),
+            "IMAGED_MAX_LOAD_BYTES"
+            | "IMAGED_MAX_LOAD_UNPACKED_BYTES"
+            | "IMAGED_MAX_LOAD_HEADER_BYTES"
+            | "IMAGED_MAX_LOAD_METADATA_BYTES"
+            | "IMAGED_MAX_LOAD_METADATA_TOTAL_BYTES" => match v.trim().parse() {
+                Ok(n) => {
+                    let slot = match name {
+                        "IMAGED_MAX_LOAD_BYTES" => &mut raw.max_load_bytes,
+                        "IMAGED_MAX_LOAD_UNPACKED_BYTES" => &mut raw.max_load_unpacked_bytes,
+                        "IMAGED_MAX_LOAD_HEADER_BYTES" => &mut raw.max_load_header_bytes,
+                        "IMAGED_MAX_LOAD_METADATA_BYTES" => &mut raw.max_load_metadata_bytes,
+                        _ => &mut raw.max_load_metadata_total_bytes,
+                    };
+                    *slot = Some(n);
+                }
                 Err(_) => errors.push(format!("{name}: expected an integer, got {v:?}")),
             },
             "IMAGED_GRACE_PERIOD" => match v.trim().parse() {

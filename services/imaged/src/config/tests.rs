@@ -278,3 +278,47 @@ fn listen_urls() {
         "tcp://127.0.0.1:5"
     );
 }
+
+#[test]
+fn load_limits_from_file_and_env() {
+    let s = load(&Flags::default(), &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(s.max_load_unpacked_bytes, 64 << 30, "4 × max_load_bytes");
+    assert_eq!(s.max_load_header_bytes, 1 << 20);
+    assert_eq!(s.max_load_metadata_bytes, 4 << 20);
+    assert_eq!(s.max_load_metadata_total_bytes, 64 << 20);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "limits.toml",
+        "max_load_bytes = 5000000\nmax_load_header_bytes = 4096\nmax_load_metadata_bytes = 65536\n",
+    );
+    let flags = Flags {
+        config: Some(file),
+        ..Flags::default()
+    };
+    let e = env(&[("IMAGED_MAX_LOAD_METADATA_TOTAL_BYTES", "1048576")]);
+    let s = load(&flags, &e, true, Purpose::Serve).expect("valid");
+    assert_eq!(
+        s.max_load_unpacked_bytes, 20_000_000,
+        "unset: 4 × max_load_bytes"
+    );
+    assert_eq!(s.max_load_header_bytes, 4096);
+    assert_eq!(s.max_load_metadata_bytes, 65536);
+    assert_eq!(s.max_load_metadata_total_bytes, 1 << 20);
+
+    let e = env(&[
+        ("IMAGED_MAX_LOAD_UNPACKED_BYTES", "0"),
+        ("IMAGED_MAX_LOAD_HEADER_BYTES", "512"),
+        ("IMAGED_MAX_LOAD_METADATA_BYTES", "lots"),
+    ]);
+    let errs = load(&Flags::default(), &e, true, Purpose::Serve).expect_err("invalid");
+    let all = errs.join("\n");
+    for needle in [
+        "max_load_unpacked_bytes: must be a positive number of bytes",
+        "max_load_header_bytes: must be at least 1024",
+        "IMAGED_MAX_LOAD_METADATA_BYTES: expected an integer",
+    ] {
+        assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+    }
+}
