@@ -17,6 +17,7 @@ mod check;
 pub mod codec;
 mod deleter;
 mod fsutil;
+mod inner;
 mod layout;
 mod load;
 mod meta;

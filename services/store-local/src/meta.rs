@@ -16,11 +16,11 @@ use crate::codec;
 use crate::fsutil::db_err;
 
 /// Image records.
-pub(crate) const IMAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("images");
+pub(crate) const IMAGES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("images");
 /// Container records.
-pub(crate) const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+pub(crate) const CONTAINERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("containers");
 /// Store facts (`schema_version`, `created_at`).
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// Page cache of the database: the catalog lives in memory, the database is only read at
 /// open, so a small cache is enough.

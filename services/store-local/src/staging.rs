@@ -12,14 +12,14 @@ use imaged_core::{Error, ErrorKind, Result};
 
 use crate::blobs::CHUNK;
 use crate::fsutil::{io_err, remove_file, sync_dir};
-use crate::store::{LocalStore, lock};
+use crate::inner::{Inner, lock};
 
 /// Mode of blob files.
 const BLOB_MODE: u32 = 0o640;
 
 /// The blob writes of one load.
 pub(crate) struct LocalStaging<'a> {
-    store: &'a LocalStore,
+    store: &'a Inner,
     /// One entry per lease taken (a digest held twice is listed twice).
     held: Vec<Digest>,
     /// Blobs this staging created.
@@ -27,7 +27,7 @@ pub(crate) struct LocalStaging<'a> {
 }
 
 impl<'a> LocalStaging<'a> {
-    pub(crate) fn new(store: &'a LocalStore) -> Self {
+    pub(crate) fn new(store: &'a Inner) -> Self {
         Self {
             store,
             held: Vec::new(),
@@ -44,7 +44,7 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn create(store: &LocalStore) -> Result<Self> {
+    fn create(store: &Inner) -> Result<Self> {
         loop {
             let path = store
                 .layout
