@@ -27,7 +27,7 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
         }
     }
 
-    let _w = store.inner().write_lock();
+    let mut w = store.inner().write_lock();
     let view = store.view();
     let mut report = CheckReport {
         images_checked: snapshot.len(),
@@ -49,7 +49,7 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
     }
     if repair {
         let change = imaged_core::repair::drop_broken(&view, &report.broken_images);
-        let applied = store.apply_locked(&change)?;
+        let applied = store.apply_locked(&mut w, &change)?;
         // The blobs this released are the deleter's, not orphans to count.
         store.wait_for_deletions();
         report.repaired_images = change.delete_images.clone();

@@ -1,19 +1,18 @@
 //! [`LocalStore`]: opening (migrate, load, sweep), the read view and `apply`.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use imaged_core::catalog::{Applied, Catalog, ChangeSet};
-use imaged_core::store::{CheckReport, FsUsage, Leases, Staging, Store, StoreInfo};
+use imaged_core::store::{CheckReport, FsUsage, Staging, Store, StoreInfo, WriteHealth};
 use imaged_core::{Digest, Error, Result};
 
 use crate::deleter::Deleter;
 use crate::fsutil::{io_err, remove_file};
-use crate::inner::{Inner, lock};
+use crate::inner::{Inner, Writer, lock};
 use crate::layout::Layout;
 use crate::meta;
 use crate::migrate;
@@ -27,6 +26,33 @@ pub struct SweepReport {
     pub ingest_files: usize,
     /// Blobs images refer to that have no file (run `imaged fsck`).
     pub missing_blobs: usize,
+}
+
+/// Settings of a [`LocalStore`] (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Loads are refused (`NO_SPACE`) before they start while the filesystem of the root
+    /// has less than this many bytes available; removals never are. Default 64 MiB.
+    pub min_free_bytes: u64,
+    /// Size of `<root>/reserve`, a pre-allocated file released to let a removal commit on
+    /// a full disk (and re-created afterwards). Default 8 MiB; 0 disables it.
+    pub reserve_bytes: u64,
+}
+
+impl Options {
+    /// Default of [`Options::min_free_bytes`].
+    pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+    /// Default of [`Options::reserve_bytes`].
+    pub const DEFAULT_RESERVE_BYTES: u64 = 8 << 20;
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: Self::DEFAULT_MIN_FREE_BYTES,
+            reserve_bytes: Self::DEFAULT_RESERVE_BYTES,
+        }
+    }
 }
 
 /// The embedded default store: metadata in redb, blobs content-addressed on disk.
@@ -68,6 +94,11 @@ impl LocalStore {
     /// runs migrations, loads the catalog (blobs are not read) and sweeps orphan blobs and
     /// leftover temporary files.
     pub fn open(root: &Path) -> Result<Self> {
+        Self::open_with(root, Options::default())
+    }
+
+    /// [`LocalStore::open`] with `options`.
+    pub fn open_with(root: &Path, options: Options) -> Result<Self> {
         let started = std::time::Instant::now();
         let layout = Layout::new(root);
         layout.create()?;
@@ -127,28 +158,26 @@ impl LocalStore {
                 "images refer to missing blobs; run `imaged fsck --repair`"
             );
         }
-        let inner = Arc::new(Inner {
+        if let Err(e) = crate::space::ensure_reserve(&layout, options.reserve_bytes) {
+            tracing::warn!(error = %e, "cannot create the space reserve; removals on a full disk may fail");
+        }
+        let inner = Arc::new(Inner::new(
             layout,
+            options,
             db,
-            view: RwLock::new(Arc::new(catalog)),
-            write: Mutex::new(()),
-            blob_lock: Mutex::new(()),
-            leases: Leases::default(),
-            deferred: Mutex::new(HashSet::new()),
-            uncertain: AtomicBool::new(false),
-            left_behind: AtomicBool::new(false),
+            catalog,
             schema_version,
             created_at,
             swept,
-        });
+        ));
         let deleter = Deleter::spawn(Arc::downgrade(&inner));
         Ok(Self { deleter, inner })
     }
 
     /// `apply` with the writer lock held: commits, then queues the released blobs for
     /// deletion.
-    pub(crate) fn apply_locked(&self, change: &ChangeSet) -> Result<Applied> {
-        let applied = self.inner.commit_locked(change)?;
+    pub(crate) fn apply_locked(&self, w: &mut Writer, change: &ChangeSet) -> Result<Applied> {
+        let applied = self.inner.commit_locked(w, change)?;
         let released: Vec<Digest> = applied.released.iter().map(|(d, _)| *d).collect();
         match &self.deleter {
             Some(d) => {
@@ -249,11 +278,12 @@ impl Store for LocalStore {
     }
 
     fn apply(&self, change: &ChangeSet) -> Result<Applied> {
-        let _w = self.inner.write_lock();
-        self.apply_locked(change)
+        let mut w = self.inner.write_lock();
+        self.apply_locked(&mut w, change)
     }
 
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {
+        self.inner.check_space_for_load()?;
         Ok(Box::new(crate::staging::LocalStaging::new(&self.inner)))
     }
 
@@ -280,5 +310,11 @@ impl Store for LocalStore {
 
     fn check(&self, repair: bool) -> Result<CheckReport> {
         crate::check::check(self, repair)
+    }
+
+    /// Unwritable while the filesystem has less than `min_free_bytes` available, and after
+    /// a write failed for lack of space until enough is available again (see the README).
+    fn write_health(&self) -> WriteHealth {
+        self.inner.write_health()
     }
 }

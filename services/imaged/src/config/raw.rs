@@ -32,6 +32,7 @@ pub struct Raw {
     pub search_registries: Option<Vec<String>>,
     pub pinned_images: Option<Vec<String>>,
     pub max_load_bytes: Option<i64>,
+    pub min_free_bytes: Option<i64>,
     pub max_recv_message_bytes: Option<i64>,
     pub max_send_message_bytes: Option<i64>,
     pub grace_period: Option<f64>,
@@ -57,6 +58,7 @@ impl Raw {
         pick(&mut self.search_registries, over.search_registries);
         pick(&mut self.pinned_images, over.pinned_images);
         pick(&mut self.max_load_bytes, over.max_load_bytes);
+        pick(&mut self.min_free_bytes, over.min_free_bytes);
         pick(
             &mut self.max_recv_message_bytes,
             over.max_recv_message_bytes,
@@ -235,6 +237,7 @@ pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "search_registries" => raw.search_registries = keys.strings(&key, v),
             "pinned_images" => raw.pinned_images = keys.strings(&key, v),
             "max_load_bytes" => raw.max_load_bytes = keys.int(&key, v),
+            "min_free_bytes" => raw.min_free_bytes = keys.int(&key, v),
             "max_recv_message_bytes" => raw.max_recv_message_bytes = keys.int(&key, v),
             "max_send_message_bytes" => raw.max_send_message_bytes = keys.int(&key, v),
             "grace_period" => raw.grace_period = keys.number(&key, v),
@@ -304,6 +307,7 @@ pub const ENV_KEYS: &[&str] = &[
     "IMAGED_SEARCH_REGISTRIES",
     "IMAGED_PINNED_IMAGES",
     "IMAGED_MAX_LOAD_BYTES",
+    "IMAGED_MIN_FREE_BYTES",
     "IMAGED_GRACE_PERIOD",
     "IMAGED_INSECURE_TCP",
     "IMAGED_METRICS_LISTEN",
@@ -332,6 +336,10 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
             "IMAGED_PINNED_IMAGES" => raw.pinned_images = Some(list(&v)),
             "IMAGED_MAX_LOAD_BYTES" => match v.trim().parse() {
                 Ok(n) => raw.max_load_bytes = Some(n),
+                Err(_) => errors.push(format!("{name}: expected an integer, got {v:?}")),
+            },
+            "IMAGED_MIN_FREE_BYTES" => match v.trim().parse() {
+                Ok(n) => raw.min_free_bytes = Some(n),
                 Err(_) => errors.push(format!("{name}: expected an integer, got {v:?}")),
             },
             "IMAGED_GRACE_PERIOD" => match v.trim().parse() {
