@@ -47,6 +47,11 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
         }
         mark_broken(&view, &d, &mut report.broken_images);
     }
+    if !repair {
+        // Released blobs the deleter has not reached yet are not leftovers.
+        store.wait_for_deletions();
+        report_leftovers(store, &view, &mut report)?;
+    }
     if repair {
         let change = imaged_core::repair::drop_broken(&view, &report.broken_images);
         let applied = store.apply_locked(&mut w, &change)?;
@@ -56,6 +61,43 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
         report.orphans_removed = remove_orphans(store, &applied.catalog)?;
     }
     Ok(report)
+}
+
+/// Reports, without touching them, the files a start-up sweep or `repair` would remove:
+/// blob files `view` does not refer to and no staging holds, and (for a store opened for
+/// inspection, where no staging runs) the files of `ingest/`.
+fn report_leftovers(store: &LocalStore, view: &Catalog, report: &mut CheckReport) -> Result<()> {
+    let inner = store.inner();
+    let mut orphans: Vec<String> = Vec::new();
+    {
+        let _b = lock(&inner.blob_lock);
+        for (digest, path, kind) in inner.layout.blob_files()? {
+            if !kind.is_file() {
+                continue;
+            }
+            let keep = digest.is_some_and(|d| view.blob(&d).is_some() || inner.leases.is_held(&d));
+            if !keep {
+                orphans.push(path.display().to_string());
+            }
+        }
+    }
+    orphans.sort();
+    for p in orphans {
+        report.problems.push(format!(
+            "unreferenced blob file {p} (removed by --repair or the next start)"
+        ));
+    }
+    if inner.options.inspect {
+        let mut partial = inner.layout.ingest_files()?;
+        partial.sort();
+        for p in partial {
+            report.problems.push(format!(
+                "leftover temporary file {} (removed by --repair or the next start)",
+                p.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Adds every image of `view` referring to `blob` to `broken`, once.

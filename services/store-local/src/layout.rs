@@ -105,6 +105,20 @@ impl Layout {
         Ok(out)
     }
 
+    /// The files of `ingest/` (not directories).
+    pub(crate) fn ingest_files(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let entries =
+            fs::read_dir(&self.ingest).map_err(|e| io_err("listing", &self.ingest, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("listing", &self.ingest, &e))?;
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes every file of `ingest/` (leftovers of interrupted writes). Only safe while no
     /// staging runs (at open). Returns how many were removed.
     pub(crate) fn sweep_ingest(&self) -> Result<usize> {

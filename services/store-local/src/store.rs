@@ -37,6 +37,11 @@ pub struct Options {
     /// Size of `<root>/reserve`, a pre-allocated file released to let a removal commit on
     /// a full disk (and re-created afterwards). Default 8 MiB; 0 disables it.
     pub reserve_bytes: u64,
+    /// Open for inspection (`imaged fsck` without `--repair`): the store must exist and be
+    /// of the current schema; nothing is swept, created or migrated, the clean-shutdown
+    /// marker is neither consumed nor written, and [`Store::check`] also reports the
+    /// leftovers a start-up sweep would remove. Default `false`.
+    pub inspect: bool,
 }
 
 impl Options {
@@ -51,6 +56,7 @@ impl Default for Options {
         Self {
             min_free_bytes: Self::DEFAULT_MIN_FREE_BYTES,
             reserve_bytes: Self::DEFAULT_RESERVE_BYTES,
+            inspect: false,
         }
     }
 }
@@ -68,11 +74,13 @@ pub struct LocalStore {
 
 impl Drop for LocalStore {
     /// Finishes the queued deletions, then marks the store cleanly closed when no blob
-    /// file can be left unreferenced (the next open then skips the blob sweep).
+    /// file can be left unreferenced (the next open then skips the blob sweep). A store
+    /// opened for inspection leaves the marker as it found it.
     fn drop(&mut self) {
         drop(self.deleter.take());
         let inner = &self.inner;
-        let clean = !inner.uncertain.load(Ordering::SeqCst)
+        let clean = !inner.options.inspect
+            && !inner.uncertain.load(Ordering::SeqCst)
             && !inner.left_behind.load(Ordering::SeqCst)
             && lock(&inner.deferred).is_empty();
         if clean && let Err(e) = inner.layout.write_clean_marker() {
@@ -101,9 +109,33 @@ impl LocalStore {
     pub fn open_with(root: &Path, options: Options) -> Result<Self> {
         let started = std::time::Instant::now();
         let layout = Layout::new(root);
+        if options.inspect {
+            if !layout.meta.is_file() {
+                return Err(Error::internal(format!(
+                    "no store in {}: {} is missing",
+                    root.display(),
+                    layout.meta.display()
+                )));
+            }
+            let db = meta::open_db(&layout.meta)?;
+            migrate::prepare(&db, &layout.meta, true)?;
+            let (schema_version, created_at) = migrate::facts(&db, &layout.meta)?;
+            let catalog = crate::load::catalog(&db, &layout.meta)?;
+            let inner = Arc::new(Inner::new(
+                layout,
+                options,
+                db,
+                catalog,
+                schema_version,
+                created_at,
+                SweepReport::default(),
+            ));
+            let deleter = Deleter::spawn(Arc::downgrade(&inner));
+            return Ok(Self { deleter, inner });
+        }
         layout.create()?;
         let db = meta::open_db(&layout.meta)?;
-        migrate::prepare(&db, &layout.meta)?;
+        migrate::prepare(&db, &layout.meta, false)?;
         let (schema_version, created_at) = migrate::facts(&db, &layout.meta)?;
         let ingest_files = layout.sweep_ingest()?;
         // After a clean close no blob file can be unreferenced (stagings and the deleter
