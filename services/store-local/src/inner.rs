@@ -59,6 +59,14 @@ pub(crate) struct Writer {
     unsettled: Option<(ChangeSet, Applied)>,
 }
 
+/// Whether `change` may use the space reserve: it adds no blobs and releases some or only
+/// deletes (a removal, a prune, a container removal).
+fn frees(change: &ChangeSet, applied: &Applied) -> bool {
+    applied.added.is_empty()
+        && (!applied.released.is_empty()
+            || (change.put_images.is_empty() && change.put_containers.is_empty()))
+}
+
 /// Below this much available space a store that hit a full disk still reports itself
 /// unwritable (with `min_free_bytes` and the reserve, whichever is largest).
 const RECOVERY_BYTES: u64 = 1 << 20;
@@ -173,7 +181,19 @@ impl Inner {
     /// prune) whose commit fails for lack of space is retried once after releasing the
     /// reserve file: removals are the way out of a full disk.
     pub(crate) fn commit_locked(&self, w: &mut Writer, change: &ChangeSet) -> Result<Applied> {
-        if let Some(settled) = self.recover(w)? {
+        let settled = match self.recover(w) {
+            Ok(settled) => settled,
+            // redb may need pages to re-open (repair): a removal may use the reserve.
+            Err(e)
+                if e.kind == ErrorKind::NoSpace
+                    && frees(change, &self.view().apply(change)?)
+                    && space::release_reserve(&self.layout) =>
+            {
+                self.recover(w)?
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(settled) = settled {
             self.delete_unused(settled.released.iter().map(|(d, _)| *d));
         }
         let applied = self.view().apply(change)?;
@@ -197,9 +217,10 @@ impl Inner {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "re-opening the database failed"),
         }
-        let frees = !applied.released.is_empty()
-            || (change.put_images.is_empty() && change.put_containers.is_empty());
-        if !(err.kind == ErrorKind::NoSpace && frees && space::release_reserve(&self.layout)) {
+        if !(err.kind == ErrorKind::NoSpace
+            && frees(change, &applied)
+            && space::release_reserve(&self.layout))
+        {
             return Err(err);
         }
         tracing::warn!("disk full: released the space reserve for a removal");
