@@ -158,6 +158,20 @@ impl Services {
         }
     }
 
+    /// Sets the health of `imaged.v1.ImageService` from whether the store can write
+    /// (SPEC §10): NOT_SERVING while loads and tags cannot succeed (e.g. a full disk). `""`
+    /// and the other services keep their status: reads and removals still work.
+    pub async fn set_store_writable(&self, writable: bool) {
+        let status = if writable {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        self.health
+            .set_service_status(service_names::IMAGE_SERVICE, status)
+            .await;
+    }
+
     /// Starts the shutdown of long calls: NOT_SERVING everywhere and every WatchEvents
     /// stream ends, so that connections can drain.
     pub async fn begin_shutdown(&self) {

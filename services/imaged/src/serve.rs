@@ -4,8 +4,10 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
+use imaged_core::store::WriteHealth;
 use imaged_core::{EngineConfig, Store};
 use imaged_grpc::auth::{ListenerInfo, ListenerLayer};
 use imaged_grpc::{GrpcOptions, Services};
@@ -33,7 +35,11 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
                     .create(root)
                     .with_context(|| format!("cannot create the store root {}", root.display()))?;
             }
-            let store = imaged_store_local::open(root)
+            let options = imaged_store_local::Options {
+                min_free_bytes: settings.min_free_bytes,
+                ..imaged_store_local::Options::default()
+            };
+            let store = imaged_store_local::LocalStore::open_with(root, options)
                 .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", root.display()))?;
             Ok(Arc::new(store))
         }
@@ -67,7 +73,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         ..GrpcOptions::default()
     };
     let services = Arc::new(
-        Services::new(store, engine_cfg, opts)
+        Services::new(Arc::clone(&store), engine_cfg, opts)
             .await
             .context("building services")?,
     );
@@ -136,6 +142,7 @@ pub async fn run(settings: Settings) -> Result<()> {
         }
     }
     services.set_serving(true).await;
+    let write_health = tokio::spawn(watch_write_health(Arc::clone(&services), store));
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "imaged ready: listening on {}", urls.join(", "))?;
@@ -148,6 +155,9 @@ pub async fn run(settings: Settings) -> Result<()> {
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(grace_period = ?settings.grace_period, "{why}: shutting down");
+    // Stopped (and awaited) first, so that it cannot set SERVING again after this.
+    write_health.abort();
+    let _ = write_health.await;
     services.begin_shutdown().await;
     let _ = stop_tx.send(true);
     let drain = async {
@@ -179,6 +189,39 @@ pub async fn run(settings: Settings) -> Result<()> {
     drop(services);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// How often the store is asked whether it can write.
+const WRITE_HEALTH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the health of `imaged.v1.ImageService` in line with [`Store::write_health`]
+/// (SPEC §10): NOT_SERVING while the store cannot write, SERVING again once it can.
+async fn watch_write_health(services: Arc<Services>, store: Arc<dyn Store>) {
+    let mut writable = true;
+    let mut tick = tokio::time::interval(WRITE_HEALTH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = Arc::clone(&store);
+        let Ok(health) = tokio::task::spawn_blocking(move || s.write_health()).await else {
+            continue;
+        };
+        let now = health == WriteHealth::Writable;
+        if now == writable {
+            continue;
+        }
+        match &health {
+            WriteHealth::Unwritable(why) => tracing::warn!(
+                reason = %why,
+                "the store cannot write: imaged.v1.ImageService is NOT_SERVING"
+            ),
+            WriteHealth::Writable => {
+                tracing::info!("the store can write again: imaged.v1.ImageService is SERVING");
+            }
+        }
+        services.set_store_writable(now).await;
+        writable = now;
+    }
 }
 
 fn remove_sockets(bound: &[Bound]) {

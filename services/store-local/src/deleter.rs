@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 
 use imaged_core::Digest;
 
-use crate::store::Inner;
+use crate::inner::Inner;
 
 /// The background deleter of one store.
 pub(crate) struct Deleter {

@@ -6,11 +6,25 @@ use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use imaged_core::Error;
+use imaged_core::{Error, ErrorKind};
 
-/// An `Internal` error for a failed I/O `op` on `path`.
+/// An error for a failed I/O `op` on `path`: `NoSpace` for a full disk or quota
+/// (ENOSPC, EDQUOT), else `Internal`.
 pub(crate) fn io_err(op: &str, path: &Path, err: &io::Error) -> Error {
-    Error::io(&format!("{op} {}", path.display()), err)
+    let e = Error::io(&format!("{op} {}", path.display()), err);
+    if is_no_space(err) {
+        Error::new(ErrorKind::NoSpace, e.message)
+    } else {
+        e
+    }
+}
+
+/// Whether `err` says the filesystem (or the quota) is full.
+pub(crate) fn is_no_space(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// An `Internal` error for a failed database `op`.

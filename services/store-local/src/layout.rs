@@ -5,6 +5,7 @@
 //! <root>/blobs/sha256/<hex>   blobs, content-addressed (OCI image layout style)
 //! <root>/ingest/<random>      blobs being written (temporary)
 //! <root>/clean-shutdown       present only between a clean close and the next open
+//! <root>/reserve              pre-allocated space released for removals on a full disk
 //! ```
 
 use std::fs;
@@ -28,6 +29,8 @@ pub(crate) struct Layout {
     pub(crate) blobs: PathBuf,
     pub(crate) ingest: PathBuf,
     pub(crate) clean: PathBuf,
+    pub(crate) reserve: PathBuf,
+    pub(crate) reserve_partial: PathBuf,
 }
 
 impl Layout {
@@ -39,6 +42,8 @@ impl Layout {
             blobs: root.join("blobs").join("sha256"),
             ingest: root.join("ingest"),
             clean: root.join("clean-shutdown"),
+            reserve: root.join("reserve"),
+            reserve_partial: root.join("reserve.partial"),
         }
     }
 
@@ -96,6 +101,20 @@ impl Layout {
                 .to_str()
                 .and_then(|n| Digest::from_hex(n).ok());
             out.push((digest, path, kind));
+        }
+        Ok(out)
+    }
+
+    /// The files of `ingest/` (not directories).
+    pub(crate) fn ingest_files(&self) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        let entries =
+            fs::read_dir(&self.ingest).map_err(|e| io_err("listing", &self.ingest, &e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("listing", &self.ingest, &e))?;
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                out.push(entry.path());
+            }
         }
         Ok(out)
     }

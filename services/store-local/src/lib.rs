@@ -17,10 +17,12 @@ mod check;
 pub mod codec;
 mod deleter;
 mod fsutil;
+mod inner;
 mod layout;
 mod load;
 mod meta;
 mod migrate;
+mod space;
 mod staging;
 mod store;
 #[cfg(feature = "test-support")]
@@ -29,7 +31,7 @@ pub mod test_support;
 use std::path::Path;
 
 pub use migrate::SCHEMA_VERSION;
-pub use store::{LocalStore, SweepReport};
+pub use store::{LocalStore, Options, SweepReport};
 
 /// Opens (or creates) the store in `root`.
 pub fn open(root: &Path) -> imaged_core::Result<LocalStore> {

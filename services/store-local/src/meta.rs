@@ -9,18 +9,18 @@
 
 use std::path::Path;
 
-use imaged_core::{ChangeSet, Error, Result};
-use redb::{Database, DatabaseError, TableDefinition};
+use imaged_core::{ChangeSet, Error, ErrorKind, Result};
+use redb::{Database, DatabaseError, ReadableDatabase, TableDefinition};
 
 use crate::codec;
-use crate::fsutil::db_err;
+use crate::fsutil::{db_err, is_no_space};
 
 /// Image records.
-pub(crate) const IMAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("images");
+pub(crate) const IMAGES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("images");
 /// Container records.
-pub(crate) const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+pub(crate) const CONTAINERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("containers");
 /// Store facts (`schema_version`, `created_at`).
-pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// Page cache of the database: the catalog lives in memory, the database is only read at
 /// open, so a small cache is enough.
@@ -36,30 +36,117 @@ pub(crate) fn open_db(path: &Path) -> Result<Database> {
                 "opening {}: the store is already open (is another imaged running on it?)",
                 path.display()
             )),
-            other => db_err("opening", path, other),
+            other => db_fault("opening", path, other).0,
         })
 }
 
 /// Why a write failed.
 #[derive(Debug)]
-pub(crate) enum WriteError {
-    /// Nothing was written: the transaction was aborted.
-    Aborted(Error),
-    /// The commit itself failed: whether it reached the disk is unknown.
-    Ambiguous(Error),
+pub(crate) struct WriteError {
+    /// The error (`NoSpace` for a full disk or quota).
+    pub(crate) error: Error,
+    /// The commit itself failed: whether it reached the disk is unknown. (Otherwise the
+    /// transaction was aborted and nothing was written.)
+    pub(crate) ambiguous: bool,
+    /// redb saw an I/O error: the `Database` answers every later call with "Previous I/O
+    /// error" and must be closed and re-opened.
+    pub(crate) broken: bool,
+}
+
+/// Classifies a redb error of `op`: the error to return and whether the database must be
+/// re-opened (an I/O error, or one that an earlier I/O error left behind).
+pub(crate) fn db_fault(op: &str, path: &Path, err: impl Into<redb::Error>) -> (Error, bool) {
+    let err: redb::Error = err.into();
+    match &err {
+        redb::Error::Io(io) if is_no_space(io) => (
+            Error::new(
+                ErrorKind::NoSpace,
+                format!("{op} {}: {err}", path.display()),
+            ),
+            true,
+        ),
+        redb::Error::Io(_) | redb::Error::PreviousIo => (db_err(op, path, err), true),
+        _ => (db_err(op, path, err), false),
+    }
 }
 
 /// Writes every record `change` touches in one write transaction and commits it (durably).
 /// Order as `Catalog::apply`: image deletions, image puts, container deletions, container
 /// puts. Before the commit, any error aborts the transaction (nothing is written).
 pub(crate) fn write(db: &Database, path: &Path, change: &ChangeSet) -> Result<(), WriteError> {
+    let aborted = |(error, broken)| WriteError {
+        error,
+        ambiguous: false,
+        broken,
+    };
     write_records(db, path, change)
-        .map_err(WriteError::Aborted)?
+        .map_err(aborted)?
         .commit()
-        .map_err(|e| WriteError::Ambiguous(db_err("committing to", path, e)))
+        .map_err(|e| {
+            let (error, broken) = db_fault("committing to", path, e);
+            WriteError {
+                error,
+                ambiguous: true,
+                broken,
+            }
+        })
 }
 
-fn write_records(db: &Database, path: &Path, change: &ChangeSet) -> Result<redb::WriteTransaction> {
+/// Whether the database holds the outcome of `change` (every record it puts, none it
+/// deletes): after a commit failed ambiguously and the database was re-opened.
+pub(crate) fn holds(db: &Database, path: &Path, change: &ChangeSet) -> Result<bool> {
+    let read = db.begin_read().map_err(|e| db_err("reading", path, e))?;
+    let images = read
+        .open_table(IMAGES)
+        .map_err(|e| db_err("reading", path, e))?;
+    for img in &change.put_images {
+        let found = images
+            .get(img.id.as_bytes().as_slice())
+            .map_err(|e| db_err("reading", path, e))?;
+        if found.is_none_or(|v| v.value() != codec::encode_image(img).as_slice()) {
+            return Ok(false);
+        }
+    }
+    for id in &change.delete_images {
+        let put = change.put_images.iter().any(|i| i.id == *id);
+        let found = images
+            .get(id.as_bytes().as_slice())
+            .map_err(|e| db_err("reading", path, e))?;
+        if !put && found.is_some() {
+            return Ok(false);
+        }
+    }
+    if change.put_containers.is_empty() && change.delete_containers.is_empty() {
+        return Ok(true);
+    }
+    let containers = read
+        .open_table(CONTAINERS)
+        .map_err(|e| db_err("reading", path, e))?;
+    for c in &change.put_containers {
+        let found = containers
+            .get(c.id.as_str())
+            .map_err(|e| db_err("reading", path, e))?;
+        if found.is_none_or(|v| v.value() != codec::encode_container(c).as_slice()) {
+            return Ok(false);
+        }
+    }
+    for id in &change.delete_containers {
+        let put = change.put_containers.iter().any(|c| c.id == *id);
+        let found = containers
+            .get(id.as_str())
+            .map_err(|e| db_err("reading", path, e))?;
+        if !put && found.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn write_records(
+    db: &Database,
+    path: &Path,
+    change: &ChangeSet,
+) -> Result<redb::WriteTransaction, (Error, bool)> {
     let images: Vec<(&[u8], Vec<u8>)> = change
         .put_images
         .iter()
@@ -70,32 +157,26 @@ fn write_records(db: &Database, path: &Path, change: &ChangeSet) -> Result<redb:
         .iter()
         .map(|c| (c.id.as_str(), codec::encode_container(c)))
         .collect();
+    let fault = |e: redb::Error| db_fault("writing", path, e);
 
-    let txn = db.begin_write().map_err(|e| db_err("writing", path, e))?;
+    let txn = db.begin_write().map_err(|e| fault(e.into()))?;
     {
-        let mut t = txn
-            .open_table(IMAGES)
-            .map_err(|e| db_err("writing", path, e))?;
+        let mut t = txn.open_table(IMAGES).map_err(|e| fault(e.into()))?;
         for id in &change.delete_images {
             t.remove(id.as_bytes().as_slice())
-                .map_err(|e| db_err("writing", path, e))?;
+                .map_err(|e| fault(e.into()))?;
         }
         for (k, v) in &images {
-            t.insert(*k, v.as_slice())
-                .map_err(|e| db_err("writing", path, e))?;
+            t.insert(*k, v.as_slice()).map_err(|e| fault(e.into()))?;
         }
         // Most removals touch no container: leave that table's root alone.
         if !(change.delete_containers.is_empty() && containers.is_empty()) {
-            let mut t = txn
-                .open_table(CONTAINERS)
-                .map_err(|e| db_err("writing", path, e))?;
+            let mut t = txn.open_table(CONTAINERS).map_err(|e| fault(e.into()))?;
             for id in &change.delete_containers {
-                t.remove(id.as_str())
-                    .map_err(|e| db_err("writing", path, e))?;
+                t.remove(id.as_str()).map_err(|e| fault(e.into()))?;
             }
             for (k, v) in &containers {
-                t.insert(*k, v.as_slice())
-                    .map_err(|e| db_err("writing", path, e))?;
+                t.insert(*k, v.as_slice()).map_err(|e| fault(e.into()))?;
             }
         }
     }

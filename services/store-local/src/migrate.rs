@@ -91,8 +91,9 @@ fn now() -> u64 {
 }
 
 /// Creates the schema of a new database, or migrates an older one; fails on a newer one.
-/// Returns the version found before any migration (`None` for a new store).
-pub(crate) fn prepare(db: &Database, path: &Path) -> Result<Option<u64>> {
+/// Returns the version found before any migration (`None` for a new store). With
+/// `read_only`, a store that would need either is an error and nothing is written.
+pub(crate) fn prepare(db: &Database, path: &Path, read_only: bool) -> Result<Option<u64>> {
     let err = |e: redb::Error| db_err("preparing", path, e);
     let txn = db.begin_write().map_err(|e| err(e.into()))?;
     let found = {
@@ -125,6 +126,17 @@ pub(crate) fn prepare(db: &Database, path: &Path) -> Result<Option<u64>> {
         Some(v) if v == SCHEMA_VERSION => {
             txn.abort().map_err(|e| err(e.into()))?;
             return Ok(found);
+        }
+        _ if read_only => {
+            txn.abort().map_err(|e| err(e.into()))?;
+            return Err(Error::internal(match found {
+                None => format!("{}: not an imaged store (no schema)", path.display()),
+                Some(v) => format!(
+                    "{}: schema version {v} needs a migration to {SCHEMA_VERSION}; start \
+                     imaged or run `imaged fsck --repair` first",
+                    path.display()
+                ),
+            }));
         }
         Some(v) => migrate(&txn, v, path)?,
     }

@@ -12,14 +12,14 @@ use imaged_core::{Error, ErrorKind, Result};
 
 use crate::blobs::CHUNK;
 use crate::fsutil::{io_err, remove_file, sync_dir};
-use crate::store::{LocalStore, lock};
+use crate::inner::{Inner, lock};
 
 /// Mode of blob files.
 const BLOB_MODE: u32 = 0o640;
 
 /// The blob writes of one load.
 pub(crate) struct LocalStaging<'a> {
-    store: &'a LocalStore,
+    store: &'a Inner,
     /// One entry per lease taken (a digest held twice is listed twice).
     held: Vec<Digest>,
     /// Blobs this staging created.
@@ -27,7 +27,7 @@ pub(crate) struct LocalStaging<'a> {
 }
 
 impl<'a> LocalStaging<'a> {
-    pub(crate) fn new(store: &'a LocalStore) -> Self {
+    pub(crate) fn new(store: &'a Inner) -> Self {
         Self {
             store,
             held: Vec::new(),
@@ -44,7 +44,7 @@ struct TempFile {
 }
 
 impl TempFile {
-    fn create(store: &LocalStore) -> Result<Self> {
+    fn create(store: &Inner) -> Result<Self> {
         loop {
             let path = store
                 .layout
@@ -115,6 +115,32 @@ fn copy_hashing(data: &mut dyn Read, tmp: &mut TempFile) -> Result<(Digest, u64)
 
 impl Staging for LocalStaging<'_> {
     fn put(&mut self, data: &mut dyn Read, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let put = self.put_blob(data, expected);
+        if let Err(e) = &put
+            && e.kind == ErrorKind::NoSpace
+        {
+            self.store
+                .no_space
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        put
+    }
+
+    fn hold(&mut self, digest: &Digest) -> Result<bool> {
+        self.store.leases.acquire(*digest);
+        self.held.push(*digest);
+        let _b = lock(&self.store.blob_lock);
+        Ok(self.store.layout.blob(digest).is_file())
+    }
+}
+
+impl LocalStaging<'_> {
+    /// [`Staging::put`], without noting a full disk.
+    fn put_blob(
+        &mut self,
+        data: &mut dyn Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64)> {
         let mut tmp = TempFile::create(self.store)?;
         let (digest, size) = copy_hashing(data, &mut tmp)?;
         if let Some(want) = expected
@@ -147,13 +173,6 @@ impl Staging for LocalStaging<'_> {
         }
         // `tmp` drops here: removes the temporary file when the blob already existed.
         Ok((digest, size))
-    }
-
-    fn hold(&mut self, digest: &Digest) -> Result<bool> {
-        self.store.leases.acquire(*digest);
-        self.held.push(*digest);
-        let _b = lock(&self.store.blob_lock);
-        Ok(self.store.layout.blob(digest).is_file())
     }
 }
 

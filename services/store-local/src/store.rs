@@ -1,21 +1,20 @@
 //! [`LocalStore`]: opening (migrate, load, sweep), the read view and `apply`.
 
-use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use imaged_core::catalog::{Applied, Catalog, ChangeSet};
-use imaged_core::store::{CheckReport, FsUsage, Leases, Staging, Store, StoreInfo};
+use imaged_core::store::{CheckReport, FsUsage, Staging, Store, StoreInfo, WriteHealth};
 use imaged_core::{Digest, Error, Result};
-use redb::Database;
 
 use crate::deleter::Deleter;
 use crate::fsutil::{io_err, remove_file};
+use crate::inner::{Inner, Writer, lock};
 use crate::layout::Layout;
-use crate::meta::{self, WriteError};
+use crate::meta;
 use crate::migrate;
 
 /// What the start-up sweep found and removed.
@@ -29,53 +28,59 @@ pub struct SweepReport {
     pub missing_blobs: usize,
 }
 
+/// Settings of a [`LocalStore`] (SPEC §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Loads are refused (`NO_SPACE`) before they start while the filesystem of the root
+    /// has less than this many bytes available; removals never are. Default 64 MiB.
+    pub min_free_bytes: u64,
+    /// Size of `<root>/reserve`, a pre-allocated file released to let a removal commit on
+    /// a full disk (and re-created afterwards). Default 8 MiB; 0 disables it.
+    pub reserve_bytes: u64,
+    /// Open for inspection (`imaged fsck` without `--repair`): the store must exist and be
+    /// of the current schema; nothing is swept, created or migrated, the clean-shutdown
+    /// marker is neither consumed nor written, and [`Store::check`] also reports the
+    /// leftovers a start-up sweep would remove. Default `false`.
+    pub inspect: bool,
+}
+
+impl Options {
+    /// Default of [`Options::min_free_bytes`].
+    pub const DEFAULT_MIN_FREE_BYTES: u64 = 64 << 20;
+    /// Default of [`Options::reserve_bytes`].
+    pub const DEFAULT_RESERVE_BYTES: u64 = 8 << 20;
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: Self::DEFAULT_MIN_FREE_BYTES,
+            reserve_bytes: Self::DEFAULT_RESERVE_BYTES,
+            inspect: false,
+        }
+    }
+}
+
 /// The embedded default store: metadata in redb, blobs content-addressed on disk.
 ///
 /// Readers use an in-memory [`Catalog`] snapshot; writers are serialised, commit to redb
 /// and only then publish the new snapshot and hand the blobs it released to the background
-/// deleter ([`crate::deleter`]).
+/// deleter (`src/deleter.rs`).
 pub struct LocalStore {
     // Declared first, so dropped first: queued deletions finish while `inner` lives.
     deleter: Option<Deleter>,
     inner: Arc<Inner>,
 }
 
-impl std::ops::Deref for LocalStore {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.inner
-    }
-}
-
-/// The state of a [`LocalStore`] the background deleter shares.
-pub struct Inner {
-    pub(crate) layout: Layout,
-    db: Database,
-    view: RwLock<Arc<Catalog>>,
-    /// Serialises `apply` and `check`.
-    write: Mutex<()>,
-    /// Orders "is it leased? then delete" against "lease it, then look/rename".
-    pub(crate) blob_lock: Mutex<()>,
-    pub(crate) leases: Leases,
-    /// Released blobs kept because a staging held them; deleted when it ends.
-    pub(crate) deferred: Mutex<HashSet<Digest>>,
-    /// A commit failed without knowing whether it reached the disk: the in-memory view may
-    /// be behind the database, so no blob is deleted until the next open re-reads it.
-    pub(crate) uncertain: AtomicBool,
-    /// A blob deletion failed: the next open must sweep.
-    pub(crate) left_behind: AtomicBool,
-    schema_version: u64,
-    created_at: Option<u64>,
-    swept: SweepReport,
-}
-
 impl Drop for LocalStore {
     /// Finishes the queued deletions, then marks the store cleanly closed when no blob
-    /// file can be left unreferenced (the next open then skips the blob sweep).
+    /// file can be left unreferenced (the next open then skips the blob sweep). A store
+    /// opened for inspection leaves the marker as it found it.
     fn drop(&mut self) {
         drop(self.deleter.take());
         let inner = &self.inner;
-        let clean = !inner.uncertain.load(Ordering::SeqCst)
+        let clean = !inner.options.inspect
+            && !inner.uncertain.load(Ordering::SeqCst)
             && !inner.left_behind.load(Ordering::SeqCst)
             && lock(&inner.deferred).is_empty();
         if clean && let Err(e) = inner.layout.write_clean_marker() {
@@ -87,14 +92,9 @@ impl Drop for LocalStore {
 impl std::fmt::Debug for LocalStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalStore")
-            .field("root", &self.layout.root)
+            .field("root", &self.inner.layout.root)
             .finish_non_exhaustive()
     }
-}
-
-/// Takes a mutex, ignoring poisoning (every guarded state stays consistent on panic).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl LocalStore {
@@ -102,11 +102,40 @@ impl LocalStore {
     /// runs migrations, loads the catalog (blobs are not read) and sweeps orphan blobs and
     /// leftover temporary files.
     pub fn open(root: &Path) -> Result<Self> {
+        Self::open_with(root, Options::default())
+    }
+
+    /// [`LocalStore::open`] with `options`.
+    pub fn open_with(root: &Path, options: Options) -> Result<Self> {
         let started = std::time::Instant::now();
         let layout = Layout::new(root);
+        if options.inspect {
+            if !layout.meta.is_file() {
+                return Err(Error::internal(format!(
+                    "no store in {}: {} is missing",
+                    root.display(),
+                    layout.meta.display()
+                )));
+            }
+            let db = meta::open_db(&layout.meta)?;
+            migrate::prepare(&db, &layout.meta, true)?;
+            let (schema_version, created_at) = migrate::facts(&db, &layout.meta)?;
+            let catalog = crate::load::catalog(&db, &layout.meta)?;
+            let inner = Arc::new(Inner::new(
+                layout,
+                options,
+                db,
+                catalog,
+                schema_version,
+                created_at,
+                SweepReport::default(),
+            ));
+            let deleter = Deleter::spawn(Arc::downgrade(&inner));
+            return Ok(Self { deleter, inner });
+        }
         layout.create()?;
         let db = meta::open_db(&layout.meta)?;
-        migrate::prepare(&db, &layout.meta)?;
+        migrate::prepare(&db, &layout.meta, false)?;
         let (schema_version, created_at) = migrate::facts(&db, &layout.meta)?;
         let ingest_files = layout.sweep_ingest()?;
         // After a clean close no blob file can be unreferenced (stagings and the deleter
@@ -161,28 +190,26 @@ impl LocalStore {
                 "images refer to missing blobs; run `imaged fsck --repair`"
             );
         }
-        let inner = Arc::new(Inner {
+        if let Err(e) = crate::space::ensure_reserve(&layout, options.reserve_bytes) {
+            tracing::warn!(error = %e, "cannot create the space reserve; removals on a full disk may fail");
+        }
+        let inner = Arc::new(Inner::new(
             layout,
+            options,
             db,
-            view: RwLock::new(Arc::new(catalog)),
-            write: Mutex::new(()),
-            blob_lock: Mutex::new(()),
-            leases: Leases::default(),
-            deferred: Mutex::new(HashSet::new()),
-            uncertain: AtomicBool::new(false),
-            left_behind: AtomicBool::new(false),
+            catalog,
             schema_version,
             created_at,
             swept,
-        });
+        ));
         let deleter = Deleter::spawn(Arc::downgrade(&inner));
         Ok(Self { deleter, inner })
     }
 
     /// `apply` with the writer lock held: commits, then queues the released blobs for
     /// deletion.
-    pub(crate) fn apply_locked(&self, change: &ChangeSet) -> Result<Applied> {
-        let applied = self.inner.commit_locked(change)?;
+    pub(crate) fn apply_locked(&self, w: &mut Writer, change: &ChangeSet) -> Result<Applied> {
+        let applied = self.inner.commit_locked(w, change)?;
         let released: Vec<Digest> = applied.released.iter().map(|(d, _)| *d).collect();
         match &self.deleter {
             Some(d) => {
@@ -195,128 +222,43 @@ impl LocalStore {
         Ok(applied)
     }
 
+    /// The shared state (for the staging, the check and the deleter).
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// The store's root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.layout.root
+    }
+
+    /// The schema version of the database (after migrations).
+    pub fn schema_version(&self) -> u64 {
+        self.inner.schema_version
+    }
+
+    /// When the store was created (Unix nanoseconds; for a migrated v1 store, when it was
+    /// migrated).
+    pub fn created_at(&self) -> Option<u64> {
+        self.inner.created_at
+    }
+
+    /// What the start-up sweep of this open removed.
+    pub fn sweep_report(&self) -> SweepReport {
+        self.inner.swept
+    }
+
+    /// Where the blob `digest` is (or would be) stored.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.inner.layout.blob(digest)
+    }
+
     /// Waits until the blob files released by every change applied so far are deleted
     /// (or kept because something refers to them again).
     pub fn wait_for_deletions(&self) {
         if let Some(d) = &self.deleter {
             d.wait_idle();
         }
-    }
-}
-
-impl Inner {
-    /// The store's root directory.
-    pub fn root(&self) -> &Path {
-        &self.layout.root
-    }
-
-    /// The schema version of the database (after migrations).
-    pub fn schema_version(&self) -> u64 {
-        self.schema_version
-    }
-
-    /// When the store was created (Unix nanoseconds; for a migrated v1 store, when it was
-    /// migrated).
-    pub fn created_at(&self) -> Option<u64> {
-        self.created_at
-    }
-
-    /// What the start-up sweep of this open removed.
-    pub fn sweep_report(&self) -> SweepReport {
-        self.swept
-    }
-
-    /// Where the blob `digest` is (or would be) stored.
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.layout.blob(digest)
-    }
-
-    fn publish(&self, catalog: Catalog) {
-        *self.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
-    }
-
-    /// The current view.
-    pub(crate) fn view(&self) -> Arc<Catalog> {
-        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Checks the blobs a change adds, commits it and publishes the new view; deletes
-    /// nothing (see [`LocalStore::apply_locked`]).
-    fn commit_locked(&self, change: &ChangeSet) -> Result<Applied> {
-        let applied = self.view().apply(change)?;
-        for (d, size) in &applied.added {
-            let path = self.layout.blob(d);
-            match fs::metadata(&path) {
-                Ok(m) if m.is_file() && m.len() == *size => {}
-                Ok(m) => {
-                    return Err(Error::internal(format!(
-                        "blob {d} has {} bytes on disk, the change says {size}",
-                        m.len()
-                    )));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(Error::internal(format!("blob {d} was never staged")));
-                }
-                Err(e) => return Err(io_err("inspecting", &path, &e)),
-            }
-        }
-        if !change.is_empty() {
-            meta::write(&self.db, &self.layout.meta, change).map_err(|e| match e {
-                WriteError::Aborted(e) => e,
-                WriteError::Ambiguous(e) => {
-                    self.uncertain.store(true, Ordering::SeqCst);
-                    tracing::error!(error = %e, "commit failed; blob deletion disabled until restart");
-                    e
-                }
-            })?;
-        }
-        self.publish(applied.catalog.clone());
-        Ok(applied)
-    }
-
-    /// Deletes the blob files of `candidates` that no staging holds and the current view does
-    /// not refer to; held ones are remembered and deleted when their staging ends. Failures
-    /// are logged: a file left behind is an orphan the next start-up sweep removes.
-    pub(crate) fn delete_unused(&self, candidates: impl IntoIterator<Item = Digest>) {
-        if self.uncertain.load(Ordering::SeqCst) {
-            return;
-        }
-        let _b = lock(&self.blob_lock);
-        let mut deferred = lock(&self.deferred);
-        // Leases first, then the view: a blob released by a staging after it applied is
-        // referenced by a view published before that release.
-        let unheld: Vec<Digest> = candidates
-            .into_iter()
-            .filter(|d| {
-                let held = self.leases.is_held(d);
-                if held {
-                    deferred.insert(*d);
-                }
-                !held
-            })
-            .collect();
-        let view = self.view();
-        for d in unheld {
-            deferred.remove(&d);
-            if view.blob(&d).is_some() {
-                continue;
-            }
-            let path = self.layout.blob(&d);
-            if let Err(e) = remove_file(&path) {
-                self.left_behind.store(true, Ordering::SeqCst);
-                tracing::warn!(error = %e, "blob left behind; the start-up sweep will remove it");
-            }
-        }
-    }
-
-    /// Blobs released while held, to retry when a staging ends.
-    pub(crate) fn deferred(&self) -> Vec<Digest> {
-        lock(&self.deferred).iter().copied().collect()
-    }
-
-    /// The writer lock.
-    pub(crate) fn write_lock(&self) -> MutexGuard<'_, ()> {
-        lock(&self.write)
     }
 }
 
@@ -358,7 +300,7 @@ impl Store for LocalStore {
     fn info(&self) -> StoreInfo {
         StoreInfo {
             kind: "local",
-            root: self.layout.root.clone(),
+            root: self.inner.layout.root.clone(),
             containers_read_only: false,
         }
     }
@@ -368,16 +310,17 @@ impl Store for LocalStore {
     }
 
     fn apply(&self, change: &ChangeSet) -> Result<Applied> {
-        let _w = self.write_lock();
-        self.apply_locked(change)
+        let mut w = self.inner.write_lock();
+        self.apply_locked(&mut w, change)
     }
 
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {
-        Ok(Box::new(crate::staging::LocalStaging::new(self)))
+        self.inner.check_space_for_load()?;
+        Ok(Box::new(crate::staging::LocalStaging::new(&self.inner)))
     }
 
     fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
-        let path = self.layout.blob(digest);
+        let path = self.inner.layout.blob(digest);
         match fs::read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -399,5 +342,11 @@ impl Store for LocalStore {
 
     fn check(&self, repair: bool) -> Result<CheckReport> {
         crate::check::check(self, repair)
+    }
+
+    /// Unwritable while the filesystem has less than `min_free_bytes` available, and after
+    /// a write failed for lack of space until enough is available again (see the README).
+    fn write_health(&self) -> WriteHealth {
+        self.inner.write_health()
     }
 }

@@ -283,7 +283,14 @@ fn check_repairs_missing_and_corrupt_blobs() {
     let report = store.check(false).unwrap();
     assert_eq!(report.images_checked, 3);
     assert_eq!(report.blobs_checked, 9);
-    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    // Missing, corrupt, and the unreferenced file (reported, not removed).
+    assert_eq!(report.problems.len(), 3, "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| p.contains(&orphan.hex())),
+        "{:?}",
+        report.problems
+    );
+    assert!(store.blob_path(&orphan).is_file());
     let mut broken = report.broken_images.clone();
     broken.sort();
     let mut want = vec![a.id, b.id];

@@ -52,6 +52,18 @@ pub struct CheckReport {
     pub orphans_removed: usize,
 }
 
+/// Whether a store can currently write (loads, tags, container records). Reads and
+/// removals are not covered: a store keeps serving them while it cannot write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteHealth {
+    /// Writes are expected to succeed.
+    Writable,
+    /// Writes fail or are refused (e.g. the disk is full or below the store's free-space
+    /// reserve); the reason is for logs and operators. The store recovers by itself once
+    /// the cause is gone (e.g. space was freed).
+    Unwritable(String),
+}
+
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
     /// Static facts.
@@ -78,6 +90,13 @@ pub trait Store: Send + Sync + 'static {
     /// Verifies that every referenced blob exists with the right digest and size;
     /// with `repair`, drops images whose blobs are missing and removes unreferenced blobs.
     fn check(&self, repair: bool) -> Result<CheckReport>;
+
+    /// Whether the store can write now (the daemon's health reports it; SPEC §10). May do
+    /// a little I/O (e.g. `statvfs`, re-opening a database after an I/O error) and may
+    /// block briefly: call it off the async runtime. The default: always writable.
+    fn write_health(&self) -> WriteHealth {
+        WriteHealth::Writable
+    }
 }
 
 /// Blob writes of one load.

@@ -103,6 +103,9 @@ pub struct Settings {
     pub max_load_metadata_bytes: u64,
     /// LoadImages limit on the metadata one load holds or parses in total.
     pub max_load_metadata_total_bytes: u64,
+    /// Local store: loads are refused (`NO_SPACE`) below this much available disk space
+    /// (0: never refused before the disk is really full).
+    pub min_free_bytes: u64,
     /// Largest request message.
     pub max_recv_message_bytes: usize,
     /// Largest response message.
@@ -266,6 +269,14 @@ fn validate(
             64 << 20,
             errors,
         ),
+        min_free_bytes: match raw.min_free_bytes.map(u64::try_from) {
+            None => imaged_store_local::Options::DEFAULT_MIN_FREE_BYTES,
+            Some(Ok(n)) => n,
+            Some(Err(_)) => {
+                errors.push("min_free_bytes: must be a number of bytes (0 or more)".to_owned());
+                imaged_store_local::Options::DEFAULT_MIN_FREE_BYTES
+            }
+        },
         max_recv_message_bytes: size(
             "max_recv_message_bytes",
             raw.max_recv_message_bytes,

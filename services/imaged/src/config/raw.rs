@@ -36,6 +36,7 @@ pub struct Raw {
     pub max_load_header_bytes: Option<i64>,
     pub max_load_metadata_bytes: Option<i64>,
     pub max_load_metadata_total_bytes: Option<i64>,
+    pub min_free_bytes: Option<i64>,
     pub max_recv_message_bytes: Option<i64>,
     pub max_send_message_bytes: Option<i64>,
     pub grace_period: Option<f64>,
@@ -61,6 +62,7 @@ impl Raw {
         pick(&mut self.search_registries, over.search_registries);
         pick(&mut self.pinned_images, over.pinned_images);
         pick(&mut self.max_load_bytes, over.max_load_bytes);
+        pick(&mut self.min_free_bytes, over.min_free_bytes);
         pick(
             &mut self.max_load_unpacked_bytes,
             over.max_load_unpacked_bytes,
@@ -258,6 +260,7 @@ pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "max_load_metadata_total_bytes" => {
                 raw.max_load_metadata_total_bytes = keys.int(&key, v);
             }
+            "min_free_bytes" => raw.min_free_bytes = keys.int(&key, v),
             "max_recv_message_bytes" => raw.max_recv_message_bytes = keys.int(&key, v),
             "max_send_message_bytes" => raw.max_send_message_bytes = keys.int(&key, v),
             "grace_period" => raw.grace_period = keys.number(&key, v),
@@ -331,6 +334,7 @@ pub const ENV_KEYS: &[&str] = &[
     "IMAGED_MAX_LOAD_HEADER_BYTES",
     "IMAGED_MAX_LOAD_METADATA_BYTES",
     "IMAGED_MAX_LOAD_METADATA_TOTAL_BYTES",
+    "IMAGED_MIN_FREE_BYTES",
     "IMAGED_GRACE_PERIOD",
     "IMAGED_INSECURE_TCP",
     "IMAGED_METRICS_LISTEN",
@@ -361,9 +365,11 @@ pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
             | "IMAGED_MAX_LOAD_UNPACKED_BYTES"
             | "IMAGED_MAX_LOAD_HEADER_BYTES"
             | "IMAGED_MAX_LOAD_METADATA_BYTES"
-            | "IMAGED_MAX_LOAD_METADATA_TOTAL_BYTES" => match v.trim().parse() {
+            | "IMAGED_MAX_LOAD_METADATA_TOTAL_BYTES"
+            | "IMAGED_MIN_FREE_BYTES" => match v.trim().parse() {
                 Ok(n) => {
                     let slot = match name {
+                        "IMAGED_MIN_FREE_BYTES" => &mut raw.min_free_bytes,
                         "IMAGED_MAX_LOAD_BYTES" => &mut raw.max_load_bytes,
                         "IMAGED_MAX_LOAD_UNPACKED_BYTES" => &mut raw.max_load_unpacked_bytes,
                         "IMAGED_MAX_LOAD_HEADER_BYTES" => &mut raw.max_load_header_bytes,

@@ -24,6 +24,7 @@ fn root_defaults() {
     assert_eq!(s.root, PathBuf::from("/var/lib/imaged"));
     assert_eq!(s.grace_period, Duration::from_secs(10));
     assert_eq!(s.max_load_bytes, 16 << 30);
+    assert_eq!(s.min_free_bytes, 64 << 20);
     assert_eq!(s.log, "info");
 }
 
@@ -125,6 +126,7 @@ fn every_error_is_reported() {
         grace_period = -1
         metrics_listen = "0.0.0.0:9000"
         max_load_bytes = 0
+        min_free_bytes = -1
         log = "a=b=c"
         unknown_key = 1
         search_registries = ["quay.io/x"]
@@ -149,6 +151,7 @@ fn every_error_is_reported() {
         "grace_period",
         "metrics_listen: 0.0.0.0:9000 is not a loopback address",
         "max_load_bytes",
+        "min_free_bytes: must be a number of bytes",
         "log: invalid filter",
         "unknown_key`: unknown key",
         "search_registries[0]",
@@ -158,7 +161,7 @@ fn every_error_is_reported() {
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
-    assert_eq!(errs.len(), 13, "{all}");
+    assert_eq!(errs.len(), 14, "{all}");
 }
 
 #[test]

@@ -15,11 +15,11 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use crate::codec;
 
 /// The `images` table: raw 32-byte image ID → encoded `Image` record.
-pub const IMAGES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("images");
+pub const IMAGES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("images");
 /// The `containers` table: container ID → encoded `Container` record.
-pub const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+pub const CONTAINERS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("containers");
 /// The `meta` table: `schema_version`, `created_at`.
-pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
 /// Opens (or creates) `<root>/meta.redb` directly.
 pub fn db(root: &Path) -> Database {

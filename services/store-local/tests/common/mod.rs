@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 #[allow(unused_imports)] // each test binary uses a part
-pub use imaged_store_local::test_support::{blob_files, files, invariants, raw};
+pub(crate) use imaged_store_local::test_support::{blob_files, files, invariants, raw};
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use imaged_core::store::{Staging, Store};
 use imaged_core::{ChangeSet, Digest};
 
 /// Deterministic bytes of layer `n` of a shared pool (1 to ~40 KiB).
-pub fn layer_bytes(n: u32) -> Vec<u8> {
+pub(crate) fn layer_bytes(n: u32) -> Vec<u8> {
     let len = 1024 + (n as usize * 7919) % (40 << 10);
     (0..len)
         .map(|i| (i as u32).wrapping_mul(31).wrapping_add(n) as u8)
@@ -20,7 +20,7 @@ pub fn layer_bytes(n: u32) -> Vec<u8> {
 }
 
 /// Stores `bytes` through `st` and describes them.
-pub fn put(st: &mut dyn Staging, bytes: &[u8], media_type: &str) -> BlobRef {
+pub(crate) fn put(st: &mut dyn Staging, bytes: &[u8], media_type: &str) -> BlobRef {
     let (digest, size) = st
         .put(&mut &bytes[..], Some(&Digest::of(bytes)))
         .expect("put");
@@ -33,7 +33,12 @@ pub fn put(st: &mut dyn Staging, bytes: &[u8], media_type: &str) -> BlobRef {
 
 /// Loads the blobs of an image made of `layers` (pool indexes) and a unique config
 /// (`seed`), returning the record (not applied).
-pub fn stage_image(st: &mut dyn Staging, seed: &str, layers: &[u32], names: &[&str]) -> Image {
+pub(crate) fn stage_image(
+    st: &mut dyn Staging,
+    seed: &str,
+    layers: &[u32],
+    names: &[&str],
+) -> Image {
     let config = put(
         st,
         format!("{{\"config\":\"{seed}\"}}").as_bytes(),
@@ -70,7 +75,7 @@ pub fn stage_image(st: &mut dyn Staging, seed: &str, layers: &[u32], names: &[&s
 }
 
 /// Stages and applies one image.
-pub fn load(store: &dyn Store, seed: &str, layers: &[u32], names: &[&str]) -> Arc<Image> {
+pub(crate) fn load(store: &dyn Store, seed: &str, layers: &[u32], names: &[&str]) -> Arc<Image> {
     let mut st = store.stage().expect("stage");
     let img = Arc::new(stage_image(&mut *st, seed, layers, names));
     store
@@ -84,7 +89,7 @@ pub fn load(store: &dyn Store, seed: &str, layers: &[u32], names: &[&str]) -> Ar
 }
 
 /// A container record on `image`.
-pub fn container(id_seed: u64, image: &Digest) -> Arc<Container> {
+pub(crate) fn container(id_seed: u64, image: &Digest) -> Arc<Container> {
     Arc::new(Container {
         id: format!("{id_seed:064x}"),
         image_id: *image,
