@@ -361,6 +361,10 @@ async fn tcp_loopback_with_tokens_and_metrics() {
     let reader = dir.path().join("reader.token");
     std::fs::write(&admin, "admin-token-0123456789\n").expect("write");
     std::fs::write(&reader, "reader-token-0123456789\n").expect("write");
+    for t in [&admin, &reader] {
+        // Token files open to others are refused.
+        std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
@@ -454,6 +458,110 @@ async fn tcp_loopback_with_tokens_and_metrics() {
     assert!(body.contains("grpc_code=\"Unauthenticated\"} 2"), "{body}");
     assert!(body.contains("\nimaged_images 0\n"), "{body}");
 
+    d.signal(Signal::SIGTERM);
+    let (status, err) = d.wait();
+    assert_eq!(status.code(), Some(0), "{err}");
+}
+
+/// Environment of [`peer_groups_helper`]: the socket, the groups to connect with and the
+/// groups to call with (comma-separated gids; empty: none).
+const HELPER_SOCK: &str = "PEER_GROUPS_HELPER_SOCK";
+const HELPER_CONNECT_GROUPS: &str = "PEER_GROUPS_HELPER_CONNECT";
+const HELPER_CALL_GROUPS: &str = "PEER_GROUPS_HELPER_CALL";
+
+fn gids(s: &str) -> Vec<nix::unistd::Gid> {
+    s.split(',')
+        .filter(|g| !g.is_empty())
+        .map(|g| nix::unistd::Gid::from_raw(g.parse().expect("gid")))
+        .collect()
+}
+
+/// Not a test: the process [`groups_are_fixed_when_the_peer_connects`] starts (this test
+/// binary again, so the group changes stay out of the test process). It sets its groups,
+/// connects, changes its groups, then calls RemoveImage on that same connection and
+/// prints the gRPC code.
+#[test]
+#[ignore = "helper process of groups_are_fixed_when_the_peer_connects, started by it"]
+fn peer_groups_helper() {
+    let sock = PathBuf::from(std::env::var(HELPER_SOCK).expect("run by the test"));
+    let connect = gids(&std::env::var(HELPER_CONNECT_GROUPS).expect("groups"));
+    let call = gids(&std::env::var(HELPER_CALL_GROUPS).expect("groups"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    nix::unistd::setgroups(&connect).expect("setgroups (needs root)");
+    let code = rt.block_on(async move {
+        let ch = unix_channel(sock).await; // connected now, with `connect` groups
+        nix::unistd::setgroups(&call).expect("setgroups");
+        ImageServiceClient::new(ch)
+            .remove_image(pb::RemoveImageRequest {
+                reference: "never-loaded:1".into(),
+                ..Default::default()
+            })
+            .await
+            .map_or_else(|e| e.code(), |_| Code::Ok)
+    });
+    println!("HELPER CODE={code:?}");
+}
+
+/// Issue 11: the groups that decide a unix-socket caller's role are the ones it had when
+/// it connected, never looked up again (a PID reused by a process in the admin group
+/// must not lend its groups to the connection).
+#[test]
+fn groups_are_fixed_when_the_peer_connects() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test changes a child's groups: run it as root (CI containers do)"
+    );
+    const ADMIN_GID: &str = "4242";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("s.sock");
+    let cfg = dir.path().join("c.toml");
+    // uid 0 is not listed: only the admin group makes the helper an admin.
+    std::fs::write(&cfg, format!("[auth]\nadmin_gids = [{ADMIN_GID}]\n")).expect("write");
+    let url = format!("unix://{}", sock.display());
+    let mut d = Daemon::spawn(command(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--store",
+        "memory",
+        "--listen",
+        &url,
+    ]));
+    d.ready();
+    let run = |connect: &str, call: &str| {
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--ignored",
+                "--exact",
+                "peer_groups_helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_SOCK, &sock)
+            .env(HELPER_CONNECT_GROUPS, connect)
+            .env(HELPER_CALL_GROUPS, call)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the helper");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "helper failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|l| l.split_once("HELPER CODE="))
+            .map(|(_, code)| code.trim().to_owned())
+            .unwrap_or_else(|| panic!("no code in: {stdout}"))
+    };
+    // In the admin group when connecting, out of it when calling: still an admin (the
+    // call passes authorization and finds no such image).
+    assert_eq!(run(ADMIN_GID, ""), "NotFound");
+    // Out of the admin group when connecting, in it when calling: not an admin.
+    assert_eq!(run("", ADMIN_GID), "PermissionDenied");
     d.signal(Signal::SIGTERM);
     let (status, err) = d.wait();
     assert_eq!(status.code(), Some(0), "{err}");

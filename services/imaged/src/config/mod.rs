@@ -379,6 +379,36 @@ fn read_file(what: &str, path: &str, errors: &mut Vec<String>) -> Option<Vec<u8>
         .ok()
 }
 
+/// Reads a secret: refused (as ssh refuses such a private key) when others may read or
+/// write it; owner and group access are the operator's choice.
+fn read_private_file(what: &str, path: &str, errors: &mut Vec<String>) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| errors.push(format!("{what}: cannot read {path}: {e}")))
+        .ok()?;
+    // The mode of the file opened, not of whatever the path names a moment later.
+    let mode = file
+        .metadata()
+        .map_err(|e| errors.push(format!("{what}: cannot stat {path}: {e}")))
+        .ok()?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        errors.push(format!(
+            "{what}: {path} is open to other users (mode {:04o}): it holds secrets; \
+             `chmod o-rwx {path}` (owner and group access are fine)",
+            mode & 0o7777
+        ));
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| errors.push(format!("{what}: cannot read {path}: {e}")))
+        .ok()?;
+    Some(bytes)
+}
+
 fn tls(raw: &raw::RawTls, errors: &mut Vec<String>) -> Option<Tls> {
     let (cert, key) = match (&raw.cert, &raw.key) {
         (None, None) => {
@@ -437,7 +467,7 @@ fn ids(key: &str, v: &Option<Vec<i64>>, errors: &mut Vec<String>) -> Vec<u32> {
 /// lines and `#` comments are skipped. Each token is named `<file name>:<line>` in logs.
 fn tokens(key: &str, path: &Option<String>, errors: &mut Vec<String>) -> Vec<Token> {
     let Some(path) = path else { return Vec::new() };
-    let Some(bytes) = read_file(&format!("auth.{key}"), path, errors) else {
+    let Some(bytes) = read_private_file(&format!("auth.{key}"), path, errors) else {
         return Vec::new();
     };
     let name = Path::new(path)

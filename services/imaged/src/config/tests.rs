@@ -11,8 +11,11 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write");
+    // Token files must not be open to others; no test file needs to be.
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     p
 }
 
@@ -223,6 +226,39 @@ fn token_files() {
         [Token::new("admin.token:3", "0123456789abcdef0123")]
     );
     assert_eq!(s.auth.reader_tokens.len(), 1);
+}
+
+/// Issue 11: a token file others may read (or write) is refused, as ssh refuses such a
+/// private key; owner and group access are fine.
+#[test]
+fn token_files_open_to_others_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = write(dir.path(), "admin.token", "0123456789abcdef0123\n");
+    let text = format!(
+        "[auth]\nadmin_token_file = {:?}\n",
+        token.display().to_string()
+    );
+    let flags = Flags {
+        config: Some(write(dir.path(), "c.toml", &text)),
+        ..Flags::default()
+    };
+    for mode in [0o644, 0o604, 0o602, 0o666] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("open to others");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("auth.admin_token_file: ")
+                && errs[0].contains(&format!("mode {mode:04o}"))
+                && errs[0].contains("chmod o-rwx"),
+            "{errs:?}"
+        );
+    }
+    for mode in [0o600, 0o640, 0o400] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let s = load(&flags, &env(&[]), true, Purpose::Serve).expect("owner/group only");
+        assert_eq!(s.auth.admin_tokens.len(), 1);
+    }
 }
 
 #[test]
