@@ -566,3 +566,164 @@ fn groups_are_fixed_when_the_peer_connects() {
     let (status, err) = d.wait();
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+/// `GET /metrics` on `addr`: the body.
+async fn metrics(addr: &str) -> String {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    })
+    .await
+    .expect("join")
+}
+
+/// The value of an unlabelled metric.
+async fn metric(addr: &str, name: &str) -> u64 {
+    let body = metrics(addr).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+}
+
+/// Waits (bounded) until the daemon counts `want` open connections: it notices a closed
+/// connection when it next reads from it.
+async fn wait_open(addr: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let open = metric(addr, "imaged_connections_open").await;
+        if open == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} connections open, want {want}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Whether the daemon closed `s` (end of stream or reset) before [`WAIT`].
+async fn closed_by_daemon(s: &mut tokio::net::UnixStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(WAIT, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // Bytes the server sent before closing (e.g. its SETTINGS): keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn list(ch: &Channel) -> Result<usize, Code> {
+    ImageServiceClient::new(ch.clone())
+        .list_images(pb::ListImagesRequest::default())
+        .await
+        .map(|r| r.into_inner().images.len())
+        .map_err(|e| e.code())
+}
+
+/// Issue 11: idle connections cannot take the daemon to its descriptor limit. Over
+/// `max_connections` a new connection is accepted and closed at once (no spinning: one
+/// accept per connection); existing connections keep working; once one is closed a new
+/// one is served; a connection that never speaks HTTP/2 is closed after
+/// `handshake_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_limits_refuse_cleanly_and_keep_serving() {
+    use tokio::io::AsyncWriteExt;
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("s.sock");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "metrics_listen = \"127.0.0.1:0\"\nmax_connections = 3\nmax_connections_per_peer = 3\n\
+         handshake_timeout = 1\nidle_timeout = 3600\n",
+    )
+    .expect("write");
+    let url = format!("unix://{}", sock.display());
+    let mut d = Daemon::spawn(command(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--store",
+        "memory",
+        "--listen",
+        &url,
+    ]));
+    d.ready();
+    let line = d.stderr_line("metrics on http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .expect("metrics address")
+        .to_owned();
+
+    let ch = unix_channel(sock.clone()).await;
+    assert_eq!(list(&ch).await, Ok(0));
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::UnixStream::connect(&sock)
+            .await
+            .expect("connect");
+        s.write_all(PREFACE).await.expect("preface");
+        idle.push(s);
+    }
+    wait_open(&addr, 3).await;
+
+    for i in 0..10 {
+        let mut s = tokio::net::UnixStream::connect(&sock)
+            .await
+            .expect("connect");
+        assert!(
+            closed_by_daemon(&mut s).await,
+            "connection {i} over the limit"
+        );
+    }
+    assert_eq!(list(&ch).await, Ok(0), "an existing connection still works");
+
+    drop(idle.pop());
+    wait_open(&addr, 2).await;
+    let ch2 = unix_channel(sock.clone()).await;
+    assert_eq!(
+        list(&ch2).await,
+        Ok(0),
+        "a new connection after one was closed"
+    );
+    drop(ch2);
+    drop(idle.pop());
+    wait_open(&addr, 1).await;
+
+    let mut silent = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect");
+    assert!(
+        closed_by_daemon(&mut silent).await,
+        "no HTTP/2 preface: closed after handshake_timeout"
+    );
+
+    let refused = metric(&addr, "imaged_connections_refused_total").await;
+    let accepted = metric(&addr, "imaged_connections_accepted_total").await;
+    let calls = metric(&addr, "imaged_accept_calls_total").await;
+    assert_eq!(refused, 10);
+    assert_eq!(accepted, 5, "ch, 2 idle, ch2, silent");
+    assert_eq!(metric(&addr, "imaged_accept_errors_total").await, 0);
+    assert!(
+        metric(&addr, "imaged_connections_timed_out_total").await >= 1,
+        "the silent connection timed out"
+    );
+    // One accept per connection, plus the one waiting now: the loop never spins.
+    assert_eq!(calls, refused + accepted + 1);
+
+    drop(ch);
+    d.signal(Signal::SIGTERM);
+    let (status, err) = d.wait();
+    assert_eq!(status.code(), Some(0), "{err}");
+}

@@ -101,6 +101,8 @@ pub struct Settings {
     pub max_send_message_bytes: usize,
     /// Drain time at shutdown.
     pub grace_period: Duration,
+    /// Connection limits and timeouts.
+    pub limits: crate::conn::Limits,
     /// Authorization.
     pub auth: AuthConfig,
     /// TLS for TCP listeners.
@@ -159,6 +161,7 @@ fn validate(
     purpose: Purpose,
     errors: &mut Vec<String>,
 ) -> Settings {
+    let limits = limits(&raw, errors);
     let store = match raw.store.as_deref().unwrap_or("local") {
         "local" => StoreKind::Local,
         "memory" => StoreKind::Memory,
@@ -251,6 +254,7 @@ fn validate(
             errors,
         ),
         grace_period: grace(raw.grace_period, errors),
+        limits,
         auth: auth(&raw.auth, errors),
         tls,
         metrics_listen,
@@ -285,6 +289,62 @@ fn grace(v: Option<f64>, errors: &mut Vec<String>) -> Duration {
             Duration::from_secs(10)
         }
     }
+}
+
+fn count(key: &str, v: Option<i64>, default: usize, errors: &mut Vec<String>) -> usize {
+    match v.map(usize::try_from) {
+        None => default,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            errors.push(format!("{key}: must be a positive number of connections"));
+            default
+        }
+    }
+}
+
+fn seconds(key: &str, v: Option<f64>, default: Duration, errors: &mut Vec<String>) -> Duration {
+    match v {
+        None => default,
+        Some(s) if s.is_finite() && s > 0.0 && s <= 86400.0 => Duration::from_secs_f64(s),
+        Some(s) => {
+            errors.push(format!(
+                "{key}: {s} is not a number of seconds in (0, 86400]"
+            ));
+            default
+        }
+    }
+}
+
+fn limits(raw: &Raw, errors: &mut Vec<String>) -> crate::conn::Limits {
+    let d = crate::conn::Limits::default();
+    let l = crate::conn::Limits {
+        max_connections: count(
+            "max_connections",
+            raw.max_connections,
+            d.max_connections,
+            errors,
+        ),
+        max_connections_per_peer: count(
+            "max_connections_per_peer",
+            raw.max_connections_per_peer,
+            d.max_connections_per_peer,
+            errors,
+        ),
+        handshake_timeout: seconds(
+            "handshake_timeout",
+            raw.handshake_timeout,
+            d.handshake_timeout,
+            errors,
+        ),
+        idle_timeout: seconds("idle_timeout", raw.idle_timeout, d.idle_timeout, errors),
+    };
+    if l.max_connections_per_peer > l.max_connections {
+        errors.push(format!(
+            "max_connections_per_peer: {} is more than max_connections ({})",
+            l.max_connections_per_peer, l.max_connections
+        ));
+    }
+    l
 }
 
 /// The default store directory: `/var/lib/imaged` for root, else

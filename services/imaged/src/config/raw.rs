@@ -35,6 +35,10 @@ pub struct Raw {
     pub max_recv_message_bytes: Option<i64>,
     pub max_send_message_bytes: Option<i64>,
     pub grace_period: Option<f64>,
+    pub max_connections: Option<i64>,
+    pub max_connections_per_peer: Option<i64>,
+    pub handshake_timeout: Option<f64>,
+    pub idle_timeout: Option<f64>,
     pub insecure_tcp: Option<bool>,
     pub metrics_listen: Option<String>,
     pub log: Option<String>,
@@ -66,6 +70,13 @@ impl Raw {
             over.max_send_message_bytes,
         );
         pick(&mut self.grace_period, over.grace_period);
+        pick(&mut self.max_connections, over.max_connections);
+        pick(
+            &mut self.max_connections_per_peer,
+            over.max_connections_per_peer,
+        );
+        pick(&mut self.handshake_timeout, over.handshake_timeout);
+        pick(&mut self.idle_timeout, over.idle_timeout);
         pick(&mut self.insecure_tcp, over.insecure_tcp);
         pick(&mut self.metrics_listen, over.metrics_listen);
         pick(&mut self.log, over.log);
@@ -238,6 +249,10 @@ pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "max_recv_message_bytes" => raw.max_recv_message_bytes = keys.int(&key, v),
             "max_send_message_bytes" => raw.max_send_message_bytes = keys.int(&key, v),
             "grace_period" => raw.grace_period = keys.number(&key, v),
+            "max_connections" => raw.max_connections = keys.int(&key, v),
+            "max_connections_per_peer" => raw.max_connections_per_peer = keys.int(&key, v),
+            "handshake_timeout" => raw.handshake_timeout = keys.number(&key, v),
+            "idle_timeout" => raw.idle_timeout = keys.number(&key, v),
             "insecure_tcp" => raw.insecure_tcp = keys.boolean(&key, v),
             "metrics_listen" => raw.metrics_listen = keys.string(&key, v),
             "log" => raw.log = keys.string(&key, v),
@@ -368,6 +383,10 @@ mod tests {
             max_recv_message_bytes = 2048
             max_send_message_bytes = 4096
             grace_period = 2.5
+            max_connections = 100
+            max_connections_per_peer = 10
+            handshake_timeout = 5
+            idle_timeout = 60.5
             insecure_tcp = true
             metrics_listen = "127.0.0.1:9464"
             log = "debug"
@@ -388,6 +407,10 @@ mod tests {
         assert_eq!(errors, Vec::<String>::new());
         assert_eq!(raw.listen.as_deref().map(<[String]>::len), Some(2));
         assert_eq!(raw.grace_period, Some(2.5));
+        assert_eq!(raw.max_connections, Some(100));
+        assert_eq!(raw.max_connections_per_peer, Some(10));
+        assert_eq!(raw.handshake_timeout, Some(5.0));
+        assert_eq!(raw.idle_timeout, Some(60.5));
         assert_eq!(raw.auth.reader_gids, Some(vec![100]));
         assert_eq!(raw.tls.client_ca.as_deref(), Some("ca.pem"));
         assert_eq!(raw.max_send_message_bytes, Some(4096));

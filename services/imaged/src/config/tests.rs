@@ -27,6 +27,15 @@ fn root_defaults() {
     assert_eq!(s.root, PathBuf::from("/var/lib/imaged"));
     assert_eq!(s.grace_period, Duration::from_secs(10));
     assert_eq!(s.max_load_bytes, 16 << 30);
+    assert_eq!(
+        s.limits,
+        crate::conn::Limits {
+            max_connections: 512,
+            max_connections_per_peer: 128,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+        }
+    );
     assert_eq!(s.log, "info");
 }
 
@@ -312,5 +321,52 @@ fn listen_urls() {
     assert_eq!(
         Listen::Tcp("127.0.0.1:5".parse().expect("addr")).to_string(),
         "tcp://127.0.0.1:5"
+    );
+}
+
+#[test]
+fn connection_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = |text: &str| Flags {
+        config: Some(write(dir.path(), "c.toml", text)),
+        ..Flags::default()
+    };
+    let s = load(
+        &cfg("max_connections = 8\nmax_connections_per_peer = 2\nhandshake_timeout = 0.5\nidle_timeout = 20\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect("valid");
+    assert_eq!(s.limits.max_connections, 8);
+    assert_eq!(s.limits.max_connections_per_peer, 2);
+    assert_eq!(s.limits.handshake_timeout, Duration::from_millis(500));
+    assert_eq!(s.limits.idle_timeout, Duration::from_secs(20));
+    let errs = load(
+        &cfg("max_connections = 0\nmax_connections_per_peer = -1\nhandshake_timeout = 0\nidle_timeout = \"x\"\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect_err("invalid");
+    let joined = errs.join("\n");
+    for needle in [
+        "max_connections: must be a positive number",
+        "max_connections_per_peer: must be a positive number",
+        "handshake_timeout: 0 is not a number of seconds",
+        "`idle_timeout`: expected a number of seconds",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    let errs = load(
+        &cfg("max_connections = 4\nmax_connections_per_peer = 5\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect_err("per peer over total");
+    assert!(
+        errs[0].contains("more than max_connections (4)"),
+        "{errs:?}"
     );
 }
