@@ -175,12 +175,12 @@ impl Table {
         })
     }
 
-    fn over_limit_reason(&self, key: PeerKey) -> &'static str {
+    /// Which limit refused a connection ([`Table::admit`] said `None`).
+    fn over_limit_reason(&self) -> &'static str {
         let c = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         if c.total >= self.limits.max_connections {
             "max_connections"
         } else {
-            let _ = key;
             "max_connections_per_peer"
         }
     }
@@ -382,21 +382,20 @@ impl<S> Connected for Conn<S> {
     }
 }
 
+/// An accepted socket and whose it is (or why that could not be read).
+pub(crate) type Accepted<Io> = (Io, Result<(PeerKey, Option<Peer>), String>);
+
 /// A listener [`incoming`] accepts on.
 pub(crate) trait Accept: Send + 'static {
     /// The accepted socket.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// Accepts one connection and says whose it is (the identity read now, once).
-    fn accept(
-        &mut self,
-    ) -> impl Future<Output = io::Result<(Self::Io, Result<(PeerKey, Option<Peer>), String>)>> + Send;
+    fn accept(&mut self) -> impl Future<Output = io::Result<Accepted<Self::Io>>> + Send;
 }
 
 impl Accept for UnixListener {
     type Io = UnixStream;
-    async fn accept(
-        &mut self,
-    ) -> io::Result<(UnixStream, Result<(PeerKey, Option<Peer>), String>)> {
+    async fn accept(&mut self) -> io::Result<Accepted<UnixStream>> {
         let (s, _) = UnixListener::accept(self).await?;
         let who = identify(&s);
         Ok((s, who))
@@ -405,7 +404,7 @@ impl Accept for UnixListener {
 
 impl Accept for TcpListener {
     type Io = TcpStream;
-    async fn accept(&mut self) -> io::Result<(TcpStream, Result<(PeerKey, Option<Peer>), String>)> {
+    async fn accept(&mut self) -> io::Result<Accepted<TcpStream>> {
         let (s, addr) = TcpListener::accept(self).await?;
         // As tonic's own TCP incoming does: small gRPC frames go out at once.
         let _ = s.set_nodelay(true);
@@ -507,7 +506,7 @@ impl<L: Accept> Loop<L> {
                 None => {
                     // `io` is dropped here: the client sees the connection closed.
                     stats.refused.fetch_add(1, Ordering::Relaxed);
-                    let reason = self.table.over_limit_reason(key);
+                    let reason = self.table.over_limit_reason();
                     self.refusals.log(|quiet| {
                         tracing::warn!(
                             peer = %key,

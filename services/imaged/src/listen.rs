@@ -13,7 +13,7 @@ use crate::config::Listen;
 
 /// A bound listener.
 #[derive(Debug)]
-pub enum Bound {
+pub(crate) enum Bound {
     /// A unix socket and the file it created.
     Unix(UnixListener, SocketFile),
     /// A TCP socket.
@@ -22,7 +22,7 @@ pub enum Bound {
 
 impl Bound {
     /// The URL clients use (with the real port for `tcp://…:0`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             Bound::Unix(_, f) => format!("unix://{}", f.path.display()),
             Bound::Tcp(l) => match l.local_addr() {
@@ -36,7 +36,7 @@ impl Bound {
 /// A socket file this daemon created; [`SocketFile::remove`] deletes it only while it is
 /// still the same file (another daemon may have replaced it).
 #[derive(Debug)]
-pub struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -44,7 +44,7 @@ pub struct SocketFile {
 
 impl SocketFile {
     /// Removes the socket file if it is still ours.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         match std::fs::symlink_metadata(&self.path) {
             Ok(md) if md.dev() == self.dev && md.ino() == self.ino => {
                 if let Err(e) = std::fs::remove_file(&self.path) {
@@ -60,7 +60,7 @@ impl SocketFile {
 }
 
 /// Binds every listener, in order. On error, sockets already created are removed.
-pub async fn bind_all(listen: &[Listen]) -> Result<Vec<Bound>> {
+pub(crate) async fn bind_all(listen: &[Listen]) -> Result<Vec<Bound>> {
     let mut bound = Vec::new();
     for l in listen {
         let r = match l {

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 const MAX_HEAD: usize = 8192;
 
 /// Serves metrics until the task is aborted.
-pub async fn serve(listener: TcpListener, services: Arc<Services>, conns: Arc<Stats>) {
+pub(crate) async fn serve(listener: TcpListener, services: Arc<Services>, conns: Arc<Stats>) {
     loop {
         match listener.accept().await {
             Ok((sock, _)) => {
@@ -70,7 +70,7 @@ async fn handle(mut sock: TcpStream, services: &Services, conns: &Stats) -> std:
 }
 
 /// Counters and gauges in the Prometheus text format.
-pub fn render(services: &Services, conns: &Stats) -> String {
+pub(crate) fn render(services: &Services, conns: &Stats) -> String {
     let view = services.engine().view();
     let mut out = services.metrics().render();
     out.push_str(&format!(

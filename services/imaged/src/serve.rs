@@ -20,7 +20,7 @@ use crate::listen::{self, Bound};
 use crate::metrics_http;
 
 /// Opens the configured store (blocking I/O).
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
+pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     match settings.store {
         StoreKind::Memory => Ok(Arc::new(imaged_core::MemoryStore::new())),
         StoreKind::Local => {
@@ -41,7 +41,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
 }
 
 /// Serves until a termination signal, then shuts down. Errors are start-up failures.
-pub async fn run(settings: Settings) -> Result<()> {
+pub(crate) async fn run(settings: Settings) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
 

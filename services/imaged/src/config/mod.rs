@@ -2,7 +2,7 @@
 //! command-line flags (later wins, key by key), validated as a whole before anything is
 //! bound. [`load`] returns every problem at once; the caller exits with 64.
 
-pub mod raw;
+pub(crate) mod raw;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,11 +14,11 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use raw::Raw;
 
 /// Exit code for a bad configuration or command line (`EX_USAGE`).
-pub const EXIT_CONFIG: i32 = 64;
+pub(crate) const EXIT_CONFIG: i32 = 64;
 
 /// What the configuration is loaded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// Serving: listeners are resolved and validated.
     Serve,
     /// `imaged fsck`: only the store matters.
@@ -27,7 +27,7 @@ pub enum Purpose {
 
 /// The flags that override the file and the environment.
 #[derive(Debug, Clone, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// `--config FILE`.
     pub config: Option<PathBuf>,
     /// `--listen URL`, repeatable.
@@ -40,7 +40,7 @@ pub struct Flags {
 
 /// The store backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// The embedded default (`imaged_store_local`).
     Local,
     /// In memory, lost at exit.
@@ -49,7 +49,7 @@ pub enum StoreKind {
 
 /// A listener address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
+pub(crate) enum Listen {
     /// `unix:///path`.
     Unix(PathBuf),
     /// `tcp://IP:PORT`.
@@ -58,7 +58,7 @@ pub enum Listen {
 
 /// TLS material for TCP listeners.
 #[derive(Debug, Clone)]
-pub struct Tls {
+pub(crate) struct Tls {
     cert: Vec<u8>,
     key: Vec<u8>,
     client_ca: Option<Vec<u8>>,
@@ -66,7 +66,7 @@ pub struct Tls {
 
 impl Tls {
     /// The tonic server TLS configuration.
-    pub fn server_config(&self) -> ServerTlsConfig {
+    pub(crate) fn server_config(&self) -> ServerTlsConfig {
         let cfg = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key));
         match &self.client_ca {
             Some(ca) => cfg.client_ca_root(Certificate::from_pem(ca)),
@@ -75,14 +75,14 @@ impl Tls {
     }
 
     /// Whether client certificates are required and verified (mTLS).
-    pub fn verifies_clients(&self) -> bool {
+    pub(crate) fn verifies_clients(&self) -> bool {
         self.client_ca.is_some()
     }
 }
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Listeners (empty for fsck).
     pub listen: Vec<Listen>,
     /// Store backend.
@@ -115,7 +115,7 @@ pub struct Settings {
 
 /// Loads and validates the configuration. `get` reads environment variables; `is_root`
 /// picks the system or the per-user defaults. Every problem is returned.
-pub fn load(
+pub(crate) fn load(
     flags: &Flags,
     get: &dyn Fn(&str) -> Option<String>,
     is_root: bool,
@@ -349,7 +349,7 @@ fn limits(raw: &Raw, errors: &mut Vec<String>) -> crate::conn::Limits {
 
 /// The default store directory: `/var/lib/imaged` for root, else
 /// `$XDG_DATA_HOME/imaged` or `~/.local/share/imaged`.
-pub fn default_root(get: &dyn Fn(&str) -> Option<String>, is_root: bool) -> Option<PathBuf> {
+pub(crate) fn default_root(get: &dyn Fn(&str) -> Option<String>, is_root: bool) -> Option<PathBuf> {
     if is_root {
         return Some(PathBuf::from("/var/lib/imaged"));
     }
@@ -401,7 +401,7 @@ fn listeners(
 }
 
 /// Parses `unix:///abs/path` or `tcp://IP:PORT` (`localhost` means 127.0.0.1).
-pub fn parse_listen(url: &str) -> Result<Listen, String> {
+pub(crate) fn parse_listen(url: &str) -> Result<Listen, String> {
     if let Some(path) = url.strip_prefix("unix://") {
         if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
             return Err("expected unix:///absolute/path/to/socket".to_owned());

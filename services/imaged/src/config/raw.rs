@@ -6,7 +6,7 @@ use toml::{Table, Value};
 
 /// `[auth]` as given.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RawAuth {
+pub(crate) struct RawAuth {
     pub admin_uids: Option<Vec<i64>>,
     pub admin_gids: Option<Vec<i64>>,
     pub reader_uids: Option<Vec<i64>>,
@@ -17,7 +17,7 @@ pub struct RawAuth {
 
 /// `[tls]` as given.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RawTls {
+pub(crate) struct RawTls {
     pub cert: Option<String>,
     pub key: Option<String>,
     pub client_ca: Option<String>,
@@ -25,7 +25,7 @@ pub struct RawTls {
 
 /// Every key, as given (`None`: not set by this source).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Raw {
+pub(crate) struct Raw {
     pub listen: Option<Vec<String>>,
     pub store: Option<String>,
     pub root: Option<String>,
@@ -54,7 +54,7 @@ fn pick<T>(base: &mut Option<T>, over: Option<T>) {
 
 impl Raw {
     /// Overrides the keys `over` sets.
-    pub fn overlay(&mut self, over: Raw) {
+    pub(crate) fn overlay(&mut self, over: Raw) {
         pick(&mut self.listen, over.listen);
         pick(&mut self.store, over.store);
         pick(&mut self.root, over.root);
@@ -223,7 +223,7 @@ impl Keys<'_> {
 }
 
 /// Parses the TOML text of a config file (`origin` names it in errors).
-pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
+pub(crate) fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
     let mut errors = Vec::new();
     let table: Table = match text.parse() {
         Ok(t) => t,
@@ -312,7 +312,7 @@ fn tls_table(t: Table, origin: &str, errors: &mut Vec<String>) -> RawTls {
 }
 
 /// The environment variables read (`IMAGED_<KEY>`); lists are comma-separated.
-pub const ENV_KEYS: &[&str] = &[
+pub(crate) const ENV_KEYS: &[&str] = &[
     "IMAGED_LISTEN",
     "IMAGED_STORE",
     "IMAGED_ROOT",
@@ -334,7 +334,7 @@ fn list(s: &str) -> Vec<String> {
 }
 
 /// Reads the `IMAGED_*` variables through `get`.
-pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
+pub(crate) fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
     let mut raw = Raw::default();
     let mut errors = Vec::new();
     for &name in ENV_KEYS {
