@@ -5,9 +5,11 @@
 //! other method needs an admin.
 //!
 //! Who the caller is:
-//! * **Unix socket** — by the peer's credentials (`SO_PEERCRED`, from tonic's
-//!   [`UdsConnectInfo`]): uid, primary gid and, on Linux, the supplementary groups of the
-//!   peer process (read from `/proc/<pid>/status`). When none of `admin_uids`,
+//! * **Unix socket** — by the peer's credentials as the kernel recorded them when it
+//!   connected: a [`Peer`] in the request's extensions (the daemon captures uid, primary
+//!   gid and supplementary groups at accept, with `SO_PEERCRED` and `SO_PEERGROUPS`), or
+//!   else uid and gid from tonic's [`UdsConnectInfo`] (no supplementary groups). Never
+//!   looked up again by PID: a PID can be reused by another process. When none of `admin_uids`,
 //!   `admin_gids`, `reader_uids`, `reader_gids` is configured, every local peer is admin:
 //!   the socket's mode (0660) and its directory (0750) are the gate. When any list is
 //!   configured, only listed callers get in (uid 0 too: list it if root should
@@ -145,7 +147,8 @@ impl AuthConfig {
     }
 }
 
-/// A unix-socket peer.
+/// A unix-socket peer, as it was when it connected (put into the request's extensions
+/// by the daemon's listener).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
     /// Effective uid.
@@ -154,7 +157,8 @@ pub struct Peer {
     pub gid: u32,
     /// Supplementary groups (empty when unknown).
     pub groups: Vec<u32>,
-    /// Process ID, when the kernel told.
+    /// Process ID at connect time, when the kernel told: for logs only (never used to
+    /// look anything up).
     pub pid: Option<i32>,
 }
 
@@ -223,24 +227,23 @@ impl Authorizer {
 
     /// Identifies a caller from the request's extensions (connection info) and metadata.
     pub fn identify(&self, ext: &http::Extensions, md: &MetadataMap) -> Result<Caller, Error> {
+        if let Some(peer) = ext.get::<Peer>() {
+            // Captured when the connection was accepted (the daemon's listener).
+            return self.identify_peer(peer);
+        }
         if let Some(uds) = ext.get::<UdsConnectInfo>() {
+            // Served without that capture (e.g. tests serving the routes directly): uid
+            // and gid from SO_PEERCRED, fixed at connect; supplementary groups unknown,
+            // never looked up by PID (the PID may belong to another process by now).
             let cred = uds.peer_cred.ok_or_else(|| {
                 unauthenticated("the unix socket peer's credentials are unavailable")
             })?;
-            let pid = cred.pid();
-            let peer = Peer {
+            return self.identify_peer(&Peer {
                 uid: cred.uid(),
                 gid: cred.gid(),
-                // Read from /proc only when a group list can decide (a file read per
-                // call otherwise: ~5% of a removal's CPU).
-                groups: if self.cfg.admin_gids.is_empty() && self.cfg.reader_gids.is_empty() {
-                    Vec::new()
-                } else {
-                    pid.map(supplementary_groups).unwrap_or_default()
-                },
-                pid,
-            };
-            return self.identify_peer(&peer);
+                groups: Vec::new(),
+                pid: cred.pid(),
+            });
         }
         if let Some(value) = md.get("authorization") {
             let value = value
@@ -310,23 +313,6 @@ impl Authorizer {
 
 fn unauthenticated(msg: &str) -> Error {
     Error::new(ErrorKind::Unauthenticated, msg)
-}
-
-/// The supplementary groups of a process (Linux `/proc/<pid>/status`; empty elsewhere or
-/// when the process is gone).
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Vec::new();
-    };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A tower layer that inserts a [`ListenerInfo`] into every request's extensions

@@ -1,5 +1,6 @@
-//! Binding the listeners: unix sockets (directory 0750, socket 0660, stale sockets
-//! replaced, a live one refused) and TCP (port 0 allowed; the bound address is reported).
+//! Binding the listeners: unix sockets (directory 0750, socket 0660 from the moment it
+//! appears at its path, stale sockets replaced, a live one refused) and TCP (port 0
+//! allowed; the bound address is reported).
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -12,7 +13,7 @@ use crate::config::Listen;
 
 /// A bound listener.
 #[derive(Debug)]
-pub enum Bound {
+pub(crate) enum Bound {
     /// A unix socket and the file it created.
     Unix(UnixListener, SocketFile),
     /// A TCP socket.
@@ -21,7 +22,7 @@ pub enum Bound {
 
 impl Bound {
     /// The URL clients use (with the real port for `tcp://…:0`).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             Bound::Unix(_, f) => format!("unix://{}", f.path.display()),
             Bound::Tcp(l) => match l.local_addr() {
@@ -35,7 +36,7 @@ impl Bound {
 /// A socket file this daemon created; [`SocketFile::remove`] deletes it only while it is
 /// still the same file (another daemon may have replaced it).
 #[derive(Debug)]
-pub struct SocketFile {
+pub(crate) struct SocketFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -43,7 +44,7 @@ pub struct SocketFile {
 
 impl SocketFile {
     /// Removes the socket file if it is still ours.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         match std::fs::symlink_metadata(&self.path) {
             Ok(md) if md.dev() == self.dev && md.ino() == self.ino => {
                 if let Err(e) = std::fs::remove_file(&self.path) {
@@ -59,7 +60,7 @@ impl SocketFile {
 }
 
 /// Binds every listener, in order. On error, sockets already created are removed.
-pub async fn bind_all(listen: &[Listen]) -> Result<Vec<Bound>> {
+pub(crate) async fn bind_all(listen: &[Listen]) -> Result<Vec<Bound>> {
     let mut bound = Vec::new();
     for l in listen {
         let r = match l {
@@ -102,10 +103,7 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile)> {
             .with_context(|| format!("cannot chmod {}", dir.display()))?;
     }
     remove_if_stale(path)?;
-    let listener = UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on unix://{}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    let listener = bind_private_then_rename(path)?;
     let md = std::fs::symlink_metadata(path)?;
     Ok((
         listener,
@@ -115,6 +113,48 @@ fn bind_unix(path: &Path) -> Result<(UnixListener, SocketFile)> {
             ino: md.ino(),
         },
     ))
+}
+
+/// Binds the socket in a fresh private (0700) directory next to `path`, sets its mode to
+/// 0660 there, then renames it into place: nobody can connect before the mode is right,
+/// whatever the umask (which is process-wide, so not changed around bind).
+fn bind_private_then_rename(path: &Path) -> Result<UnixListener> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    // Short names: the temporary path must fit in sun_path (108 bytes) too.
+    let private = parent.join(format!(".imaged-{}", std::process::id()));
+    if let Err(e) = std::fs::remove_dir_all(&private)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        return Err(e).with_context(|| format!("cannot remove {}", private.display()));
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("cannot create {}", private.display()))?;
+    let tmp = private.join("s");
+    let r = (|| {
+        let listener = UnixListener::bind(&tmp)
+            .with_context(|| format!("cannot listen on unix://{}", path.display()))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o660))
+            .with_context(|| format!("cannot chmod {}", tmp.display()))?;
+        // NOREPLACE: whatever appeared at `path` since the stale check is left alone.
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &tmp,
+            nix::fcntl::AT_FDCWD,
+            path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .with_context(|| format!("cannot move the socket to {}", path.display()))?;
+        Ok(listener)
+    })();
+    if let Err(e) = std::fs::remove_dir_all(&private) {
+        tracing::warn!(path = %private.display(), "cannot remove the private bind directory: {e}");
+    }
+    r
 }
 
 /// A socket file nobody accepts on is removed; a live one is an error; anything else at
@@ -184,6 +224,50 @@ mod tests {
             .expect_err("not a socket");
         assert!(err.to_string().contains("not a socket"), "{err}");
         assert!(plain.exists(), "never removed");
+    }
+
+    /// Issue 11: the socket never appears at its final path with the mode bind(2) gave it
+    /// (0777 minus the umask): it is bound elsewhere and only renamed into place, already
+    /// 0660. inotify on the directory sees every name created in it.
+    #[tokio::test]
+    async fn socket_appears_at_its_path_only_with_its_final_mode() {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join("s.sock");
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK).expect("inotify");
+        inotify
+            .add_watch(
+                dir.path(),
+                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_ATTRIB,
+            )
+            .expect("watch");
+        let bound = bind_all(&[Listen::Unix(sock.clone())]).await.expect("bind");
+        let mut events = Vec::new();
+        while let Ok(batch) = inotify.read_events() {
+            events.extend(batch.into_iter().filter_map(|e| {
+                (e.name.as_deref() == Some(std::ffi::OsStr::new("s.sock"))).then_some(e.mask)
+            }));
+        }
+        assert_eq!(
+            events,
+            [AddWatchFlags::IN_MOVED_TO],
+            "s.sock must only be renamed into place, never created or chmod'ed there"
+        );
+        let md = std::fs::symlink_metadata(&sock).expect("stat");
+        assert!(md.file_type().is_socket());
+        assert_eq!(md.permissions().mode() & 0o777, 0o660);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            left,
+            [std::ffi::OsString::from("s.sock")],
+            "no private directory left"
+        );
+        // The listener accepts on the renamed file.
+        std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+        drop(bound);
     }
 
     #[tokio::test]

@@ -10,9 +10,11 @@
 //! configuration or command line (every problem is listed).
 
 mod config;
+mod conn;
 mod fsck;
 mod listen;
 mod metrics_http;
+mod peercred;
 mod serve;
 
 use std::path::PathBuf;

@@ -5,20 +5,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use imaged_grpc::Services;
+
+use crate::conn::Stats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const MAX_HEAD: usize = 8192;
 
 /// Serves metrics until the task is aborted.
-pub async fn serve(listener: TcpListener, services: Arc<Services>) {
+pub(crate) async fn serve(listener: TcpListener, services: Arc<Services>, conns: Arc<Stats>) {
     loop {
         match listener.accept().await {
             Ok((sock, _)) => {
                 let services = Arc::clone(&services);
+                let conns = Arc::clone(&conns);
                 tokio::spawn(async move {
-                    let r = tokio::time::timeout(Duration::from_secs(10), handle(sock, &services))
-                        .await;
+                    let r = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        handle(sock, &services, &conns),
+                    )
+                    .await;
                     if let Ok(Err(e)) = r {
                         tracing::debug!("metrics connection: {e}");
                     }
@@ -32,7 +38,7 @@ pub async fn serve(listener: TcpListener, services: Arc<Services>) {
     }
 }
 
-async fn handle(mut sock: TcpStream, services: &Services) -> std::io::Result<()> {
+async fn handle(mut sock: TcpStream, services: &Services, conns: &Stats) -> std::io::Result<()> {
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -50,7 +56,7 @@ async fn handle(mut sock: TcpStream, services: &Services) -> std::io::Result<()>
     );
     let (status, body) =
         if method == b"GET" && (path == b"/metrics" || path.starts_with(b"/metrics?")) {
-            ("200 OK", render(services))
+            ("200 OK", render(services, conns))
         } else {
             ("404 Not Found", "not found: try GET /metrics\n".to_owned())
         };
@@ -64,7 +70,7 @@ async fn handle(mut sock: TcpStream, services: &Services) -> std::io::Result<()>
 }
 
 /// Counters and gauges in the Prometheus text format.
-pub fn render(services: &Services) -> String {
+pub(crate) fn render(services: &Services, conns: &Stats) -> String {
     let view = services.engine().view();
     let mut out = services.metrics().render();
     out.push_str(&format!(
@@ -78,5 +84,6 @@ pub fn render(services: &Services) -> String {
         view.containers().count(),
         services.events().watchers(),
     ));
+    out.push_str(&conns.render());
     out
 }

@@ -14,15 +14,15 @@ use imaged_grpc::{GrpcOptions, Services};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 
 use crate::config::{Listen, Settings, StoreKind};
+use crate::conn::{self, ConnLayer, Stats, Table};
 use crate::listen::{self, Bound};
 use crate::metrics_http;
 
 /// Opens the configured store (blocking I/O).
-pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
+pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
     match settings.store {
         StoreKind::Memory => Ok(Arc::new(imaged_core::MemoryStore::new())),
         StoreKind::Local => {
@@ -47,7 +47,7 @@ pub fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
 }
 
 /// Serves until a termination signal, then shuts down. Errors are start-up failures.
-pub async fn run(settings: Settings) -> Result<()> {
+pub(crate) async fn run(settings: Settings) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
 
@@ -84,6 +84,8 @@ pub async fn run(settings: Settings) -> Result<()> {
         tokio::task::spawn_blocking(move || engine.warm());
     }
     warn_about_tcp(&settings);
+    check_fd_limit(&settings);
+    let table = Table::new(settings.limits, Arc::new(Stats::default()));
 
     let bound = listen::bind_all(&settings.listen).await?;
     let metrics = match settings.metrics_listen {
@@ -99,7 +101,11 @@ pub async fn run(settings: Settings) -> Result<()> {
                 }
             };
             tracing::info!(addr = %l.local_addr()?, "metrics on http://{}/metrics", l.local_addr()?);
-            Some(tokio::spawn(metrics_http::serve(l, Arc::clone(&services))))
+            Some(tokio::spawn(metrics_http::serve(
+                l,
+                Arc::clone(&services),
+                Arc::clone(table.stats()),
+            )))
         }
         None => None,
     };
@@ -117,12 +123,14 @@ pub async fn run(settings: Settings) -> Result<()> {
         match b {
             Bound::Unix(l, file) => {
                 sockets.push(file);
-                let mut server =
-                    Server::builder().layer(ListenerLayer::new(ListenerInfo::default()));
+                let mut server = Server::builder()
+                    .layer(ListenerLayer::new(ListenerInfo::default()))
+                    .layer(ConnLayer);
                 let router = server.add_routes(routes);
-                servers.push(tokio::spawn(
-                    router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop),
-                ));
+                servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+                    conn::incoming(l, Arc::clone(&table)),
+                    stop,
+                )));
             }
             Bound::Tcp(l) => {
                 let mut builder = Server::builder();
@@ -133,11 +141,12 @@ pub async fn run(settings: Settings) -> Result<()> {
                         .context("TLS configuration")?;
                     info.client_cert_verified = tls.verifies_clients();
                 }
-                let mut server = builder.layer(ListenerLayer::new(info));
+                let mut server = builder.layer(ListenerLayer::new(info)).layer(ConnLayer);
                 let router = server.add_routes(routes);
-                servers.push(tokio::spawn(
-                    router.serve_with_incoming_shutdown(TcpListenerStream::new(l), stop),
-                ));
+                servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+                    conn::incoming(l, Arc::clone(&table)),
+                    stop,
+                )));
             }
         }
     }
@@ -229,6 +238,33 @@ fn remove_sockets(bound: &[Bound]) {
         if let Bound::Unix(_, f) = b {
             f.remove();
         }
+    }
+}
+
+/// Raises the soft open-files limit to the hard one (as Go does) and warns when
+/// `max_connections` cannot fit under it: accept would then fail with EMFILE (handled:
+/// the accept loop waits) before the limit refuses connections cleanly.
+fn check_fd_limit(settings: &Settings) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    // The store, the listeners, the runtime and logging need some descriptors too.
+    const RESERVE: u64 = 64;
+    let want = u64::try_from(settings.limits.max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(RESERVE);
+    if want > soft {
+        tracing::warn!(
+            "max_connections = {} does not fit under the open-files limit ({soft}, {RESERVE} \
+             kept for the store): lower max_connections or raise LimitNOFILE",
+            settings.limits.max_connections
+        );
     }
 }
 

@@ -361,6 +361,10 @@ async fn tcp_loopback_with_tokens_and_metrics() {
     let reader = dir.path().join("reader.token");
     std::fs::write(&admin, "admin-token-0123456789\n").expect("write");
     std::fs::write(&reader, "reader-token-0123456789\n").expect("write");
+    for t in [&admin, &reader] {
+        // Token files open to others are refused.
+        std::fs::set_permissions(t, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
@@ -454,6 +458,271 @@ async fn tcp_loopback_with_tokens_and_metrics() {
     assert!(body.contains("grpc_code=\"Unauthenticated\"} 2"), "{body}");
     assert!(body.contains("\nimaged_images 0\n"), "{body}");
 
+    d.signal(Signal::SIGTERM);
+    let (status, err) = d.wait();
+    assert_eq!(status.code(), Some(0), "{err}");
+}
+
+/// Environment of [`peer_groups_helper`]: the socket, the groups to connect with and the
+/// groups to call with (comma-separated gids; empty: none).
+const HELPER_SOCK: &str = "PEER_GROUPS_HELPER_SOCK";
+const HELPER_CONNECT_GROUPS: &str = "PEER_GROUPS_HELPER_CONNECT";
+const HELPER_CALL_GROUPS: &str = "PEER_GROUPS_HELPER_CALL";
+
+fn gids(s: &str) -> Vec<nix::unistd::Gid> {
+    s.split(',')
+        .filter(|g| !g.is_empty())
+        .map(|g| nix::unistd::Gid::from_raw(g.parse().expect("gid")))
+        .collect()
+}
+
+/// Not a test: the process [`groups_are_fixed_when_the_peer_connects`] starts (this test
+/// binary again, so the group changes stay out of the test process). It sets its groups,
+/// connects, changes its groups, then calls RemoveImage on that same connection and
+/// prints the gRPC code.
+#[test]
+#[ignore = "helper process of groups_are_fixed_when_the_peer_connects, started by it"]
+fn peer_groups_helper() {
+    let sock = PathBuf::from(std::env::var(HELPER_SOCK).expect("run by the test"));
+    let connect = gids(&std::env::var(HELPER_CONNECT_GROUPS).expect("groups"));
+    let call = gids(&std::env::var(HELPER_CALL_GROUPS).expect("groups"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    nix::unistd::setgroups(&connect).expect("setgroups (needs root)");
+    let code = rt.block_on(async move {
+        let ch = unix_channel(sock).await; // connected now, with `connect` groups
+        nix::unistd::setgroups(&call).expect("setgroups");
+        ImageServiceClient::new(ch)
+            .remove_image(pb::RemoveImageRequest {
+                reference: "never-loaded:1".into(),
+                ..Default::default()
+            })
+            .await
+            .map_or_else(|e| e.code(), |_| Code::Ok)
+    });
+    println!("HELPER CODE={code:?}");
+}
+
+/// Issue 11: the groups that decide a unix-socket caller's role are the ones it had when
+/// it connected, never looked up again (a PID reused by a process in the admin group
+/// must not lend its groups to the connection).
+#[test]
+fn groups_are_fixed_when_the_peer_connects() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test changes a child's groups: run it as root (CI containers do)"
+    );
+    const ADMIN_GID: &str = "4242";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("s.sock");
+    let cfg = dir.path().join("c.toml");
+    // uid 0 is not listed: only the admin group makes the helper an admin.
+    std::fs::write(&cfg, format!("[auth]\nadmin_gids = [{ADMIN_GID}]\n")).expect("write");
+    let url = format!("unix://{}", sock.display());
+    let mut d = Daemon::spawn(command(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--store",
+        "memory",
+        "--listen",
+        &url,
+    ]));
+    d.ready();
+    let run = |connect: &str, call: &str| {
+        let out = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--ignored",
+                "--exact",
+                "peer_groups_helper",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(HELPER_SOCK, &sock)
+            .env(HELPER_CONNECT_GROUPS, connect)
+            .env(HELPER_CALL_GROUPS, call)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the helper");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "helper failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|l| l.split_once("HELPER CODE="))
+            .map(|(_, code)| code.trim().to_owned())
+            .unwrap_or_else(|| panic!("no code in: {stdout}"))
+    };
+    // In the admin group when connecting, out of it when calling: still an admin (the
+    // call passes authorization and finds no such image).
+    assert_eq!(run(ADMIN_GID, ""), "NotFound");
+    // Out of the admin group when connecting, in it when calling: not an admin.
+    assert_eq!(run("", ADMIN_GID), "PermissionDenied");
+    d.signal(Signal::SIGTERM);
+    let (status, err) = d.wait();
+    assert_eq!(status.code(), Some(0), "{err}");
+}
+
+/// `GET /metrics` on `addr`: the body.
+async fn metrics(addr: &str) -> String {
+    let addr = addr.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    })
+    .await
+    .expect("join")
+}
+
+/// The value of an unlabelled metric.
+async fn metric(addr: &str, name: &str) -> u64 {
+    let body = metrics(addr).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+}
+
+/// Waits (bounded) until the daemon counts `want` open connections: it notices a closed
+/// connection when it next reads from it.
+async fn wait_open(addr: &str, want: u64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let open = metric(addr, "imaged_connections_open").await;
+        if open == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} connections open, want {want}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Whether the daemon closed `s` (end of stream or reset) before [`WAIT`].
+async fn closed_by_daemon(s: &mut tokio::net::UnixStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    loop {
+        match tokio::time::timeout(WAIT, s.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // Bytes the server sent before closing (e.g. its SETTINGS): keep reading.
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn list(ch: &Channel) -> Result<usize, Code> {
+    ImageServiceClient::new(ch.clone())
+        .list_images(pb::ListImagesRequest::default())
+        .await
+        .map(|r| r.into_inner().images.len())
+        .map_err(|e| e.code())
+}
+
+/// Issue 11: idle connections cannot take the daemon to its descriptor limit. Over
+/// `max_connections` a new connection is accepted and closed at once (no spinning: one
+/// accept per connection); existing connections keep working; once one is closed a new
+/// one is served; a connection that never speaks HTTP/2 is closed after
+/// `handshake_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_limits_refuse_cleanly_and_keep_serving() {
+    use tokio::io::AsyncWriteExt;
+    const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sock = dir.path().join("s.sock");
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "metrics_listen = \"127.0.0.1:0\"\nmax_connections = 3\nmax_connections_per_peer = 3\n\
+         handshake_timeout = 1\nidle_timeout = 3600\n",
+    )
+    .expect("write");
+    let url = format!("unix://{}", sock.display());
+    let mut d = Daemon::spawn(command(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--store",
+        "memory",
+        "--listen",
+        &url,
+    ]));
+    d.ready();
+    let line = d.stderr_line("metrics on http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .expect("metrics address")
+        .to_owned();
+
+    let ch = unix_channel(sock.clone()).await;
+    assert_eq!(list(&ch).await, Ok(0));
+    let mut idle = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::UnixStream::connect(&sock)
+            .await
+            .expect("connect");
+        s.write_all(PREFACE).await.expect("preface");
+        idle.push(s);
+    }
+    wait_open(&addr, 3).await;
+
+    for i in 0..10 {
+        let mut s = tokio::net::UnixStream::connect(&sock)
+            .await
+            .expect("connect");
+        assert!(
+            closed_by_daemon(&mut s).await,
+            "connection {i} over the limit"
+        );
+    }
+    assert_eq!(list(&ch).await, Ok(0), "an existing connection still works");
+
+    drop(idle.pop());
+    wait_open(&addr, 2).await;
+    let ch2 = unix_channel(sock.clone()).await;
+    assert_eq!(
+        list(&ch2).await,
+        Ok(0),
+        "a new connection after one was closed"
+    );
+    drop(ch2);
+    drop(idle.pop());
+    wait_open(&addr, 1).await;
+
+    let mut silent = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect");
+    assert!(
+        closed_by_daemon(&mut silent).await,
+        "no HTTP/2 preface: closed after handshake_timeout"
+    );
+
+    let refused = metric(&addr, "imaged_connections_refused_total").await;
+    let accepted = metric(&addr, "imaged_connections_accepted_total").await;
+    let calls = metric(&addr, "imaged_accept_calls_total").await;
+    assert_eq!(refused, 10);
+    assert_eq!(accepted, 5, "ch, 2 idle, ch2, silent");
+    assert_eq!(metric(&addr, "imaged_accept_errors_total").await, 0);
+    assert!(
+        metric(&addr, "imaged_connections_timed_out_total").await >= 1,
+        "the silent connection timed out"
+    );
+    // One accept per connection, plus the one waiting now: the loop never spins.
+    assert_eq!(calls, refused + accepted + 1);
+
+    drop(ch);
     d.signal(Signal::SIGTERM);
     let (status, err) = d.wait();
     assert_eq!(status.code(), Some(0), "{err}");

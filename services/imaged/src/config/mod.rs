@@ -2,7 +2,7 @@
 //! command-line flags (later wins, key by key), validated as a whole before anything is
 //! bound. [`load`] returns every problem at once; the caller exits with 64.
 
-pub mod raw;
+pub(crate) mod raw;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -14,11 +14,11 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use raw::Raw;
 
 /// Exit code for a bad configuration or command line (`EX_USAGE`).
-pub const EXIT_CONFIG: i32 = 64;
+pub(crate) const EXIT_CONFIG: i32 = 64;
 
 /// What the configuration is loaded for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     /// Serving: listeners are resolved and validated.
     Serve,
     /// `imaged fsck`: only the store matters.
@@ -27,7 +27,7 @@ pub enum Purpose {
 
 /// The flags that override the file and the environment.
 #[derive(Debug, Clone, Default)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// `--config FILE`.
     pub config: Option<PathBuf>,
     /// `--listen URL`, repeatable.
@@ -40,7 +40,7 @@ pub struct Flags {
 
 /// The store backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// The embedded default (`imaged_store_local`).
     Local,
     /// In memory, lost at exit.
@@ -49,7 +49,7 @@ pub enum StoreKind {
 
 /// A listener address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
+pub(crate) enum Listen {
     /// `unix:///path`.
     Unix(PathBuf),
     /// `tcp://IP:PORT`.
@@ -58,7 +58,7 @@ pub enum Listen {
 
 /// TLS material for TCP listeners.
 #[derive(Debug, Clone)]
-pub struct Tls {
+pub(crate) struct Tls {
     cert: Vec<u8>,
     key: Vec<u8>,
     client_ca: Option<Vec<u8>>,
@@ -66,7 +66,7 @@ pub struct Tls {
 
 impl Tls {
     /// The tonic server TLS configuration.
-    pub fn server_config(&self) -> ServerTlsConfig {
+    pub(crate) fn server_config(&self) -> ServerTlsConfig {
         let cfg = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key));
         match &self.client_ca {
             Some(ca) => cfg.client_ca_root(Certificate::from_pem(ca)),
@@ -75,14 +75,14 @@ impl Tls {
     }
 
     /// Whether client certificates are required and verified (mTLS).
-    pub fn verifies_clients(&self) -> bool {
+    pub(crate) fn verifies_clients(&self) -> bool {
         self.client_ca.is_some()
     }
 }
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Listeners (empty for fsck).
     pub listen: Vec<Listen>,
     /// Store backend.
@@ -112,6 +112,8 @@ pub struct Settings {
     pub max_send_message_bytes: usize,
     /// Drain time at shutdown.
     pub grace_period: Duration,
+    /// Connection limits and timeouts.
+    pub limits: crate::conn::Limits,
     /// Authorization.
     pub auth: AuthConfig,
     /// TLS for TCP listeners.
@@ -124,7 +126,7 @@ pub struct Settings {
 
 /// Loads and validates the configuration. `get` reads environment variables; `is_root`
 /// picks the system or the per-user defaults. Every problem is returned.
-pub fn load(
+pub(crate) fn load(
     flags: &Flags,
     get: &dyn Fn(&str) -> Option<String>,
     is_root: bool,
@@ -170,6 +172,7 @@ fn validate(
     purpose: Purpose,
     errors: &mut Vec<String>,
 ) -> Settings {
+    let limits = limits(&raw, errors);
     let store = match raw.store.as_deref().unwrap_or("local") {
         "local" => StoreKind::Local,
         "memory" => StoreKind::Memory,
@@ -290,6 +293,7 @@ fn validate(
             errors,
         ),
         grace_period: grace(raw.grace_period, errors),
+        limits,
         auth: auth(&raw.auth, errors),
         tls,
         metrics_listen,
@@ -336,9 +340,65 @@ fn grace(v: Option<f64>, errors: &mut Vec<String>) -> Duration {
     }
 }
 
+fn count(key: &str, v: Option<i64>, default: usize, errors: &mut Vec<String>) -> usize {
+    match v.map(usize::try_from) {
+        None => default,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            errors.push(format!("{key}: must be a positive number of connections"));
+            default
+        }
+    }
+}
+
+fn seconds(key: &str, v: Option<f64>, default: Duration, errors: &mut Vec<String>) -> Duration {
+    match v {
+        None => default,
+        Some(s) if s.is_finite() && s > 0.0 && s <= 86400.0 => Duration::from_secs_f64(s),
+        Some(s) => {
+            errors.push(format!(
+                "{key}: {s} is not a number of seconds in (0, 86400]"
+            ));
+            default
+        }
+    }
+}
+
+fn limits(raw: &Raw, errors: &mut Vec<String>) -> crate::conn::Limits {
+    let d = crate::conn::Limits::default();
+    let l = crate::conn::Limits {
+        max_connections: count(
+            "max_connections",
+            raw.max_connections,
+            d.max_connections,
+            errors,
+        ),
+        max_connections_per_peer: count(
+            "max_connections_per_peer",
+            raw.max_connections_per_peer,
+            d.max_connections_per_peer,
+            errors,
+        ),
+        handshake_timeout: seconds(
+            "handshake_timeout",
+            raw.handshake_timeout,
+            d.handshake_timeout,
+            errors,
+        ),
+        idle_timeout: seconds("idle_timeout", raw.idle_timeout, d.idle_timeout, errors),
+    };
+    if l.max_connections_per_peer > l.max_connections {
+        errors.push(format!(
+            "max_connections_per_peer: {} is more than max_connections ({})",
+            l.max_connections_per_peer, l.max_connections
+        ));
+    }
+    l
+}
+
 /// The default store directory: `/var/lib/imaged` for root, else
 /// `$XDG_DATA_HOME/imaged` or `~/.local/share/imaged`.
-pub fn default_root(get: &dyn Fn(&str) -> Option<String>, is_root: bool) -> Option<PathBuf> {
+pub(crate) fn default_root(get: &dyn Fn(&str) -> Option<String>, is_root: bool) -> Option<PathBuf> {
     if is_root {
         return Some(PathBuf::from("/var/lib/imaged"));
     }
@@ -390,7 +450,7 @@ fn listeners(
 }
 
 /// Parses `unix:///abs/path` or `tcp://IP:PORT` (`localhost` means 127.0.0.1).
-pub fn parse_listen(url: &str) -> Result<Listen, String> {
+pub(crate) fn parse_listen(url: &str) -> Result<Listen, String> {
     if let Some(path) = url.strip_prefix("unix://") {
         if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
             return Err("expected unix:///absolute/path/to/socket".to_owned());
@@ -426,6 +486,36 @@ fn read_file(what: &str, path: &str, errors: &mut Vec<String>) -> Option<Vec<u8>
     std::fs::read(path)
         .map_err(|e| errors.push(format!("{what}: cannot read {path}: {e}")))
         .ok()
+}
+
+/// Reads a secret: refused (as ssh refuses such a private key) when others may read or
+/// write it; owner and group access are the operator's choice.
+fn read_private_file(what: &str, path: &str, errors: &mut Vec<String>) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| errors.push(format!("{what}: cannot read {path}: {e}")))
+        .ok()?;
+    // The mode of the file opened, not of whatever the path names a moment later.
+    let mode = file
+        .metadata()
+        .map_err(|e| errors.push(format!("{what}: cannot stat {path}: {e}")))
+        .ok()?
+        .permissions()
+        .mode();
+    if mode & 0o007 != 0 {
+        errors.push(format!(
+            "{what}: {path} is open to other users (mode {:04o}): it holds secrets; \
+             `chmod o-rwx {path}` (owner and group access are fine)",
+            mode & 0o7777
+        ));
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| errors.push(format!("{what}: cannot read {path}: {e}")))
+        .ok()?;
+    Some(bytes)
 }
 
 fn tls(raw: &raw::RawTls, errors: &mut Vec<String>) -> Option<Tls> {
@@ -486,7 +576,7 @@ fn ids(key: &str, v: &Option<Vec<i64>>, errors: &mut Vec<String>) -> Vec<u32> {
 /// lines and `#` comments are skipped. Each token is named `<file name>:<line>` in logs.
 fn tokens(key: &str, path: &Option<String>, errors: &mut Vec<String>) -> Vec<Token> {
     let Some(path) = path else { return Vec::new() };
-    let Some(bytes) = read_file(&format!("auth.{key}"), path, errors) else {
+    let Some(bytes) = read_private_file(&format!("auth.{key}"), path, errors) else {
         return Vec::new();
     };
     let name = Path::new(path)

@@ -6,7 +6,7 @@ use toml::{Table, Value};
 
 /// `[auth]` as given.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RawAuth {
+pub(crate) struct RawAuth {
     pub admin_uids: Option<Vec<i64>>,
     pub admin_gids: Option<Vec<i64>>,
     pub reader_uids: Option<Vec<i64>>,
@@ -17,7 +17,7 @@ pub struct RawAuth {
 
 /// `[tls]` as given.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RawTls {
+pub(crate) struct RawTls {
     pub cert: Option<String>,
     pub key: Option<String>,
     pub client_ca: Option<String>,
@@ -25,7 +25,7 @@ pub struct RawTls {
 
 /// Every key, as given (`None`: not set by this source).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Raw {
+pub(crate) struct Raw {
     pub listen: Option<Vec<String>>,
     pub store: Option<String>,
     pub root: Option<String>,
@@ -40,6 +40,10 @@ pub struct Raw {
     pub max_recv_message_bytes: Option<i64>,
     pub max_send_message_bytes: Option<i64>,
     pub grace_period: Option<f64>,
+    pub max_connections: Option<i64>,
+    pub max_connections_per_peer: Option<i64>,
+    pub handshake_timeout: Option<f64>,
+    pub idle_timeout: Option<f64>,
     pub insecure_tcp: Option<bool>,
     pub metrics_listen: Option<String>,
     pub log: Option<String>,
@@ -55,7 +59,7 @@ fn pick<T>(base: &mut Option<T>, over: Option<T>) {
 
 impl Raw {
     /// Overrides the keys `over` sets.
-    pub fn overlay(&mut self, over: Raw) {
+    pub(crate) fn overlay(&mut self, over: Raw) {
         pick(&mut self.listen, over.listen);
         pick(&mut self.store, over.store);
         pick(&mut self.root, over.root);
@@ -85,6 +89,13 @@ impl Raw {
             over.max_send_message_bytes,
         );
         pick(&mut self.grace_period, over.grace_period);
+        pick(&mut self.max_connections, over.max_connections);
+        pick(
+            &mut self.max_connections_per_peer,
+            over.max_connections_per_peer,
+        );
+        pick(&mut self.handshake_timeout, over.handshake_timeout);
+        pick(&mut self.idle_timeout, over.idle_timeout);
         pick(&mut self.insecure_tcp, over.insecure_tcp);
         pick(&mut self.metrics_listen, over.metrics_listen);
         pick(&mut self.log, over.log);
@@ -231,7 +242,7 @@ impl Keys<'_> {
 }
 
 /// Parses the TOML text of a config file (`origin` names it in errors).
-pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
+pub(crate) fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
     let mut errors = Vec::new();
     let table: Table = match text.parse() {
         Ok(t) => t,
@@ -264,6 +275,10 @@ pub fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "max_recv_message_bytes" => raw.max_recv_message_bytes = keys.int(&key, v),
             "max_send_message_bytes" => raw.max_send_message_bytes = keys.int(&key, v),
             "grace_period" => raw.grace_period = keys.number(&key, v),
+            "max_connections" => raw.max_connections = keys.int(&key, v),
+            "max_connections_per_peer" => raw.max_connections_per_peer = keys.int(&key, v),
+            "handshake_timeout" => raw.handshake_timeout = keys.number(&key, v),
+            "idle_timeout" => raw.idle_timeout = keys.number(&key, v),
             "insecure_tcp" => raw.insecure_tcp = keys.boolean(&key, v),
             "metrics_listen" => raw.metrics_listen = keys.string(&key, v),
             "log" => raw.log = keys.string(&key, v),
@@ -323,7 +338,7 @@ fn tls_table(t: Table, origin: &str, errors: &mut Vec<String>) -> RawTls {
 }
 
 /// The environment variables read (`IMAGED_<KEY>`); lists are comma-separated.
-pub const ENV_KEYS: &[&str] = &[
+pub(crate) const ENV_KEYS: &[&str] = &[
     "IMAGED_LISTEN",
     "IMAGED_STORE",
     "IMAGED_ROOT",
@@ -350,7 +365,7 @@ fn list(s: &str) -> Vec<String> {
 }
 
 /// Reads the `IMAGED_*` variables through `get`.
-pub fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
+pub(crate) fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String>) {
     let mut raw = Raw::default();
     let mut errors = Vec::new();
     for &name in ENV_KEYS {
@@ -414,6 +429,10 @@ mod tests {
             max_recv_message_bytes = 2048
             max_send_message_bytes = 4096
             grace_period = 2.5
+            max_connections = 100
+            max_connections_per_peer = 10
+            handshake_timeout = 5
+            idle_timeout = 60.5
             insecure_tcp = true
             metrics_listen = "127.0.0.1:9464"
             log = "debug"
@@ -434,6 +453,10 @@ mod tests {
         assert_eq!(errors, Vec::<String>::new());
         assert_eq!(raw.listen.as_deref().map(<[String]>::len), Some(2));
         assert_eq!(raw.grace_period, Some(2.5));
+        assert_eq!(raw.max_connections, Some(100));
+        assert_eq!(raw.max_connections_per_peer, Some(10));
+        assert_eq!(raw.handshake_timeout, Some(5.0));
+        assert_eq!(raw.idle_timeout, Some(60.5));
         assert_eq!(raw.auth.reader_gids, Some(vec![100]));
         assert_eq!(raw.tls.client_ca.as_deref(), Some("ca.pem"));
         assert_eq!(raw.max_send_message_bytes, Some(4096));

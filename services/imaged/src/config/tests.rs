@@ -11,8 +11,11 @@ fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
     let p = dir.join(name);
     std::fs::write(&p, text).expect("write");
+    // Token files must not be open to others; no test file needs to be.
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     p
 }
 
@@ -25,6 +28,15 @@ fn root_defaults() {
     assert_eq!(s.grace_period, Duration::from_secs(10));
     assert_eq!(s.max_load_bytes, 16 << 30);
     assert_eq!(s.min_free_bytes, 64 << 20);
+    assert_eq!(
+        s.limits,
+        crate::conn::Limits {
+            max_connections: 512,
+            max_connections_per_peer: 128,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+        }
+    );
     assert_eq!(s.log, "info");
 }
 
@@ -228,6 +240,39 @@ fn token_files() {
     assert_eq!(s.auth.reader_tokens.len(), 1);
 }
 
+/// Issue 11: a token file others may read (or write) is refused, as ssh refuses such a
+/// private key; owner and group access are fine.
+#[test]
+fn token_files_open_to_others_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = write(dir.path(), "admin.token", "0123456789abcdef0123\n");
+    let text = format!(
+        "[auth]\nadmin_token_file = {:?}\n",
+        token.display().to_string()
+    );
+    let flags = Flags {
+        config: Some(write(dir.path(), "c.toml", &text)),
+        ..Flags::default()
+    };
+    for mode in [0o644, 0o604, 0o602, 0o666] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("open to others");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("auth.admin_token_file: ")
+                && errs[0].contains(&format!("mode {mode:04o}"))
+                && errs[0].contains("chmod o-rwx"),
+            "{errs:?}"
+        );
+    }
+    for mode in [0o600, 0o640, 0o400] {
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let s = load(&flags, &env(&[]), true, Purpose::Serve).expect("owner/group only");
+        assert_eq!(s.auth.admin_tokens.len(), 1);
+    }
+}
+
 #[test]
 fn tls_files_are_checked() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -324,4 +369,51 @@ fn load_limits_from_file_and_env() {
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
+}
+
+#[test]
+fn connection_limits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = |text: &str| Flags {
+        config: Some(write(dir.path(), "c.toml", text)),
+        ..Flags::default()
+    };
+    let s = load(
+        &cfg("max_connections = 8\nmax_connections_per_peer = 2\nhandshake_timeout = 0.5\nidle_timeout = 20\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect("valid");
+    assert_eq!(s.limits.max_connections, 8);
+    assert_eq!(s.limits.max_connections_per_peer, 2);
+    assert_eq!(s.limits.handshake_timeout, Duration::from_millis(500));
+    assert_eq!(s.limits.idle_timeout, Duration::from_secs(20));
+    let errs = load(
+        &cfg("max_connections = 0\nmax_connections_per_peer = -1\nhandshake_timeout = 0\nidle_timeout = \"x\"\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect_err("invalid");
+    let joined = errs.join("\n");
+    for needle in [
+        "max_connections: must be a positive number",
+        "max_connections_per_peer: must be a positive number",
+        "handshake_timeout: 0 is not a number of seconds",
+        "`idle_timeout`: expected a number of seconds",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    let errs = load(
+        &cfg("max_connections = 4\nmax_connections_per_peer = 5\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect_err("per peer over total");
+    assert!(
+        errs[0].contains("more than max_connections (4)"),
+        "{errs:?}"
+    );
 }
