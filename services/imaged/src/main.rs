@@ -9,6 +9,7 @@
 //! shutdown (or a clean fsck), 1 start-up failure (or fsck found problems), 64 bad
 //! configuration or command line (every problem is listed).
 
+mod authority;
 mod config;
 mod fsck;
 mod listen;

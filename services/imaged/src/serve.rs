@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
 
+use crate::authority;
 use crate::config::{Listen, Settings, StoreKind};
 use crate::listen::{self, Bound};
 use crate::metrics_http;
@@ -110,9 +111,10 @@ pub async fn run(settings: Settings) -> Result<()> {
                 let mut server =
                     Server::builder().layer(ListenerLayer::new(ListenerInfo::default()));
                 let router = server.add_routes(routes);
-                servers.push(tokio::spawn(
-                    router.serve_with_incoming_shutdown(UnixListenerStream::new(l), stop),
-                ));
+                servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
+                    authority::fix_each(UnixListenerStream::new(l)),
+                    stop,
+                )));
             }
             Bound::Tcp(l) => {
                 let mut builder = Server::builder();
