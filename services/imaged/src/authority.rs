@@ -1105,4 +1105,94 @@ mod tests {
         let back = writer.await.expect("join").expect("client io");
         assert_eq!(back, b"server to client");
     }
+
+    /// What a real tonic/h2 server answers on stream 1 to the first request of a captured
+    /// client (up to its END_STREAM), over `conn`: the response HEADERS frame's type, or
+    /// RST_STREAM and its error code.
+    async fn first_answer<IO>(
+        capture: &[u8],
+        conn: IO,
+        client: tokio::io::DuplexStream,
+    ) -> (u8, u32)
+    where
+        IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (_reporter, health) = tonic_health::server::health_reporter();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::iter([Ok::<_, io::Error>(conn)]),
+                    async {
+                        let _ = stop_rx.await;
+                    },
+                ),
+        );
+        // The preface and every frame up to stream 1's END_STREAM.
+        let mut end = PREFACE.len();
+        for f in frames(capture) {
+            end += FRAME_HEADER + f.payload.len();
+            if f.stream == 1 && f.flags & FLAG_END_STREAM != 0 {
+                break;
+            }
+        }
+        let (mut rd, mut wr) = tokio::io::split(client);
+        wr.write_all(&capture[..end]).await.expect("send");
+        let mut got = Vec::new();
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                // Server frames, no preface.
+                let mut at = 0;
+                while got.len() >= at + FRAME_HEADER {
+                    let h = &got[at..at + FRAME_HEADER];
+                    let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+                    if got.len() < at + FRAME_HEADER + len {
+                        break;
+                    }
+                    let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+                    let payload = &got[at + FRAME_HEADER..at + FRAME_HEADER + len];
+                    match (h[3], stream) {
+                        (TYPE_HEADERS, 1) => return (TYPE_HEADERS, 0),
+                        (0x3, 1) => {
+                            let code = u32::from_be_bytes([
+                                payload[0], payload[1], payload[2], payload[3],
+                            ]);
+                            return (0x3, code);
+                        }
+                        _ => at += FRAME_HEADER + len,
+                    }
+                }
+                let n = rd.read(&mut buf).await.expect("read");
+                assert!(n > 0, "server closed without answering stream 1");
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await
+        .expect("an answer within 20 s");
+        let _ = stop_tx.send(());
+        drop((rd, wr));
+        server.await.expect("join").expect("server");
+        answer
+    }
+
+    #[tokio::test]
+    async fn a_real_server_answers_instead_of_resetting() {
+        for (name, capture) in [("grpcio", GRPCIO), ("grpcurl", GRPCURL)] {
+            // Without the fix: h2 resets the stream, PROTOCOL_ERROR (1).
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            assert_eq!(
+                first_answer(capture, server, client).await,
+                (0x3, 1),
+                "{name} unwrapped"
+            );
+            // With it: a response (Unimplemented for grpcio's ListImages; reflection is not
+            // served here either), i.e. the request reached the service.
+            let (client, server) = tokio::io::duplex(64 * 1024);
+            let answer = first_answer(capture, FixAuthority::new(server), client).await;
+            assert_eq!(answer, (TYPE_HEADERS, 0), "{name} wrapped");
+        }
+    }
 }
