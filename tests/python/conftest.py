@@ -25,8 +25,8 @@ def daemon(tmp_path):
 
 @pytest.fixture
 def channel(daemon):
-    # Over a unix socket, gRPC C-core sends the %-encoded socket path as :authority, which
-    # the server's HTTP/2 layer rejects; the option below is required (README, SPEC §10).
+    # With the authority option older daemons required; test_default_authority.py covers
+    # default channels (C-core then sends the %-encoded socket path; SPEC §10).
     ch = grpc.insecure_channel(daemon.url, options=[("grpc.default_authority", "localhost")])
     yield ch
     ch.close()

@@ -214,7 +214,8 @@ def cri_env(pb, cri_pb, tmp_path):
         workdir = tmp_path / f"d{len(started)}"
         workdir.mkdir()
         d = CriDaemon(workdir, store=store, config=config)
-        # Non-Go clients over a unix socket must send the authority `localhost` (SPEC §10).
+        # The authority option older daemons required (default channels: SPEC §10 and
+        # test_default_authority.py).
         ch = grpc.insecure_channel(d.url, options=[("grpc.default_authority", "localhost")])
         env = Env(
             daemon=d,

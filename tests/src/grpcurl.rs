@@ -1,7 +1,8 @@
 //! grpcurl against a [`Daemon`], with reflection as the only source of descriptors.
 //!
-//! grpcurl 1.8 sends the socket path as the HTTP/2 `:authority` over a unix socket, which
-//! the server's HTTP/2 layer rejects; `-authority localhost` is required (SPEC §10).
+//! grpcurl 1.8 sends the socket path as the HTTP/2 `:authority` over a unix socket; the
+//! daemon accepts it (SPEC §10). [`grpcurl`] passes `-authority localhost` (the form older
+//! daemons needed), [`grpcurl_default`] passes nothing.
 
 use std::process::Command;
 use std::time::Duration;
@@ -16,6 +17,17 @@ const LIMIT: Duration = Duration::from_secs(60);
 pub fn grpcurl(daemon: &Daemon, extra: &[&str], args: &[&str]) -> Run {
     let mut cmd = Command::new(tools::grpcurl());
     cmd.args(["-plaintext", "-unix", "-authority", "localhost"])
+        .args(extra)
+        .arg(daemon.socket())
+        .args(args);
+    process::run(&mut cmd, LIMIT)
+}
+
+/// `grpcurl -plaintext -unix <extra…> <socket> <args…>`: the authority grpcurl chooses
+/// (the socket path).
+pub fn grpcurl_default(daemon: &Daemon, extra: &[&str], args: &[&str]) -> Run {
+    let mut cmd = Command::new(tools::grpcurl());
+    cmd.args(["-plaintext", "-unix"])
         .args(extra)
         .arg(daemon.socket())
         .args(args);

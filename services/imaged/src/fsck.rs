@@ -17,7 +17,7 @@ use crate::serve::open_store;
 /// Runs the check; returns the exit code: 0 when the store is clean (or, with `repair`,
 /// when it only held leftovers that were removed), 1 when problems were found or the
 /// check failed.
-pub fn run(settings: &Settings, repair: bool) -> i32 {
+pub(crate) fn run(settings: &Settings, repair: bool) -> i32 {
     let opened = match settings.store {
         StoreKind::Local => {
             let options = Options {

@@ -7,8 +7,11 @@
 //! Configuration: TOML file (`--config` or `IMAGED_CONFIG`), then `IMAGED_*` environment
 //! variables, then flags; see `deploy/config/imaged.example.toml`. Exit codes: 0 clean
 //! shutdown (or a clean fsck), 1 start-up failure (or fsck found problems), 64 bad
-//! configuration or command line (every problem is listed).
+//! configuration or command line (every problem is listed). Unix-socket connections accept
+//! any HTTP/2 `:authority` (module `authority`: the socket path C-core, grpc-java and grpcurl
+//! send is read as `localhost`).
 
+mod authority;
 mod config;
 mod conn;
 mod fsck;

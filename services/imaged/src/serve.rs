@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
 
+use crate::authority;
 use crate::config::{Listen, Settings, StoreKind};
 use crate::conn::{self, ConnLayer, Stats, Table};
 use crate::listen::{self, Bound};
@@ -128,7 +129,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
                     .layer(ConnLayer);
                 let router = server.add_routes(routes);
                 servers.push(tokio::spawn(router.serve_with_incoming_shutdown(
-                    conn::incoming(l, Arc::clone(&table)),
+                    authority::fix_each(conn::incoming(l, Arc::clone(&table))),
                     stop,
                 )));
             }
