@@ -1,6 +1,6 @@
 //! Exit codes (podman's) and the result of a command.
 
-use imaged_client::{ClientError, ErrorKind};
+use imaged_client::{ClientError, ErrorKind, ErrorReason};
 
 /// Everything went well.
 pub const OK: i32 = 0;
@@ -85,10 +85,12 @@ pub fn removal_code(failures: &[ErrorKind]) -> i32 {
     if failures.is_empty() {
         return OK;
     }
-    if failures
-        .iter()
-        .any(|k| matches!(k, ErrorKind::ImageInUse | ErrorKind::ContainerRunning))
-    {
+    if failures.iter().any(|k| {
+        matches!(
+            k.reason(),
+            Some(ErrorReason::ImageInUse | ErrorReason::ContainerRunning)
+        )
+    }) {
         return IN_USE;
     }
     if failures.iter().all(|k| k.is_not_found()) {
@@ -115,25 +117,39 @@ mod tests {
 
     #[test]
     fn removal_codes_follow_podman() {
-        use ErrorKind::*;
+        use ErrorReason::*;
+        let code = |reasons: &[ErrorReason]| {
+            let kinds: Vec<ErrorKind> = reasons.iter().map(|r| ErrorKind::from(*r)).collect();
+            removal_code(&kinds)
+        };
         assert_eq!(removal_code(&[]), 0);
-        assert_eq!(removal_code(&[ImageNotKnown]), 1);
-        assert_eq!(removal_code(&[ImageNotKnown, NotFound]), 1);
-        assert_eq!(removal_code(&[ImageInUse]), 2);
-        assert_eq!(removal_code(&[ImageNotKnown, ContainerRunning]), 2);
-        assert_eq!(removal_code(&[MultipleNames, ImageInUse]), 2);
-        assert_eq!(removal_code(&[ImageNotKnown, MultipleNames]), 125);
-        assert_eq!(removal_code(&[ReadOnlyImage]), 125);
-        assert_eq!(removal_code(&[Conflict]), 125);
-        assert_eq!(removal_code(&[Unavailable]), 125);
+        assert_eq!(code(&[ImageNotKnown]), 1);
+        assert_eq!(
+            removal_code(&[
+                ImageNotKnown.into(),
+                ErrorKind::Code(imaged_client::Code::NotFound)
+            ]),
+            1
+        );
+        assert_eq!(code(&[ImageInUse]), 2);
+        assert_eq!(code(&[ImageNotKnown, ContainerRunning]), 2);
+        assert_eq!(code(&[MultipleNames, ImageInUse]), 2);
+        assert_eq!(code(&[ImageNotKnown, MultipleNames]), 125);
+        assert_eq!(code(&[ReadOnlyImage]), 125);
+        assert_eq!(code(&[Conflict]), 125);
+        assert_eq!(
+            removal_code(&[ErrorKind::Code(imaged_client::Code::Unavailable)]),
+            125
+        );
     }
 
     #[test]
     fn container_removal_codes() {
         assert_eq!(container_removal_code(&[]), 0);
-        assert_eq!(container_removal_code(&[ErrorKind::ContainerNotKnown]), 1);
+        let not_known = ErrorKind::from(ErrorReason::ContainerNotKnown);
+        assert_eq!(container_removal_code(&[not_known]), 1);
         assert_eq!(
-            container_removal_code(&[ErrorKind::ContainerNotKnown, ErrorKind::ReadOnlyStore]),
+            container_removal_code(&[not_known, ErrorReason::ReadOnlyStore.into()]),
             125
         );
     }
@@ -158,7 +174,7 @@ mod tests {
 
     fn tonic_status_not_found() -> ClientError {
         ClientError::local(
-            ErrorKind::ImageNotKnown,
+            ErrorReason::ImageNotKnown,
             imaged_client::Code::NotFound,
             "foo: image not known",
         )

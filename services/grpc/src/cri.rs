@@ -31,23 +31,7 @@ pub const PULL_UNIMPLEMENTED: &str = "imaged does not pull images: load them ins
      imaged.v1.ImageService/LoadImages (`imagectl load -i ARCHIVE`, e.g. an archive written \
      by `docker save`, `podman save` or `skopeo copy … docker-archive:`)";
 
-/// Full gRPC method paths of `runtime.v1.ImageService`.
-pub mod methods {
-    /// `ListImages` (read-only).
-    pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
-    /// `StreamImages` (read-only).
-    pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
-    /// `ImageStatus` (read-only).
-    pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
-    /// `PullImage`.
-    pub const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
-    /// `RemoveImage`.
-    pub const REMOVE_IMAGE: &str = "/runtime.v1.ImageService/RemoveImage";
-    /// `ImageFsInfo` (read-only).
-    pub const IMAGE_FS_INFO: &str = "/runtime.v1.ImageService/ImageFsInfo";
-}
-
-use methods as m;
+use imaged_proto::runtime::v1::image_service_methods as m;
 
 /// The CRI `runtime.v1.ImageService` handler.
 #[derive(Debug, Clone)]
@@ -203,23 +187,6 @@ impl ImageService for CriImageService {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_method_path_is_a_method_of_the_service() {
-        for (path, name) in [
-            (m::LIST_IMAGES, "ListImages"),
-            (m::STREAM_IMAGES, "StreamImages"),
-            (m::IMAGE_STATUS, "ImageStatus"),
-            (m::PULL_IMAGE, "PullImage"),
-            (m::REMOVE_IMAGE, "RemoveImage"),
-            (m::IMAGE_FS_INFO, "ImageFsInfo"),
-        ] {
-            assert_eq!(
-                path,
-                format!("/{}/{name}", imaged_proto::service_names::CRI_IMAGE_SERVICE)
-            );
-        }
-    }
 
     #[test]
     fn read_only_methods_are_exactly_the_reading_ones() {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use imaged_core::{Engine, EngineConfig, Store};
 use imaged_proto::imaged::v1::container_service_server::ContainerServiceServer;
-use imaged_proto::service_names;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -92,9 +91,9 @@ impl Services {
             .max_encoding_message_size(send);
         // Health and reflection follow `served`.
         let served = vec![
-            service_names::IMAGE_SERVICE,
-            service_names::CONTAINER_SERVICE,
-            service_names::CRI_IMAGE_SERVICE,
+            imaged_proto::imaged::v1::image_service_methods::SERVICE_NAME,
+            imaged_proto::imaged::v1::container_service_methods::SERVICE_NAME,
+            imaged_proto::runtime::v1::image_service_methods::SERVICE_NAME,
         ];
 
         let (health, health_server) = tonic_health::server::health_reporter();

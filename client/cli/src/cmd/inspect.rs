@@ -46,7 +46,7 @@ pub fn render(results: &[Result<proto::InspectImageResponse, ClientError>]) -> R
 
 #[cfg(test)]
 mod tests {
-    use imaged_client::{Code, ErrorKind};
+    use imaged_client::{Code, ErrorReason};
 
     use super::*;
 
@@ -60,7 +60,7 @@ mod tests {
             ..Default::default()
         });
         let missing = Err(ClientError::local(
-            ErrorKind::ImageNotKnown,
+            ErrorReason::ImageNotKnown,
             Code::NotFound,
             "x: image not known",
         ));

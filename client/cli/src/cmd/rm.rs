@@ -75,7 +75,7 @@ pub fn render(results: &[Result<proto::RemoveImageResponse, ClientError>]) -> Re
 
 #[cfg(test)]
 mod tests {
-    use imaged_client::{Code, ErrorKind};
+    use imaged_client::{Code, ErrorReason};
     use proto::removal_record::Record;
 
     use super::*;
@@ -93,7 +93,7 @@ mod tests {
     }
 
     fn err(
-        kind: ErrorKind,
+        kind: ErrorReason,
         code: Code,
         msg: &str,
     ) -> Result<proto::RemoveImageResponse, ClientError> {
@@ -129,7 +129,7 @@ mod tests {
     fn failures_decide_the_exit_code() {
         let not_known = || {
             err(
-                ErrorKind::ImageNotKnown,
+                ErrorReason::ImageNotKnown,
                 Code::NotFound,
                 "x: image not known",
             )
@@ -147,14 +147,14 @@ mod tests {
         assert_eq!(report.stdout, "Untagged: a:1\n");
 
         let in_use = err(
-            ErrorKind::ImageInUse,
+            ErrorReason::ImageInUse,
             Code::FailedPrecondition,
             "image used by c",
         );
         assert_eq!(render(&[not_known(), in_use]).code, 2);
 
         let multi = err(
-            ErrorKind::MultipleNames,
+            ErrorReason::MultipleNames,
             Code::FailedPrecondition,
             "please force removal",
         );

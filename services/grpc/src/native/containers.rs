@@ -7,7 +7,8 @@ use imaged_proto::imaged::v1::container_service_server::ContainerService;
 use tonic::{Request, Response, Status};
 
 use super::Ctx;
-use super::methods as m;
+use imaged_proto::imaged::v1::container_service_methods as m;
+
 use crate::convert;
 
 /// The `imaged.v1.ContainerService` handler.

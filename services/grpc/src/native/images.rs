@@ -8,7 +8,8 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Ctx;
-use super::methods as m;
+use imaged_proto::imaged::v1::image_service_methods as m;
+
 use crate::{convert, load, status};
 
 /// The `imaged.v1.ImageService` handler.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use imaged_proto::imaged::v1 as pb;
+use imaged_proto::imaged::v1::image_service_methods::LIST_IMAGES;
 use imaged_proto::imaged::v1::image_service_server::ImageServiceServer;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::NamedService;
@@ -16,7 +17,6 @@ use tonic::{Request, Response, Status};
 use super::Ctx;
 use super::encoded::{EncodedImages, EncodedPage};
 use super::images::ImageApi;
-use super::methods::LIST_IMAGES;
 use crate::convert;
 
 /// The ListImages handler over encoded images.

@@ -21,36 +21,6 @@ use crate::events::EventHub;
 use crate::metrics::Metrics;
 use crate::status;
 
-/// Full gRPC method paths of `imaged.v1`.
-pub mod methods {
-    /// `ImageService/ListImages`.
-    pub const LIST_IMAGES: &str = "/imaged.v1.ImageService/ListImages";
-    /// `ImageService/InspectImage`.
-    pub const INSPECT_IMAGE: &str = "/imaged.v1.ImageService/InspectImage";
-    /// `ImageService/RemoveImage`.
-    pub const REMOVE_IMAGE: &str = "/imaged.v1.ImageService/RemoveImage";
-    /// `ImageService/PruneImages`.
-    pub const PRUNE_IMAGES: &str = "/imaged.v1.ImageService/PruneImages";
-    /// `ImageService/LoadImages`.
-    pub const LOAD_IMAGES: &str = "/imaged.v1.ImageService/LoadImages";
-    /// `ImageService/TagImage`.
-    pub const TAG_IMAGE: &str = "/imaged.v1.ImageService/TagImage";
-    /// `ImageService/UntagImage`.
-    pub const UNTAG_IMAGE: &str = "/imaged.v1.ImageService/UntagImage";
-    /// `ImageService/ImageDiskUsage`.
-    pub const IMAGE_DISK_USAGE: &str = "/imaged.v1.ImageService/ImageDiskUsage";
-    /// `ImageService/WatchEvents`.
-    pub const WATCH_EVENTS: &str = "/imaged.v1.ImageService/WatchEvents";
-    /// `ContainerService/RegisterContainer`.
-    pub const REGISTER_CONTAINER: &str = "/imaged.v1.ContainerService/RegisterContainer";
-    /// `ContainerService/SetContainerState`.
-    pub const SET_CONTAINER_STATE: &str = "/imaged.v1.ContainerService/SetContainerState";
-    /// `ContainerService/UnregisterContainer`.
-    pub const UNREGISTER_CONTAINER: &str = "/imaged.v1.ContainerService/UnregisterContainer";
-    /// `ContainerService/ListContainers`.
-    pub const LIST_CONTAINERS: &str = "/imaged.v1.ContainerService/ListContainers";
-}
-
 /// What a handler knows about its call once authorized.
 #[derive(Debug, Clone)]
 pub struct Call {
