@@ -8,12 +8,12 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::auth::{AuthConfig, Authorizer};
+use crate::call::Ctx;
+use crate::call::auth::{AuthConfig, Authorizer};
 use crate::cri::CriImageService;
-use crate::events::{self, EventHub};
 use crate::metrics::Metrics;
-use crate::native::Ctx;
 use crate::native::containers::ContainerApi;
+use crate::native::events::{self, EventHub};
 use crate::native::list_route::ImageRoutes;
 
 /// `grpc.health.v1.Health`.

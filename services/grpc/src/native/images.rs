@@ -2,25 +2,27 @@
 
 use std::sync::Arc;
 
+use imaged_core::Error;
 use imaged_proto::imaged::v1 as pb;
 use imaged_proto::imaged::v1::image_service_server::ImageService;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::Ctx;
+use crate::call::Ctx;
 use imaged_proto::imaged::v1::image_service_methods as m;
 
-use crate::{convert, load, status};
+use super::{convert, load};
+use crate::status;
 
 /// The `imaged.v1.ImageService` handler.
 #[derive(Debug, Clone)]
-pub struct ImageApi {
+pub(crate) struct ImageApi {
     ctx: Arc<Ctx>,
 }
 
 impl ImageApi {
     /// A handler over the shared state.
-    pub fn new(ctx: Arc<Ctx>) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
 }
@@ -31,10 +33,14 @@ impl ImageService for ImageApi {
         &self,
         request: Request<pb::ListImagesRequest>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
+        // Never reached: `list_route::ImageRoutes` answers ListImages from encoded pages
+        // before this server sees the call. Kept an explicit internal error so that a
+        // routing mistake shows instead of answering from a second implementation.
         self.ctx
-            .unary(m::LIST_IMAGES, request, |engine, req, _| {
-                let opts = convert::list_options(req)?;
-                Ok(convert::list_page(engine.list(&opts)?))
+            .unary(m::LIST_IMAGES, request, |_, _, _| {
+                Err(Error::internal(
+                    "ListImages reached the generated server instead of the encoded route",
+                ))
             })
             .await
     }

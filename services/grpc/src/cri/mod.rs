@@ -8,9 +8,9 @@
 //!
 //! Every handler authorizes first through [`Ctx::authorize`] like the native ones
 //! (ListImages, StreamImages, ImageStatus and ImageFsInfo are read-only, see
-//! [`crate::auth::READ_ONLY_METHODS`]) and counts its call in the metrics.
+//! [`crate::call::auth::READ_ONLY_METHODS`]) and counts its call in the metrics.
 
-pub mod convert;
+pub(crate) mod convert;
 
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use imaged_proto::runtime::v1::image_service_server::{ImageService, ImageService
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use crate::native::Ctx;
+use crate::call::Ctx;
 
 /// Images per StreamImages batch (a batch of 500 images stays far below the 16 MiB that
 /// cri-client accepts per message).
@@ -35,18 +35,18 @@ use imaged_proto::runtime::v1::image_service_methods as m;
 
 /// The CRI `runtime.v1.ImageService` handler.
 #[derive(Debug, Clone)]
-pub struct CriImageService {
+pub(crate) struct CriImageService {
     ctx: Arc<Ctx>,
 }
 
 impl CriImageService {
     /// A handler over the shared state.
-    pub fn new(ctx: Arc<Ctx>) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
 
     /// The tonic server for this handler.
-    pub fn server(self) -> ImageServiceServer<Self> {
+    pub(crate) fn server(self) -> ImageServiceServer<Self> {
         ImageServiceServer::new(self)
     }
 }
@@ -190,7 +190,7 @@ mod tests {
 
     #[test]
     fn read_only_methods_are_exactly_the_reading_ones() {
-        use crate::auth::{Access, access};
+        use crate::call::auth::{Access, access};
         for p in [
             m::LIST_IMAGES,
             m::STREAM_IMAGES,

@@ -15,14 +15,15 @@ use imaged_proto::imaged::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use crate::{convert, status};
+use super::convert;
+use crate::status;
 
 /// Chunks buffered between the stream and the engine.
 const CHANNEL_CHUNKS: usize = 16;
 
 /// What the async side sends to the reader.
 #[derive(Debug)]
-pub enum Msg {
+pub(crate) enum Msg {
     /// The next bytes.
     Chunk(Vec<u8>),
     /// The client closed its stream: end of file.
@@ -33,7 +34,7 @@ pub enum Msg {
 
 /// A blocking reader over the chunks of a channel.
 #[derive(Debug)]
-pub struct ChunkReader {
+pub(crate) struct ChunkReader {
     rx: mpsc::Receiver<Msg>,
     buf: Vec<u8>,
     pos: usize,
@@ -42,7 +43,7 @@ pub struct ChunkReader {
 
 impl ChunkReader {
     /// A reader of the messages of `rx`.
-    pub fn new(rx: mpsc::Receiver<Msg>) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<Msg>) -> Self {
         Self {
             rx,
             buf: Vec::new(),
@@ -76,7 +77,7 @@ impl Read for ChunkReader {
 }
 
 /// Runs a whole LoadImages call: first message → options, then chunks → engine.
-pub async fn load(
+pub(crate) async fn load(
     engine: Arc<Engine>,
     mut stream: Streaming<pb::LoadImagesRequest>,
 ) -> Result<pb::LoadImagesResponse, Status> {
