@@ -7,7 +7,7 @@ use crate::exit::{self, Failure, Report};
 use crate::output::human::bare_id;
 
 /// Removes the references one after another and reports like `podman rmi`.
-pub async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failure> {
     if args.refs.is_empty() {
         return Err(Failure::new("image name or ID must be specified"));
     }
@@ -40,7 +40,7 @@ pub async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failure> {
 
 /// podman's output: every `Untagged: <name>` line, then every `Deleted: <64 hex>` line,
 /// then the errors; the exit code from [`exit::removal_code`].
-pub fn render(results: &[Result<proto::RemoveImageResponse, ClientError>]) -> Report {
+pub(crate) fn render(results: &[Result<proto::RemoveImageResponse, ClientError>]) -> Report {
     let mut untagged = String::new();
     let mut deleted = String::new();
     let mut errors = Vec::new();
