@@ -173,11 +173,20 @@ impl ClientError {
                     .collect()
             })
             .unwrap_or_default();
-        let message = if status.message().is_empty() {
+        let mut message = if status.message().is_empty() {
             code.description().to_owned()
         } else {
             status.message().to_owned()
         };
+        // Transport failures say only "transport error"; why (a refused TLS handshake,
+        // a reset connection) is in the source chain.
+        if let Some(source) = std::error::Error::source(status) {
+            let chain = crate::connect::error_chain(source);
+            if !message.contains(&chain) {
+                message.push_str(": ");
+                message.push_str(&chain);
+            }
+        }
         Self {
             kind,
             code,

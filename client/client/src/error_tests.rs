@@ -214,6 +214,39 @@ fn not_found_kinds() {
     assert!(!ErrorKind::Config.is_not_found());
 }
 
+/// A transport failure whose status says only "transport error": the causes (e.g. why
+/// TLS failed) are in its source chain, and the message must carry them.
+#[test]
+fn transport_errors_carry_their_causes() {
+    #[derive(Debug)]
+    struct Cause(&'static str, Option<Box<Cause>>);
+    impl std::fmt::Display for Cause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Cause {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+    let cause = Cause(
+        "tls handshake failed",
+        Some(Box::new(Cause(
+            "invalid peer certificate: UnknownIssuer",
+            None,
+        ))),
+    );
+    let mut st = tonic::Status::unavailable("transport error");
+    st.set_source(std::sync::Arc::new(cause));
+    let err = ClientError::from(st);
+    assert_eq!(
+        err.message,
+        "transport error: tls handshake failed: invalid peer certificate: UnknownIssuer"
+    );
+    assert!(err.is_connection_error());
+}
+
 #[test]
 fn error_stays_small() {
     assert!(std::mem::size_of::<ClientError>() < 128);
