@@ -13,12 +13,15 @@
 //!   LoadImages stream bridge, the WatchEvents fan-out ([`EventHub`]) and `native::convert`.
 //! * `cri` — `runtime.v1.ImageService` (kubelet, crictl) and `cri::convert`.
 //! * [`status`] — the one table from domain errors to gRPC codes with rich details.
+//! * `limits` — tonic's own refusals (size limits, deadlines) answered as SPEC §7 says,
+//!   around every service.
 //! * [`Metrics`] — call counters.
 //!
 //! This crate depends on no store crate: the daemon picks the store.
 
 mod call;
 mod cri;
+mod limits;
 mod metrics;
 mod native;
 mod services;
@@ -29,5 +32,6 @@ pub use cri::{PULL_UNIMPLEMENTED, STREAM_BATCH as CRI_STREAM_BATCH};
 pub use metrics::{Metrics, code_name};
 pub use native::events::EventHub;
 pub use services::{
-    BuildError, GrpcOptions, HEALTH_SERVICE, REFLECTION_V1, REFLECTION_V1ALPHA, Services,
+    BuildError, DEFAULT_LOAD_IDLE_TIMEOUT, GrpcOptions, HEALTH_SERVICE, REFLECTION_V1,
+    REFLECTION_V1ALPHA, Services,
 };

@@ -6,7 +6,12 @@ use tonic::metadata::MetadataMap;
 
 /// The client's deadline from the `grpc-timeout` header (`<digits><H|M|S|m|u|n>`).
 pub(crate) fn deadline(md: &MetadataMap) -> Option<Instant> {
-    let v = md.get("grpc-timeout")?.to_str().ok()?;
+    Instant::now().checked_add(timeout(md.as_ref())?)
+}
+
+/// The client's timeout from the `grpc-timeout` header, `None` when absent or invalid.
+pub(crate) fn timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let v = headers.get("grpc-timeout")?.to_str().ok()?;
     if v.len() < 2 || v.len() > 9 {
         return None;
     }
@@ -21,7 +26,7 @@ pub(crate) fn deadline(md: &MetadataMap) -> Option<Instant> {
         "n" => Duration::from_nanos(n),
         _ => return None,
     };
-    Instant::now().checked_add(d)
+    Some(d)
 }
 
 #[cfg(test)]

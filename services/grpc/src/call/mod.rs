@@ -6,7 +6,7 @@
 pub mod auth;
 mod deadline;
 
-pub(crate) use deadline::deadline;
+pub(crate) use deadline::{deadline, timeout};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,6 +39,8 @@ pub(crate) struct Ctx {
     pub metrics: Arc<Metrics>,
     /// WatchEvents fan-out.
     pub events: EventHub,
+    /// How long a LoadImages stream may stay silent.
+    pub load_idle_timeout: std::time::Duration,
 }
 
 impl Ctx {

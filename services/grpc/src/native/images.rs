@@ -121,7 +121,12 @@ impl ImageService for ImageApi {
         request: Request<Streaming<pb::LoadImagesRequest>>,
     ) -> Result<Response<pb::LoadImagesResponse>, Status> {
         let call = self.ctx.authorize(m::LOAD_IMAGES, &request)?;
-        let r = load::load(Arc::clone(&self.ctx.engine), request.into_inner()).await;
+        let r = load::load(
+            Arc::clone(&self.ctx.engine),
+            request.into_inner(),
+            self.ctx.load_idle_timeout,
+        )
+        .await;
         if let Ok(resp) = &r {
             let ids: Vec<&str> = resp.images.iter().map(|i| i.id.as_str()).collect();
             tracing::info!(caller = %call.caller, images = ?ids, bytes = resp.bytes_received,

@@ -5,10 +5,12 @@
 //! `spawn_blocking`. The reader reports end-of-file only after an explicit
 //! [`Msg::End`] (the client closed its stream cleanly); a stream error, a cancelled call
 //! (the handler dropped) or a size-limit overrun makes it return an I/O error, so the
-//! engine's load fails and stores nothing.
+//! engine's load fails and stores nothing. So does a stream that stays silent for the
+//! idle timeout: the call then fails with `DEADLINE_EXCEEDED` (SPEC §6).
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::Duration;
 
 use imaged_core::{Engine, Error, ErrorKind, ops};
 use imaged_proto::imaged::v1 as pb;
@@ -80,9 +82,10 @@ impl Read for ChunkReader {
 pub(crate) async fn load(
     engine: Arc<Engine>,
     mut stream: Streaming<pb::LoadImagesRequest>,
+    idle: Duration,
 ) -> Result<pb::LoadImagesResponse, Status> {
     let limit = engine.config().max_load_bytes;
-    let first = stream.message().await?;
+    let first = next_message(&mut stream, idle).await?;
     let opts = match &first {
         Some(m) => convert::load_options(m).map_err(|e| status::to_status(&e))?,
         None => ops::LoadOptions::default(),
@@ -112,7 +115,7 @@ pub(crate) async fn load(
             // The engine stopped reading: it finished or failed; its result says which.
             break;
         }
-        current = match stream.message().await {
+        current = match next_message(&mut stream, idle).await {
             Ok(next) => next,
             Err(s) => {
                 let _ = tx
@@ -136,6 +139,24 @@ pub(crate) async fn load(
         }
         (Err(_), Some(st)) => Err(st),
         (Err(e), None) => Err(status::to_status(&e)),
+    }
+}
+
+/// The next message of the stream, or `DEADLINE_EXCEEDED` when none comes within `idle`.
+async fn next_message(
+    stream: &mut Streaming<pb::LoadImagesRequest>,
+    idle: Duration,
+) -> Result<Option<pb::LoadImagesRequest>, Status> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(r) => r,
+        Err(_) => {
+            let err = Error::new(
+                ErrorKind::DeadlineExceeded,
+                format!("the load stream sent nothing for {idle:?}: abandoned, nothing was stored"),
+            )
+            .with_meta("idle_timeout_ms", idle.as_millis().to_string());
+            Err(status::to_status(&err))
+        }
     }
 }
 
