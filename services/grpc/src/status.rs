@@ -218,6 +218,7 @@ mod tests {
         container_exists: ContainerExists => AlreadyExists;
         concurrent_modification: ConcurrentModification => Aborted;
         too_large: TooLarge => ResourceExhausted;
+        no_space: NoSpace => ResourceExhausted;
         deadline_exceeded: DeadlineExceeded => DeadlineExceeded;
         unauthenticated: Unauthenticated => Unauthenticated;
         permission_denied: PermissionDenied => PermissionDenied;
