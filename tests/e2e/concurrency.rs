@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use imaged_client::{Client, ErrorKind, proto};
+use imaged_client::{Client, ErrorReason, proto};
 use imaged_store_local::test_support::invariants;
 use proto::removal_record::Record;
 use tokio::sync::Barrier;
@@ -225,7 +225,7 @@ async fn race_one_removal(clients: &[Client], img: &ImageSpec) {
             }
             (true, Ok(resp)) => assert_eq!(resp.reclaimed_bytes, 0),
             (false, Ok(resp)) => panic!("OK without records and without ignore_missing: {resp:?}"),
-            (_, Err(e)) => assert_eq!(e.kind, ErrorKind::ImageNotKnown, "{e}"),
+            (_, Err(e)) => assert_eq!(e.kind, ErrorReason::ImageNotKnown, "{e}"),
         }
     }
     assert_eq!(winners, 1, "{} deleted by {winners} clients", img.id());
@@ -266,8 +266,8 @@ async fn interleave(
                     Ok(_) => log.places[k] = Some(to),
                     // Its doomed target is already gone: nothing changed.
                     Err(e)
-                        if e.kind == ErrorKind::ImageNotKnown && matches!(to, Place::Doomed(_)) => {
-                    }
+                        if e.kind == ErrorReason::ImageNotKnown
+                            && matches!(to, Place::Doomed(_)) => {}
                     Err(e) => panic!("{what}: tag {name}: {e}"),
                 }
             }
@@ -322,7 +322,7 @@ async fn interleave(
                 let ignore = req.ignore_missing;
                 match timed(&what, client.remove_image(req)).await {
                     Ok(r) => log.deleted.extend(deleted(&r.records)),
-                    Err(e) if !ignore && e.kind == ErrorKind::ImageNotKnown => {}
+                    Err(e) if !ignore && e.kind == ErrorReason::ImageNotKnown => {}
                     Err(e) => panic!("{what}: rm doomed {i}: {e}"),
                 }
             }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// podman's output and exit codes.
 #[derive(Debug, Parser)]
 #[command(name = "imagectl", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Daemon URL: unix:///path, http://host:port or https://host:port [default: the root
     /// or per-user socket]
     #[arg(long, env = "IMAGED_HOST", global = true, value_name = "URL")]
@@ -32,7 +32,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List images (one row per name, like `podman images`)
     #[command(visible_alias = "images")]
     Ls(LsArgs),
@@ -60,7 +60,7 @@ pub enum Command {
 
 /// Output formats of listings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
+pub(crate) enum ListFormat {
     /// Aligned columns
     Table,
     /// JSON array with every field and exact sizes
@@ -71,7 +71,7 @@ pub enum ListFormat {
 
 /// Sort keys of `ls`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SortKey {
+pub(crate) enum SortKey {
     /// Newest first (default)
     Created,
     /// Image ID ascending
@@ -88,7 +88,7 @@ pub enum SortKey {
 
 /// `imagectl ls`.
 #[derive(Debug, Args)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     /// Also show intermediate images
     #[arg(short, long)]
     pub all: bool,
@@ -119,7 +119,7 @@ pub struct LsArgs {
 
 /// Removal policies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Policy {
+pub(crate) enum Policy {
     /// libimage rules (default)
     Podman,
     /// moby rules
@@ -128,7 +128,7 @@ pub enum Policy {
 
 /// `imagectl rm`.
 #[derive(Debug, Args)]
-pub struct RmArgs {
+pub(crate) struct RmArgs {
     /// Remove images used by non-running containers (and those containers); implies -i
     #[arg(short, long)]
     pub force: bool,
@@ -151,7 +151,7 @@ pub struct RmArgs {
 
 /// `imagectl prune`.
 #[derive(Debug, Args)]
-pub struct PruneArgs {
+pub(crate) struct PruneArgs {
     /// Remove every unused image, not only dangling ones
     #[arg(short, long)]
     pub all: bool,
@@ -171,7 +171,7 @@ pub struct PruneArgs {
 
 /// Archive formats for `load`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ArchiveFormat {
+pub(crate) enum ArchiveFormat {
     /// `docker save` layout
     Docker,
     /// OCI image layout
@@ -180,7 +180,7 @@ pub enum ArchiveFormat {
 
 /// `imagectl load`.
 #[derive(Debug, Args)]
-pub struct LoadArgs {
+pub(crate) struct LoadArgs {
     /// Read the archive from FILE instead of standard input
     #[arg(short, long, value_name = "FILE")]
     pub input: Option<PathBuf>,
@@ -194,7 +194,7 @@ pub struct LoadArgs {
 
 /// `imagectl tag`.
 #[derive(Debug, Args)]
-pub struct TagArgs {
+pub(crate) struct TagArgs {
     /// The image to tag
     pub source: String,
     /// New names
@@ -204,7 +204,7 @@ pub struct TagArgs {
 
 /// `imagectl untag`.
 #[derive(Debug, Args)]
-pub struct UntagArgs {
+pub(crate) struct UntagArgs {
     /// The image
     pub reference: String,
     /// Names to remove (all when none)
@@ -214,7 +214,7 @@ pub struct UntagArgs {
 
 /// `imagectl inspect`.
 #[derive(Debug, Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// Image names or IDs
     #[arg(required = true, value_name = "REF")]
     pub refs: Vec<String>,
@@ -222,7 +222,7 @@ pub struct InspectArgs {
 
 /// Output formats of `df`, `events` and `container ls`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// Human-readable text
     Table,
     /// JSON
@@ -231,7 +231,7 @@ pub enum Format {
 
 /// `imagectl df`.
 #[derive(Debug, Args)]
-pub struct DfArgs {
+pub(crate) struct DfArgs {
     /// Also list every image
     #[arg(short, long)]
     pub verbose: bool,
@@ -242,7 +242,7 @@ pub struct DfArgs {
 
 /// Event types for `events --type`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum EventKind {
+pub(crate) enum EventKind {
     /// Images loaded
     Load,
     /// Names added
@@ -257,7 +257,7 @@ pub enum EventKind {
 
 /// `imagectl events`.
 #[derive(Debug, Args)]
-pub struct EventsArgs {
+pub(crate) struct EventsArgs {
     /// Only these event types (repeatable; all when absent)
     #[arg(long = "type", value_enum, value_name = "TYPE")]
     pub types: Vec<EventKind>,
@@ -268,7 +268,7 @@ pub struct EventsArgs {
 
 /// Container states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum State {
+pub(crate) enum State {
     /// Created, not started
     Created,
     /// Running (blocks removal even with force)
@@ -279,7 +279,7 @@ pub enum State {
 
 /// `imagectl container …`.
 #[derive(Debug, Subcommand)]
-pub enum ContainerCommand {
+pub(crate) enum ContainerCommand {
     /// Record a container on an image; prints its ID
     Register(RegisterArgs),
     /// List container records
@@ -292,7 +292,7 @@ pub enum ContainerCommand {
 
 /// `imagectl container register`.
 #[derive(Debug, Args)]
-pub struct RegisterArgs {
+pub(crate) struct RegisterArgs {
     /// Container ID (64 hex) [default: generated]
     #[arg(long)]
     pub id: Option<String>,
@@ -311,7 +311,7 @@ pub struct RegisterArgs {
 
 /// `imagectl container ls`.
 #[derive(Debug, Args)]
-pub struct ContainerLsArgs {
+pub(crate) struct ContainerLsArgs {
     /// Only containers of this image
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
@@ -328,7 +328,7 @@ pub struct ContainerLsArgs {
 
 /// `imagectl container rm`.
 #[derive(Debug, Args)]
-pub struct ContainerRmArgs {
+pub(crate) struct ContainerRmArgs {
     /// Ignore IDs that are not registered
     #[arg(short, long)]
     pub ignore: bool,
@@ -339,7 +339,7 @@ pub struct ContainerRmArgs {
 
 /// `imagectl container state`.
 #[derive(Debug, Args)]
-pub struct ContainerStateArgs {
+pub(crate) struct ContainerStateArgs {
     /// Container ID
     pub id: String,
     /// New state

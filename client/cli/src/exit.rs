@@ -1,21 +1,21 @@
 //! Exit codes (podman's) and the result of a command.
 
-use imaged_client::{ClientError, ErrorKind};
+use imaged_client::{ClientError, ErrorKind, ErrorReason};
 
 /// Everything went well.
-pub const OK: i32 = 0;
+pub(crate) const OK: i32 = 0;
 /// `rm`: every failure was "image not known".
-pub const NOT_KNOWN: i32 = 1;
+pub(crate) const NOT_KNOWN: i32 = 1;
 /// `rm`: some image is in use by a container.
-pub const IN_USE: i32 = 2;
+pub(crate) const IN_USE: i32 = 2;
 /// Any other failure (podman's generic error code).
-pub const FAILURE: i32 = 125;
+pub(crate) const FAILURE: i32 = 125;
 
 /// What a command produced: its standard output, the errors to print (each as
 /// `Error: <message>` on standard error, after the output, as podman does) and the exit
 /// code.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Report {
+pub(crate) struct Report {
     /// Text for standard output.
     pub stdout: String,
     /// Error messages, without the `Error: ` prefix.
@@ -26,7 +26,7 @@ pub struct Report {
 
 impl Report {
     /// A successful report with this output.
-    pub fn ok(stdout: String) -> Self {
+    pub(crate) fn ok(stdout: String) -> Self {
         Self {
             stdout,
             errors: Vec::new(),
@@ -37,7 +37,7 @@ impl Report {
 
 /// A command that failed as a whole: one message and an exit code.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The message, without the `Error: ` prefix.
     pub message: String,
     /// Process exit code.
@@ -46,7 +46,7 @@ pub struct Failure {
 
 impl Failure {
     /// A failure with podman's generic code 125.
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
             code: FAILURE,
@@ -55,7 +55,7 @@ impl Failure {
 
     /// A client error; a daemon that cannot be reached reads
     /// `cannot connect to imaged at <url>: <reason>`.
-    pub fn from_client(url: &str, err: &ClientError) -> Self {
+    pub(crate) fn from_client(url: &str, err: &ClientError) -> Self {
         Self::new(describe(url, err))
     }
 }
@@ -71,7 +71,7 @@ impl From<Failure> for Report {
 }
 
 /// The message printed for a client error.
-pub fn describe(url: &str, err: &ClientError) -> String {
+pub(crate) fn describe(url: &str, err: &ClientError) -> String {
     if err.is_connection_error() {
         format!("cannot connect to imaged at {url}: {}", err.message)
     } else {
@@ -81,14 +81,16 @@ pub fn describe(url: &str, err: &ClientError) -> String {
 
 /// podman's `rmi` exit code for the failures of a removal: 0 none, 2 when any is "in use",
 /// 1 when every failure is "not known", 125 otherwise.
-pub fn removal_code(failures: &[ErrorKind]) -> i32 {
+pub(crate) fn removal_code(failures: &[ErrorKind]) -> i32 {
     if failures.is_empty() {
         return OK;
     }
-    if failures
-        .iter()
-        .any(|k| matches!(k, ErrorKind::ImageInUse | ErrorKind::ContainerRunning))
-    {
+    if failures.iter().any(|k| {
+        matches!(
+            k.reason(),
+            Some(ErrorReason::ImageInUse | ErrorReason::ContainerRunning)
+        )
+    }) {
         return IN_USE;
     }
     if failures.iter().all(|k| k.is_not_found()) {
@@ -99,7 +101,7 @@ pub fn removal_code(failures: &[ErrorKind]) -> i32 {
 
 /// podman's `rm` (containers) exit code: 0 none, 1 when every failure is "not known",
 /// 125 otherwise.
-pub fn container_removal_code(failures: &[ErrorKind]) -> i32 {
+pub(crate) fn container_removal_code(failures: &[ErrorKind]) -> i32 {
     if failures.is_empty() {
         OK
     } else if failures.iter().all(|k| k.is_not_found()) {
@@ -115,25 +117,39 @@ mod tests {
 
     #[test]
     fn removal_codes_follow_podman() {
-        use ErrorKind::*;
+        use ErrorReason::*;
+        let code = |reasons: &[ErrorReason]| {
+            let kinds: Vec<ErrorKind> = reasons.iter().map(|r| ErrorKind::from(*r)).collect();
+            removal_code(&kinds)
+        };
         assert_eq!(removal_code(&[]), 0);
-        assert_eq!(removal_code(&[ImageNotKnown]), 1);
-        assert_eq!(removal_code(&[ImageNotKnown, NotFound]), 1);
-        assert_eq!(removal_code(&[ImageInUse]), 2);
-        assert_eq!(removal_code(&[ImageNotKnown, ContainerRunning]), 2);
-        assert_eq!(removal_code(&[MultipleNames, ImageInUse]), 2);
-        assert_eq!(removal_code(&[ImageNotKnown, MultipleNames]), 125);
-        assert_eq!(removal_code(&[ReadOnlyImage]), 125);
-        assert_eq!(removal_code(&[Conflict]), 125);
-        assert_eq!(removal_code(&[Unavailable]), 125);
+        assert_eq!(code(&[ImageNotKnown]), 1);
+        assert_eq!(
+            removal_code(&[
+                ImageNotKnown.into(),
+                ErrorKind::Code(imaged_client::Code::NotFound)
+            ]),
+            1
+        );
+        assert_eq!(code(&[ImageInUse]), 2);
+        assert_eq!(code(&[ImageNotKnown, ContainerRunning]), 2);
+        assert_eq!(code(&[MultipleNames, ImageInUse]), 2);
+        assert_eq!(code(&[ImageNotKnown, MultipleNames]), 125);
+        assert_eq!(code(&[ReadOnlyImage]), 125);
+        assert_eq!(code(&[Conflict]), 125);
+        assert_eq!(
+            removal_code(&[ErrorKind::Code(imaged_client::Code::Unavailable)]),
+            125
+        );
     }
 
     #[test]
     fn container_removal_codes() {
         assert_eq!(container_removal_code(&[]), 0);
-        assert_eq!(container_removal_code(&[ErrorKind::ContainerNotKnown]), 1);
+        let not_known = ErrorKind::from(ErrorReason::ContainerNotKnown);
+        assert_eq!(container_removal_code(&[not_known]), 1);
         assert_eq!(
-            container_removal_code(&[ErrorKind::ContainerNotKnown, ErrorKind::ReadOnlyStore]),
+            container_removal_code(&[not_known, ErrorReason::ReadOnlyStore.into()]),
             125
         );
     }
@@ -158,7 +174,7 @@ mod tests {
 
     fn tonic_status_not_found() -> ClientError {
         ClientError::local(
-            ErrorKind::ImageNotKnown,
+            ErrorReason::ImageNotKnown,
             imaged_client::Code::NotFound,
             "foo: image not known",
         )

@@ -98,7 +98,7 @@ impl Client {
             }
             if page.next_page_token == req.page_token {
                 return Err(ClientError::local(
-                    crate::ErrorKind::Internal,
+                    crate::ErrorKind::Code(tonic::Code::Internal),
                     tonic::Code::Internal,
                     "the daemon returned the same page token twice",
                 ));
@@ -278,7 +278,7 @@ impl Client {
 
 fn missing(field: &str) -> ClientError {
     ClientError::local(
-        crate::ErrorKind::Internal,
+        crate::ErrorKind::Code(tonic::Code::Internal),
         tonic::Code::Internal,
         format!("the daemon sent no {field}"),
     )

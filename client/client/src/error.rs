@@ -1,9 +1,10 @@
 //! Typed errors: a [`tonic::Status`] decoded into [`ClientError`].
 //!
 //! Every imaged error carries a `google.rpc.ErrorInfo` (domain `imaged.io`) in the
-//! `grpc-status-details-bin` trailer; its `reason` becomes an [`ErrorKind`]. Statuses
-//! without such an ErrorInfo (transport failures, proxies, other servers) fall back to a
-//! kind derived from the gRPC code alone.
+//! `grpc-status-details-bin` trailer; its `reason` names an [`ErrorReason`] (the generated
+//! `imaged.v1.ErrorReason`: the vocabulary is declared once, in `errors.proto`) and
+//! becomes [`ErrorKind::Reason`]. Statuses without such an ErrorInfo (transport failures,
+//! proxies, other servers) fall back to [`ErrorKind::Code`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,79 +15,26 @@ use tonic_types::StatusExt;
 /// The `google.rpc.ErrorInfo` domain of imaged errors.
 pub const ERROR_DOMAIN: &str = imaged_proto::ERROR_DOMAIN;
 
+/// The reasons imaged names in its `ErrorInfo`: the generated `imaged.v1.ErrorReason`
+/// (variant names are the reason names in CamelCase, e.g. `IMAGE_IN_USE` is
+/// [`ErrorReason::ImageInUse`]).
+pub use imaged_proto::imaged::v1::ErrorReason;
+
+/// The `ErrorInfo` reason prefix of the `imaged.v1.ErrorReason` value names.
+const REASON_PREFIX: &str = "ERROR_REASON_";
+
 /// What went wrong, independent of the message text.
 ///
-/// The first group mirrors `imaged.v1.ErrorReason` (same names, without the
-/// `ERROR_REASON_` prefix); branch on these. The second group is used when the server sent
-/// no imaged `ErrorInfo` (the kind then only reflects the gRPC code). The last group is for
-/// failures that happen in the client itself.
+/// Compare with a reason directly: `err.kind == ErrorReason::ImageInUse`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
-    /// `IMAGE_NOT_KNOWN`: "<reference>: image not known".
-    ImageNotKnown,
-    /// `CONTAINER_NOT_KNOWN`: a container ID that is not registered.
-    ContainerNotKnown,
-    /// `TAG_NOT_KNOWN`: untagging a name the image does not have.
-    TagNotKnown,
-    /// `INVALID_REFERENCE`: unparseable or blank reference.
-    InvalidReference,
-    /// `INVALID_FILTER`: malformed filter.
-    InvalidFilter,
-    /// `INVALID_PAGE_TOKEN`: page token malformed, expired or for other parameters.
-    InvalidPageToken,
-    /// `INVALID_ARCHIVE`: archive malformed, truncated or failing verification.
-    InvalidArchive,
-    /// `INVALID_ARGUMENT` reason, or an `INVALID_ARGUMENT` code without imaged details.
-    InvalidArgument,
-    /// `IMAGE_IN_USE`: containers use the image.
-    ImageInUse,
-    /// `MULTIPLE_NAMES`: removal by ID of an image with several names, without force.
-    MultipleNames,
-    /// `READ_ONLY_IMAGE`: the image lives in a read-only store.
-    ReadOnlyImage,
-    /// `CONTAINER_RUNNING`: a running container uses the image.
-    ContainerRunning,
-    /// `AMBIGUOUS_REFERENCE`: an ID prefix matches several images.
-    AmbiguousReference,
-    /// `CONFLICT`: a Docker-policy conflict.
-    Conflict,
-    /// `READ_ONLY_STORE`: the store does not allow this write.
-    ReadOnlyStore,
-    /// `CONTAINER_EXISTS`: a container with that ID is already registered.
-    ContainerExists,
-    /// `CONCURRENT_MODIFICATION`: lost a race; retrying fixes it.
-    ConcurrentModification,
-    /// `TOO_LARGE`: over a configured size limit.
-    TooLarge,
-    /// `DEADLINE_EXCEEDED` reason or code.
-    DeadlineExceeded,
-    /// `UNAUTHENTICATED` reason or code.
-    Unauthenticated,
-    /// `PERMISSION_DENIED` reason or code.
-    PermissionDenied,
-    /// `INTERNAL` reason or code.
-    Internal,
-    /// `UNIMPLEMENTED` reason or code.
-    Unimplemented,
-
-    /// `NOT_FOUND` code without imaged details.
-    NotFound,
-    /// `FAILED_PRECONDITION` code without imaged details.
-    FailedPrecondition,
-    /// `ALREADY_EXISTS` code without imaged details.
-    AlreadyExists,
-    /// `ABORTED` code without imaged details.
-    Aborted,
-    /// `RESOURCE_EXHAUSTED` code without imaged details.
-    ResourceExhausted,
-    /// `UNAVAILABLE`: the daemon cannot be reached (also every transport error).
-    Unavailable,
-    /// `CANCELLED`: the call was cancelled.
-    Cancelled,
-    /// Any other code (`UNKNOWN`, `OUT_OF_RANGE`, `DATA_LOSS`, ...).
-    Unknown,
-
+    /// The daemon named this reason in an imaged `ErrorInfo`; branch on these.
+    Reason(ErrorReason),
+    /// No imaged `ErrorInfo` with a known reason (transport failures, proxies, other
+    /// servers, a reason newer than this client): only the gRPC code is known. Every
+    /// failure to reach the daemon is `Code(Code::Unavailable)`.
+    Code(Code),
     /// Client side: a bad URL, TLS file or token file.
     Config,
     /// Client side: reading local input (e.g. the archive to load) failed.
@@ -94,64 +42,51 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The kind named by an `imaged.v1.ErrorReason` name (without the `ERROR_REASON_`
-    /// prefix), `None` for an unknown name.
+    /// The kind named by an `ErrorInfo` reason (an `imaged.v1.ErrorReason` name without
+    /// the `ERROR_REASON_` prefix), `None` for a name this client does not know.
     pub fn from_reason(reason: &str) -> Option<Self> {
-        Some(match reason {
-            "IMAGE_NOT_KNOWN" => Self::ImageNotKnown,
-            "CONTAINER_NOT_KNOWN" => Self::ContainerNotKnown,
-            "TAG_NOT_KNOWN" => Self::TagNotKnown,
-            "INVALID_REFERENCE" => Self::InvalidReference,
-            "INVALID_FILTER" => Self::InvalidFilter,
-            "INVALID_PAGE_TOKEN" => Self::InvalidPageToken,
-            "INVALID_ARCHIVE" => Self::InvalidArchive,
-            "INVALID_ARGUMENT" => Self::InvalidArgument,
-            "IMAGE_IN_USE" => Self::ImageInUse,
-            "MULTIPLE_NAMES" => Self::MultipleNames,
-            "READ_ONLY_IMAGE" => Self::ReadOnlyImage,
-            "CONTAINER_RUNNING" => Self::ContainerRunning,
-            "AMBIGUOUS_REFERENCE" => Self::AmbiguousReference,
-            "CONFLICT" => Self::Conflict,
-            "READ_ONLY_STORE" => Self::ReadOnlyStore,
-            "CONTAINER_EXISTS" => Self::ContainerExists,
-            "CONCURRENT_MODIFICATION" => Self::ConcurrentModification,
-            "TOO_LARGE" => Self::TooLarge,
-            "DEADLINE_EXCEEDED" => Self::DeadlineExceeded,
-            "UNAUTHENTICATED" => Self::Unauthenticated,
-            "PERMISSION_DENIED" => Self::PermissionDenied,
-            "INTERNAL" => Self::Internal,
-            "UNIMPLEMENTED" => Self::Unimplemented,
-            _ => return None,
-        })
+        let name = format!("{REASON_PREFIX}{reason}");
+        ErrorReason::from_str_name(&name)
+            .filter(|r| *r != ErrorReason::Unspecified)
+            .map(Self::Reason)
     }
 
     /// The kind for a gRPC code when no imaged `ErrorInfo` names a reason.
     pub fn from_code(code: Code) -> Self {
-        match code {
-            Code::NotFound => Self::NotFound,
-            Code::InvalidArgument => Self::InvalidArgument,
-            Code::FailedPrecondition => Self::FailedPrecondition,
-            Code::AlreadyExists => Self::AlreadyExists,
-            Code::Aborted => Self::Aborted,
-            Code::ResourceExhausted => Self::ResourceExhausted,
-            Code::DeadlineExceeded => Self::DeadlineExceeded,
-            Code::Unauthenticated => Self::Unauthenticated,
-            Code::PermissionDenied => Self::PermissionDenied,
-            Code::Internal => Self::Internal,
-            Code::Unimplemented => Self::Unimplemented,
-            Code::Unavailable => Self::Unavailable,
-            Code::Cancelled => Self::Cancelled,
-            Code::Ok | Code::Unknown | Code::OutOfRange | Code::DataLoss => Self::Unknown,
+        Self::Code(code)
+    }
+
+    /// The reason, when the daemon named one.
+    pub fn reason(self) -> Option<ErrorReason> {
+        match self {
+            Self::Reason(r) => Some(r),
+            _ => None,
         }
     }
 
     /// True for "does not exist" kinds (an image, container or tag not known, or a bare
-    /// `NOT_FOUND`).
+    /// `NOT_FOUND` code).
     pub fn is_not_found(self) -> bool {
         matches!(
             self,
-            Self::ImageNotKnown | Self::ContainerNotKnown | Self::TagNotKnown | Self::NotFound
+            Self::Reason(
+                ErrorReason::ImageNotKnown
+                    | ErrorReason::ContainerNotKnown
+                    | ErrorReason::TagNotKnown
+            ) | Self::Code(Code::NotFound)
         )
+    }
+}
+
+impl From<ErrorReason> for ErrorKind {
+    fn from(reason: ErrorReason) -> Self {
+        Self::Reason(reason)
+    }
+}
+
+impl PartialEq<ErrorReason> for ErrorKind {
+    fn eq(&self, other: &ErrorReason) -> bool {
+        *self == Self::Reason(*other)
     }
 }
 
@@ -238,11 +173,20 @@ impl ClientError {
                     .collect()
             })
             .unwrap_or_default();
-        let message = if status.message().is_empty() {
+        let mut message = if status.message().is_empty() {
             code.description().to_owned()
         } else {
             status.message().to_owned()
         };
+        // Transport failures say only "transport error"; why (a refused TLS handshake,
+        // a reset connection) is in the source chain.
+        if let Some(source) = std::error::Error::source(status) {
+            let chain = crate::connect::error_chain(source);
+            if !message.contains(&chain) {
+                message.push_str(": ");
+                message.push_str(&chain);
+            }
+        }
         Self {
             kind,
             code,
@@ -255,9 +199,9 @@ impl ClientError {
     }
 
     /// An error that happened in the client, not on the server.
-    pub fn local(kind: ErrorKind, code: Code, message: impl Into<String>) -> Self {
+    pub fn local(kind: impl Into<ErrorKind>, code: Code, message: impl Into<String>) -> Self {
         Self {
-            kind,
+            kind: kind.into(),
             code,
             message: message.into(),
             reason: String::new(),
@@ -274,7 +218,11 @@ impl ClientError {
 
     /// A failure to reach the daemon (connect, TLS handshake, ...).
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::local(ErrorKind::Unavailable, Code::Unavailable, message)
+        Self::local(
+            ErrorKind::Code(Code::Unavailable),
+            Code::Unavailable,
+            message,
+        )
     }
 
     /// A local I/O failure (reading input).

@@ -1,6 +1,5 @@
 use std::collections::HashMap;
 
-use imaged_proto::imaged::v1::ErrorReason;
 use tonic::Code;
 use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
 
@@ -34,13 +33,14 @@ fn every_proto_reason_has_a_kind() {
             assert_eq!(ErrorKind::from_reason(short), None);
             continue;
         }
-        assert!(
-            ErrorKind::from_reason(short).is_some(),
-            "no kind for {name}"
+        assert_eq!(
+            ErrorKind::from_reason(short),
+            Some(ErrorKind::Reason(reason)),
+            "{name}"
         );
         seen += 1;
     }
-    assert!(seen >= 23, "only {seen} reasons seen");
+    assert!(seen >= 24, "only {seen} reasons seen");
 }
 
 #[test]
@@ -61,7 +61,7 @@ fn image_in_use_with_precondition_failure() {
         details,
     );
     let err = ClientError::from(st);
-    assert_eq!(err.kind, ErrorKind::ImageInUse);
+    assert_eq!(err.kind, ErrorReason::ImageInUse);
     assert_eq!(err.code, Code::FailedPrecondition);
     assert_eq!(err.reason, "IMAGE_IN_USE");
     assert_eq!(
@@ -91,7 +91,7 @@ fn invalid_filter_with_bad_request() {
     let st =
         tonic::Status::with_error_details(Code::InvalidArgument, "invalid image filter", details);
     let err = ClientError::from_status(&st);
-    assert_eq!(err.kind, ErrorKind::InvalidFilter);
+    assert_eq!(err.kind, ErrorReason::InvalidFilter);
     assert_eq!(
         err.field_violations.to_vec(),
         vec![FieldViolation {
@@ -104,43 +104,49 @@ fn invalid_filter_with_bad_request() {
 #[test]
 fn reasons_map_to_kinds() {
     let cases = [
-        ("IMAGE_NOT_KNOWN", Code::NotFound, ErrorKind::ImageNotKnown),
+        (
+            "IMAGE_NOT_KNOWN",
+            Code::NotFound,
+            ErrorReason::ImageNotKnown,
+        ),
         (
             "CONTAINER_NOT_KNOWN",
             Code::NotFound,
-            ErrorKind::ContainerNotKnown,
+            ErrorReason::ContainerNotKnown,
         ),
-        ("TAG_NOT_KNOWN", Code::NotFound, ErrorKind::TagNotKnown),
+        ("TAG_NOT_KNOWN", Code::NotFound, ErrorReason::TagNotKnown),
         (
             "MULTIPLE_NAMES",
             Code::FailedPrecondition,
-            ErrorKind::MultipleNames,
+            ErrorReason::MultipleNames,
         ),
         (
             "CONTAINER_RUNNING",
             Code::FailedPrecondition,
-            ErrorKind::ContainerRunning,
+            ErrorReason::ContainerRunning,
         ),
         (
             "AMBIGUOUS_REFERENCE",
             Code::FailedPrecondition,
-            ErrorKind::AmbiguousReference,
+            ErrorReason::AmbiguousReference,
         ),
         (
             "CONTAINER_EXISTS",
             Code::AlreadyExists,
-            ErrorKind::ContainerExists,
+            ErrorReason::ContainerExists,
         ),
         (
             "CONCURRENT_MODIFICATION",
             Code::Aborted,
-            ErrorKind::ConcurrentModification,
+            ErrorReason::ConcurrentModification,
         ),
-        ("TOO_LARGE", Code::ResourceExhausted, ErrorKind::TooLarge),
+        ("TOO_LARGE", Code::ResourceExhausted, ErrorReason::TooLarge),
+        ("NO_SPACE", Code::ResourceExhausted, ErrorReason::NoSpace),
     ];
     for (reason, code, kind) in cases {
         let err = ClientError::from(status(code, "m", reason, ERROR_DOMAIN, &[]));
         assert_eq!(err.kind, kind, "{reason}");
+        assert_eq!(err.kind.reason(), Some(kind));
         assert_eq!(err.code, code);
     }
 }
@@ -154,7 +160,7 @@ fn other_domain_falls_back_to_code() {
         "example.com",
         &[("a", "b")],
     ));
-    assert_eq!(err.kind, ErrorKind::NotFound);
+    assert_eq!(err.kind, ErrorKind::Code(Code::NotFound));
     assert!(err.reason.is_empty());
     assert!(err.metadata.is_empty());
 }
@@ -168,23 +174,23 @@ fn unknown_reason_falls_back_to_code_but_keeps_reason() {
         ERROR_DOMAIN,
         &[],
     ));
-    assert_eq!(err.kind, ErrorKind::FailedPrecondition);
+    assert_eq!(err.kind, ErrorKind::Code(Code::FailedPrecondition));
     assert_eq!(err.reason, "SOME_FUTURE_REASON");
 }
 
 #[test]
 fn plain_status_without_details() {
-    let cases = [
-        (Code::NotFound, ErrorKind::NotFound),
-        (Code::InvalidArgument, ErrorKind::InvalidArgument),
-        (Code::Unavailable, ErrorKind::Unavailable),
-        (Code::Unimplemented, ErrorKind::Unimplemented),
-        (Code::Cancelled, ErrorKind::Cancelled),
-        (Code::DataLoss, ErrorKind::Unknown),
-    ];
-    for (code, kind) in cases {
+    for code in [
+        Code::NotFound,
+        Code::InvalidArgument,
+        Code::Unavailable,
+        Code::Unimplemented,
+        Code::Cancelled,
+        Code::DataLoss,
+    ] {
         let err = ClientError::from(tonic::Status::new(code, "x"));
-        assert_eq!(err.kind, kind, "{code:?}");
+        assert_eq!(err.kind, ErrorKind::Code(code), "{code:?}");
+        assert_eq!(err.kind.reason(), None);
         assert!(err.reason.is_empty());
         assert!(err.violations.is_empty());
     }
@@ -195,15 +201,50 @@ fn plain_status_without_details() {
 #[test]
 fn empty_message_uses_code_description() {
     let err = ClientError::from(tonic::Status::new(Code::Internal, ""));
-    assert_eq!(err.kind, ErrorKind::Internal);
+    assert_eq!(err.kind, ErrorKind::Code(Code::Internal));
     assert!(!err.message.is_empty());
 }
 
 #[test]
 fn not_found_kinds() {
-    assert!(ErrorKind::ImageNotKnown.is_not_found());
-    assert!(ErrorKind::NotFound.is_not_found());
-    assert!(!ErrorKind::ImageInUse.is_not_found());
+    assert!(ErrorKind::Reason(ErrorReason::ImageNotKnown).is_not_found());
+    assert!(ErrorKind::Reason(ErrorReason::TagNotKnown).is_not_found());
+    assert!(ErrorKind::Code(Code::NotFound).is_not_found());
+    assert!(!ErrorKind::Reason(ErrorReason::ImageInUse).is_not_found());
+    assert!(!ErrorKind::Config.is_not_found());
+}
+
+/// A transport failure whose status says only "transport error": the causes (e.g. why
+/// TLS failed) are in its source chain, and the message must carry them.
+#[test]
+fn transport_errors_carry_their_causes() {
+    #[derive(Debug)]
+    struct Cause(&'static str, Option<Box<Cause>>);
+    impl std::fmt::Display for Cause {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Cause {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|c| c as _)
+        }
+    }
+    let cause = Cause(
+        "tls handshake failed",
+        Some(Box::new(Cause(
+            "invalid peer certificate: UnknownIssuer",
+            None,
+        ))),
+    );
+    let mut st = tonic::Status::unavailable("transport error");
+    st.set_source(std::sync::Arc::new(cause));
+    let err = ClientError::from(st);
+    assert_eq!(
+        err.message,
+        "transport error: tls handshake failed: invalid peer certificate: UnknownIssuer"
+    );
+    assert!(err.is_connection_error());
 }
 
 #[test]

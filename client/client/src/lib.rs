@@ -8,12 +8,13 @@
 //!   returning the generated messages re-exported as [`proto`]; [`Client::list_all`]
 //!   follows the page tokens, [`Client::load`] streams an archive,
 //!   [`Client::watch_events`] returns an [`EventStream`].
-//! * Failures are [`ClientError`]s whose [`ErrorKind`] comes from the `google.rpc.ErrorInfo`
-//!   reason the daemon attaches (domain `imaged.io`), or from the gRPC code without one.
+//! * Failures are [`ClientError`]s whose [`ErrorKind`] is the [`ErrorReason`] of the
+//!   `google.rpc.ErrorInfo` the daemon attaches (domain `imaged.io`), or the gRPC code
+//!   without one.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), imaged_client::ClientError> {
-//! use imaged_client::{Client, ErrorKind, proto};
+//! use imaged_client::{Client, ErrorReason, proto};
 //!
 //! let client = Client::connect("unix:///run/imaged/imaged.sock").await?;
 //! for image in client.list_all(proto::ListImagesRequest::default()).await? {
@@ -22,7 +23,7 @@
 //! let req = proto::RemoveImageRequest { reference: "alpine".into(), ..Default::default() };
 //! match client.remove_image(req).await {
 //!     Ok(resp) => println!("{} records", resp.records.len()),
-//!     Err(e) if e.kind == ErrorKind::ImageInUse => eprintln!("in use: {e}"),
+//!     Err(e) if e.kind == ErrorReason::ImageInUse => eprintln!("in use: {e}"),
 //!     Err(e) => return Err(e),
 //! }
 //! # Ok(()) }
@@ -36,7 +37,9 @@ mod target;
 
 pub use client::{Client, EventStream, MAX_RESPONSE_BYTES};
 pub use connect::{BearerAuth, ConnectOptions, DEFAULT_CONNECT_TIMEOUT};
-pub use error::{ClientError, ERROR_DOMAIN, ErrorKind, FieldViolation, PreconditionViolation};
+pub use error::{
+    ClientError, ERROR_DOMAIN, ErrorKind, ErrorReason, FieldViolation, PreconditionViolation,
+};
 pub use target::{HOST_ENV, ROOT_SOCKET, Target, default_socket_url, default_url};
 
 /// The generated messages and enums of `imaged.v1`.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
-use imaged_client::{Client, ConnectOptions, ErrorKind, proto};
+use imaged_client::{Client, Code, ConnectOptions, ErrorKind, ErrorReason, proto};
 use proto::image_service_server::{ImageService, ImageServiceServer};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -218,14 +218,14 @@ async fn errors_carry_kind_metadata_and_violations() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::ImageInUse);
+    assert_eq!(err.kind, ErrorReason::ImageInUse);
     assert_eq!(err.code, tonic::Code::FailedPrecondition);
     assert_eq!(err.metadata_list("container_ids"), vec!["c1"]);
     assert_eq!(err.violations.len(), 1);
     assert!(err.message.ends_with("(busybox)"), "{}", err.message);
     // An RPC the fake does not implement.
     let err = client.image_disk_usage(false).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Unimplemented);
+    assert_eq!(err.kind, ErrorKind::Code(Code::Unimplemented));
 }
 
 #[tokio::test]
@@ -273,7 +273,7 @@ async fn missing_socket_is_a_connection_error() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("unix://{}", dir.path().join("absent.sock").display());
     let err = Client::connect(&url).await.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Unavailable);
+    assert_eq!(err.kind, ErrorKind::Code(Code::Unavailable));
     assert!(err.is_connection_error());
     assert!(err.message.contains("No such file"), "{}", err.message);
 }

@@ -1,20 +1,21 @@
 //! [`Services`]: the engine, its handlers, health and reflection, as one set of routes.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use imaged_core::{Engine, EngineConfig, Store};
 use imaged_proto::imaged::v1::container_service_server::ContainerServiceServer;
-use imaged_proto::service_names;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::auth::{AuthConfig, Authorizer};
+use crate::call::Ctx;
+use crate::call::auth::{AuthConfig, Authorizer};
 use crate::cri::CriImageService;
-use crate::events::{self, EventHub};
+use crate::limits::Guarded;
 use crate::metrics::Metrics;
-use crate::native::Ctx;
 use crate::native::containers::ContainerApi;
+use crate::native::events::{self, EventHub};
 use crate::native::list_route::ImageRoutes;
 
 /// `grpc.health.v1.Health`.
@@ -35,7 +36,13 @@ pub struct GrpcOptions {
     pub max_send_message_bytes: usize,
     /// Events buffered per WatchEvents watcher before it lags.
     pub event_capacity: usize,
+    /// How long a LoadImages stream may send nothing before the load is abandoned
+    /// (`DEADLINE_EXCEEDED`, nothing stored).
+    pub load_idle_timeout: Duration,
 }
+
+/// Default of [`GrpcOptions::load_idle_timeout`].
+pub const DEFAULT_LOAD_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for GrpcOptions {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for GrpcOptions {
             max_recv_message_bytes: 16 << 20,
             max_send_message_bytes: 64 << 20,
             event_capacity: events::DEFAULT_CAPACITY,
+            load_idle_timeout: DEFAULT_LOAD_IDLE_TIMEOUT,
         }
     }
 }
@@ -76,25 +84,28 @@ impl Services {
             auth: Authorizer::new(opts.auth.clone()),
             metrics: Arc::new(Metrics::default()),
             events,
+            load_idle_timeout: opts.load_idle_timeout,
         });
         let (recv, send) = (opts.max_recv_message_bytes, opts.max_send_message_bytes);
         // ListImages answers from encoded images (`native::encoded`); the rest of the
         // image service is the generated server.
-        let images = ImageRoutes::new(Arc::clone(&ctx), recv, send);
+        let images = Guarded::new(ImageRoutes::new(Arc::clone(&ctx), recv, send), recv);
         let containers = ContainerServiceServer::new(ContainerApi::new(Arc::clone(&ctx)))
             .max_decoding_message_size(recv)
             .max_encoding_message_size(send);
+        let containers = Guarded::new(containers, recv);
         // CRI: `runtime.v1.ImageService` on the same routes (kubelet, crictl); its
         // handlers authorize through `Ctx::authorize` like the native ones.
         let cri = CriImageService::new(Arc::clone(&ctx))
             .server()
             .max_decoding_message_size(recv)
             .max_encoding_message_size(send);
+        let cri = Guarded::new(cri, recv);
         // Health and reflection follow `served`.
         let served = vec![
-            service_names::IMAGE_SERVICE,
-            service_names::CONTAINER_SERVICE,
-            service_names::CRI_IMAGE_SERVICE,
+            imaged_proto::imaged::v1::image_service_methods::SERVICE_NAME,
+            imaged_proto::imaged::v1::container_service_methods::SERVICE_NAME,
+            imaged_proto::runtime::v1::image_service_methods::SERVICE_NAME,
         ];
 
         let (health, health_server) = tonic_health::server::health_reporter();
@@ -168,7 +179,10 @@ impl Services {
             ServingStatus::NotServing
         };
         self.health
-            .set_service_status(service_names::IMAGE_SERVICE, status)
+            .set_service_status(
+                imaged_proto::imaged::v1::image_service_methods::SERVICE_NAME,
+                status,
+            )
             .await;
     }
 

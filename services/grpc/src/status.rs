@@ -5,7 +5,13 @@
 //! reason [`ErrorKind::reason`], the error's metadata) in `grpc-status-details-bin`, plus a
 //! `PreconditionFailure` when the error has violations and a `BadRequest` when it has field
 //! violations. `INTERNAL` errors are logged here and sent with a generic message only.
+//!
+//! Errors echo the caller's input (a reference, a filter), and all of it travels in
+//! headers (`grpc-message`, `grpc-status-details-bin`) that peers limit to a few KiB: the
+//! message and every text of the details are cut to [`MESSAGE_CAP`] / [`METADATA_CAP`]
+//! bytes with a [`truncate`] marker (SPEC §7).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use imaged_core::{Error, ErrorKind};
@@ -14,6 +20,33 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// The message sent instead of the real one for `INTERNAL` errors.
 pub const INTERNAL_MESSAGE: &str = "internal error (see the daemon log)";
+
+/// Longest status message (and violation text) sent, in bytes, before the marker.
+pub const MESSAGE_CAP: usize = 256;
+/// Longest `ErrorInfo` metadata value sent, in bytes, before the marker (room for a
+/// dozen image or container IDs).
+pub const METADATA_CAP: usize = 1024;
+
+/// `text` when it fits in `cap` bytes, else its longest prefix of at most `cap` bytes
+/// that ends on a character boundary followed by `…[N bytes truncated]`.
+pub fn truncate(text: &str, cap: usize) -> Cow<'_, str> {
+    if text.len() <= cap {
+        return Cow::Borrowed(text);
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}…[{} bytes truncated]",
+        &text[..end],
+        text.len() - end
+    ))
+}
+
+fn short(text: &str) -> String {
+    truncate(text, MESSAGE_CAP).into_owned()
+}
 
 /// The gRPC code of an error kind. This is the only place where the mapping lives.
 pub fn code(kind: ErrorKind) -> Code {
@@ -75,21 +108,21 @@ pub fn to_status(err: &Error) -> Status {
     let metadata: HashMap<String, String> = err
         .metadata
         .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
+        .map(|(k, v)| (k.clone(), truncate(v, METADATA_CAP).into_owned()))
         .collect();
     let mut details =
         ErrorDetails::with_error_info(err.kind.reason(), imaged_proto::ERROR_DOMAIN, metadata);
     for v in &err.violations {
         details.add_precondition_failure_violation(
             v.kind.clone(),
-            v.subject.clone(),
-            v.description.clone(),
+            short(&v.subject),
+            short(&v.description),
         );
     }
     for f in &err.field_violations {
-        details.add_bad_request_violation(f.field.clone(), f.description.clone());
+        details.add_bad_request_violation(f.field.clone(), short(&f.description));
     }
-    Status::with_error_details(code, err.message.clone(), details)
+    Status::with_error_details(code, short(&err.message), details)
 }
 
 #[cfg(test)]
@@ -185,6 +218,7 @@ mod tests {
         container_exists: ContainerExists => AlreadyExists;
         concurrent_modification: ConcurrentModification => Aborted;
         too_large: TooLarge => ResourceExhausted;
+        no_space: NoSpace => ResourceExhausted;
         deadline_exceeded: DeadlineExceeded => DeadlineExceeded;
         unauthenticated: Unauthenticated => Unauthenticated;
         permission_denied: PermissionDenied => PermissionDenied;
@@ -240,6 +274,50 @@ mod tests {
         assert_eq!(br.field_violations[0].field, "filters[1]");
         assert_eq!(br.field_violations[0].description, "unsupported key \"x\"");
         assert!(st.get_details_precondition_failure().is_none());
+    }
+
+    /// A 1 MB reference once made a 786 KB `grpc-message` header that grpc C-core
+    /// refuses: every echoed text is capped.
+    #[test]
+    fn huge_input_is_cut_in_message_and_details() {
+        let reference = "é".repeat(500_000); // 1 MB, two bytes a character
+        let err = Error::image_not_known(&reference)
+            .with_violation("IMAGE", reference.clone(), reference.clone())
+            .with_field("reference", reference.clone());
+        let st = to_status(&err);
+        assert!(
+            st.message().len() <= MESSAGE_CAP + 40,
+            "{}",
+            st.message().len()
+        );
+        assert!(
+            st.message().ends_with("bytes truncated]"),
+            "{}",
+            st.message()
+        );
+        assert!(st.message().starts_with("éé"));
+        let info = st.get_details_error_info().expect("ErrorInfo");
+        let echoed = &info.metadata["reference"];
+        assert!(echoed.len() <= METADATA_CAP + 40, "{}", echoed.len());
+        let pf = st.get_details_precondition_failure().expect("violations");
+        assert!(pf.violations[0].subject.len() <= MESSAGE_CAP + 40);
+        assert!(pf.violations[0].description.len() <= MESSAGE_CAP + 40);
+        let br = st.get_details_bad_request().expect("fields");
+        assert!(br.field_violations[0].description.len() <= MESSAGE_CAP + 40);
+        // Everything that goes into headers stays within a few KiB.
+        let headers = st.into_http::<()>().headers().clone();
+        let size: usize = headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum();
+        assert!(size < 8 * 1024, "headers of {size} bytes");
+    }
+
+    #[test]
+    fn short_texts_are_sent_whole_and_cuts_respect_characters() {
+        assert_eq!(truncate("busybox", 7), "busybox");
+        assert_eq!(truncate("aéb", 2), "a…[3 bytes truncated]");
+        assert_eq!(truncate("abcdef", 3), "abc…[3 bytes truncated]");
     }
 
     #[test]

@@ -295,7 +295,7 @@ async fn readers_read_admins_remove() {
 #[tokio::test]
 async fn stream_images_sends_every_image_once_in_batches() {
     let f = start(AuthConfig::default(), &[]).await;
-    let n = imaged_grpc::cri::STREAM_BATCH + 3;
+    let n = imaged_grpc::CRI_STREAM_BATCH + 3;
     let specs: Vec<ImageSpec> = (0..n)
         .map(|i| named(&format!("s{i}"), &[&format!("localhost/s/{i}:1")]))
         .collect();
@@ -311,7 +311,7 @@ async fn stream_images_sends_every_image_once_in_batches() {
         batches.push(b.images);
     }
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
-    assert_eq!(sizes, [imaged_grpc::cri::STREAM_BATCH, 3]);
+    assert_eq!(sizes, [imaged_grpc::CRI_STREAM_BATCH, 3]);
     let mut streamed: Vec<String> = batches.into_iter().flatten().map(|i| i.id).collect();
     let listed = c
         .list_images(cri::ListImagesRequest::default())

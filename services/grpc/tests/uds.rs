@@ -8,11 +8,13 @@ use std::sync::Arc;
 use hyper_util::rt::TokioIo;
 use imaged_core::{EngineConfig, MemoryStore, ops};
 use imaged_grpc::auth::AuthConfig;
-use imaged_grpc::native::methods;
 use imaged_grpc::{GrpcOptions, Services};
 use imaged_proto::imaged::v1 as pb;
 use imaged_proto::imaged::v1::container_service_client::ContainerServiceClient;
 use imaged_proto::imaged::v1::image_service_client::ImageServiceClient;
+use imaged_proto::imaged::v1::image_service_methods as methods;
+use imaged_proto::runtime::v1 as cri;
+use imaged_proto::runtime::v1::image_service_client::ImageServiceClient as CriClient;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::Code;
@@ -422,7 +424,120 @@ async fn message_size_limit_applies() {
         ..Default::default()
     };
     let err = c.list_images(big).await.expect_err("over the limit");
-    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+    too_large(&err, "ListImages");
+    let big = "x".repeat(4096);
+    let err = c
+        .inspect_image(pb::InspectImageRequest {
+            reference: big.clone(),
+        })
+        .await
+        .expect_err("over the limit");
+    too_large(&err, "InspectImage");
+    let first = pb::LoadImagesRequest {
+        chunk: big.clone().into_bytes(),
+        ..Default::default()
+    };
+    let err = c
+        .load_images(tokio_stream::iter(vec![first]))
+        .await
+        .expect_err("over the limit");
+    too_large(&err, "LoadImages");
+    let err = ContainerServiceClient::new(f.channel.clone())
+        .register_container(pb::RegisterContainerRequest {
+            image: big.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("over the limit");
+    too_large(&err, "RegisterContainer");
+    let err = CriClient::new(f.channel.clone())
+        .image_status(cri::ImageStatusRequest {
+            image: Some(cri::ImageSpec {
+                image: big,
+                ..Default::default()
+            }),
+            verbose: false,
+        })
+        .await
+        .expect_err("over the limit");
+    too_large(&err, "CRI ImageStatus");
+}
+
+/// SPEC §7: over a size limit is RESOURCE_EXHAUSTED with reason TOO_LARGE and the limit.
+fn too_large(err: &tonic::Status, what: &str) {
+    assert_eq!(err.code(), Code::ResourceExhausted, "{what}: {err:?}");
+    let info = err.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "TOO_LARGE", "{what}");
+    assert_eq!(
+        info.metadata.get("limit").map(String::as_str),
+        Some("1024"),
+        "{what}"
+    );
+}
+
+/// A LoadImages stream that sends its first message and then nothing, open until
+/// `tx` is dropped.
+fn stalled_load() -> (
+    tokio::sync::mpsc::Sender<pb::LoadImagesRequest>,
+    tokio_stream::wrappers::ReceiverStream<pb::LoadImagesRequest>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.try_send(pb::LoadImagesRequest {
+        chunk: vec![0u8; 700],
+        ..Default::default()
+    })
+    .expect("capacity");
+    (tx, tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
+/// tonic's server answers CANCELLED ("Timeout expired") when a call outlives its
+/// `grpc-timeout`; the spec says DEADLINE_EXCEEDED with an ErrorInfo.
+#[tokio::test]
+async fn a_passed_deadline_is_deadline_exceeded() {
+    let f = start(GrpcOptions::default()).await;
+    let mut c = ImageServiceClient::new(f.channel.clone());
+    let (tx, stream) = stalled_load();
+    let mut req = tonic::Request::new(stream);
+    req.set_timeout(std::time::Duration::from_millis(300));
+    let err = tokio::time::timeout(std::time::Duration::from_secs(20), c.load_images(req))
+        .await
+        .expect("the deadline ends the call")
+        .expect_err("deadline");
+    drop(tx);
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    let info = err.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "DEADLINE_EXCEEDED");
+    assert!(f.services.engine().view().is_empty());
+}
+
+/// A LoadImages stream that stalls is abandoned after the idle timeout (nothing stored)
+/// instead of holding a thread and its partial data forever.
+#[tokio::test]
+async fn a_stalled_load_is_abandoned_after_the_idle_timeout() {
+    let f = start(GrpcOptions {
+        load_idle_timeout: std::time::Duration::from_millis(300),
+        ..GrpcOptions::default()
+    })
+    .await;
+    let mut c = ImageServiceClient::new(f.channel.clone());
+    let (tx, stream) = stalled_load();
+    let err = tokio::time::timeout(std::time::Duration::from_secs(20), c.load_images(stream))
+        .await
+        .expect("a stalled load must end")
+        .expect_err("abandoned");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    let info = err.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "DEADLINE_EXCEEDED");
+    assert_eq!(
+        info.metadata.get("idle_timeout_ms").map(String::as_str),
+        Some("300")
+    );
+    assert!(f.services.engine().view().is_empty(), "nothing stored");
+    // The daemon still serves: the channel is fine and the next call works.
+    drop(tx);
+    c.list_images(pb::ListImagesRequest::default())
+        .await
+        .expect("still serving");
 }
 
 fn chunks(archive: &[u8], size: usize, first: pb::LoadImagesRequest) -> Vec<pb::LoadImagesRequest> {

@@ -71,6 +71,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         auth: settings.auth.clone(),
         max_recv_message_bytes: settings.max_recv_message_bytes,
         max_send_message_bytes: settings.max_send_message_bytes,
+        load_idle_timeout: settings.load_idle_timeout,
         ..GrpcOptions::default()
     };
     let services = Arc::new(

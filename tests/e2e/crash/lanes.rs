@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Cursor;
 
-use imaged_client::{Client, ClientError, ErrorKind, proto};
+use imaged_client::{Client, ClientError, ErrorReason, proto};
 use imaged_tests::archive::{self, ImageSpec, LayerSpec, Tamper};
 use proto::removal_record::Record;
 
@@ -156,7 +156,7 @@ pub(super) enum Expect {
     /// Success.
     Ok,
     /// This error, and no change.
-    Err(ErrorKind),
+    Err(ErrorReason),
 }
 
 /// A lane: its model and its own random stream.
@@ -314,7 +314,7 @@ impl Lane {
     pub(super) fn predict(&self, op: &Op) -> (LaneState, Expect) {
         let mut s = self.state.clone();
         let expect = match op {
-            Op::Load { tamper: true, .. } => Expect::Err(ErrorKind::InvalidArchive),
+            Op::Load { tamper: true, .. } => Expect::Err(ErrorReason::InvalidArchive),
             Op::Load { images, .. } => {
                 for spec in images {
                     for n in &spec.names {
@@ -337,7 +337,7 @@ impl Lane {
                     s.take_name(n);
                     Expect::Ok
                 } else if s.in_use(&holder) {
-                    Expect::Err(ErrorKind::ImageInUse)
+                    Expect::Err(ErrorReason::ImageInUse)
                 } else {
                     s.delete(&holder);
                     Expect::Ok

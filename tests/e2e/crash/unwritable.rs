@@ -9,7 +9,7 @@
 
 use std::io::Cursor;
 
-use imaged_client::{Client, Code, ErrorKind, proto};
+use imaged_client::{Client, Code, ErrorKind, ErrorReason, proto};
 use imaged_store_local::test_support::invariants;
 
 use crate::support::{Daemon, ImageSpec, archive};
@@ -42,7 +42,7 @@ fn a_load_into_an_unwritable_store_fails_and_leaves_it_consistent() {
         let err = load(&client, &b).await.unwrap_err();
         assert_eq!(
             (err.code, err.kind),
-            (Code::Internal, ErrorKind::Internal),
+            (Code::Internal, ErrorKind::Reason(ErrorReason::Internal)),
             "{err}"
         );
         // Nothing of the failed load is visible; the daemon still serves reads and

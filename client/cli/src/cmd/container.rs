@@ -11,7 +11,7 @@ use crate::output::human::{ago, now_seconds, short_id};
 use crate::output::{json, state_name, table};
 
 /// Runs one container subcommand.
-pub async fn run(client: &Client, cmd: &ContainerCommand) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, cmd: &ContainerCommand) -> Result<Report, Failure> {
     match cmd {
         ContainerCommand::Register(a) => register(client, a).await,
         ContainerCommand::Ls(a) => list(client, a).await,
@@ -52,7 +52,7 @@ async fn list(client: &Client, a: &ContainerLsArgs) -> Result<Report, Failure> {
 }
 
 /// The container listing: a podman-aligned table, IDs (`-q`) or JSON.
-pub fn render(containers: &[proto::Container], a: &ContainerLsArgs, now: f64) -> String {
+pub(crate) fn render(containers: &[proto::Container], a: &ContainerLsArgs, now: f64) -> String {
     let id = |s: &str| {
         if a.no_trunc {
             s.to_owned()

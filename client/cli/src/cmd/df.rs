@@ -8,7 +8,7 @@ use crate::output::human::{docker_size, short_id};
 use crate::output::{json, table};
 
 /// Fetches the totals (and the container records, for the ACTIVE count of containers).
-pub async fn run(client: &Client, args: &DfArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &DfArgs) -> Result<Report, Failure> {
     let fail = |e: imaged_client::ClientError| Failure::from_client(client.url(), &e);
     let usage = client.image_disk_usage(args.verbose).await.map_err(fail)?;
     if args.format == Format::Json {
@@ -24,7 +24,7 @@ pub async fn run(client: &Client, args: &DfArgs) -> Result<Report, Failure> {
 
 /// `8.5MB (70%)`: reclaimable bytes and their share of the total (Docker's rule: no
 /// percentage when the total is 0).
-pub fn reclaimable(reclaimable: u64, total: u64) -> String {
+pub(crate) fn reclaimable(reclaimable: u64, total: u64) -> String {
     if total == 0 {
         return docker_size(reclaimable);
     }
@@ -34,7 +34,7 @@ pub fn reclaimable(reclaimable: u64, total: u64) -> String {
 
 /// The table: an Images row and a Containers row (imaged keeps no container sizes: 0B),
 /// then with `verbose` one row per image.
-pub fn render(du: &proto::ImageDiskUsageResponse, running: usize, verbose: bool) -> String {
+pub(crate) fn render(du: &proto::ImageDiskUsageResponse, running: usize, verbose: bool) -> String {
     let rows = vec![
         vec![
             "Images".to_owned(),

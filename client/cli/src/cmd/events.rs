@@ -11,7 +11,7 @@ use crate::output::{event_name, json};
 
 /// Watches until Ctrl-C (exit 0), the daemon closes the stream (exit 0), standard output
 /// is closed (exit 0) or the stream fails (exit 125).
-pub async fn run(client: &Client, args: &EventsArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &EventsArgs) -> Result<Report, Failure> {
     let types: Vec<proto::EventType> = args.types.iter().map(|t| event_type(*t)).collect();
     let fail = |e: imaged_client::ClientError| Failure::from_client(client.url(), &e);
     let mut events = client.watch_events(&types).await.map_err(fail)?;
@@ -48,7 +48,7 @@ fn event_type(kind: EventKind) -> proto::EventType {
 /// One line: `<RFC 3339 time> image <type> <image id> <name>` (podman's order: time, type,
 /// status, ID, name), with `reclaimed=<bytes>` for prune and delete events and
 /// `dropped=<n>` for a lagged notice; or one JSON object.
-pub fn render(e: &proto::Event, format: Format) -> String {
+pub(crate) fn render(e: &proto::Event, format: Format) -> String {
     if format == Format::Json {
         return json::event(e).to_string();
     }

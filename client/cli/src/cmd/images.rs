@@ -11,7 +11,7 @@ use crate::output::human::{ago, bare_id, now_seconds, podman_size, short_id};
 use crate::output::{json, table};
 
 /// Lists every page and renders it.
-pub async fn run(client: &Client, args: &LsArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &LsArgs) -> Result<Report, Failure> {
     let mut filters = args.filters.clone();
     if let Some(reference) = &args.reference {
         filters.push(format!("reference={reference}"));
@@ -47,7 +47,7 @@ struct Row<'a> {
 }
 
 /// Splits `domain/path:tag` into repository and tag (`<none>` without a tag).
-pub fn split_repo_tag(name: &str) -> (String, String) {
+pub(crate) fn split_repo_tag(name: &str) -> (String, String) {
     let name = name.split_once('@').map_or(name, |(repo, _)| repo);
     let slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[slash..].rfind(':') {
@@ -114,7 +114,7 @@ fn display_id(id: &str, no_trunc: bool) -> String {
 }
 
 /// Renders images in the requested format; `now` is the Unix time for CREATED.
-pub fn render(images: &[proto::Image], args: &LsArgs, now: f64) -> String {
+pub(crate) fn render(images: &[proto::Image], args: &LsArgs, now: f64) -> String {
     let mut rows = rows(images);
     // Stable: rows of one image keep the image's name order.
     rows.sort_by(|a, b| compare(args.sort, a, b));

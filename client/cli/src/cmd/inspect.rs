@@ -8,7 +8,7 @@ use crate::output::json;
 
 /// Inspects every reference; the found ones are printed, the failures reported after
 /// them with exit code 125.
-pub async fn run(client: &Client, args: &InspectArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &InspectArgs) -> Result<Report, Failure> {
     let mut results = Vec::with_capacity(args.refs.len());
     for reference in &args.refs {
         let result = client.inspect_image(reference).await;
@@ -23,7 +23,7 @@ pub async fn run(client: &Client, args: &InspectArgs) -> Result<Report, Failure>
 }
 
 /// The JSON array of the successes and the error messages of the failures.
-pub fn render(results: &[Result<proto::InspectImageResponse, ClientError>]) -> Report {
+pub(crate) fn render(results: &[Result<proto::InspectImageResponse, ClientError>]) -> Report {
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for result in results {
@@ -46,7 +46,7 @@ pub fn render(results: &[Result<proto::InspectImageResponse, ClientError>]) -> R
 
 #[cfg(test)]
 mod tests {
-    use imaged_client::{Code, ErrorKind};
+    use imaged_client::{Code, ErrorReason};
 
     use super::*;
 
@@ -60,7 +60,7 @@ mod tests {
             ..Default::default()
         });
         let missing = Err(ClientError::local(
-            ErrorKind::ImageNotKnown,
+            ErrorReason::ImageNotKnown,
             Code::NotFound,
             "x: image not known",
         ));

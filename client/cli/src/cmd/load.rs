@@ -10,7 +10,7 @@ use crate::exit::{Failure, Report};
 
 /// Streams the archive (from `-i FILE` or standard input) with a progress bar on standard
 /// error when it is a terminal.
-pub async fn run(client: &Client, args: &LoadArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &LoadArgs) -> Result<Report, Failure> {
     let format = match args.format {
         None => proto::ArchiveFormat::Unspecified,
         Some(ArchiveFormat::Docker) => proto::ArchiveFormat::Docker,
@@ -82,7 +82,7 @@ fn progress_bar(visible: bool, len: Option<u64>) -> ProgressBar {
 
 /// `Loaded image: <name>` for every name, `Loaded image: sha256:<hex>` for an image
 /// without names (podman's lines).
-pub fn render(resp: &proto::LoadImagesResponse) -> String {
+pub(crate) fn render(resp: &proto::LoadImagesResponse) -> String {
     let mut out = String::new();
     for image in &resp.images {
         if image.names.is_empty() {

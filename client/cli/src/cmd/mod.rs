@@ -1,14 +1,14 @@
 //! One module per subcommand; each returns a [`Report`] or a [`Failure`].
 
-pub mod container;
-pub mod df;
-pub mod events;
-pub mod images;
-pub mod inspect;
-pub mod load;
-pub mod prune;
-pub mod rm;
-pub mod tag;
+pub(crate) mod container;
+pub(crate) mod df;
+pub(crate) mod events;
+pub(crate) mod images;
+pub(crate) mod inspect;
+pub(crate) mod load;
+pub(crate) mod prune;
+pub(crate) mod rm;
+pub(crate) mod tag;
 
 use imaged_client::Client;
 
@@ -16,7 +16,7 @@ use crate::args::Command;
 use crate::exit::{Failure, Report};
 
 /// Runs `command` against the daemon.
-pub async fn dispatch(client: &Client, command: &Command) -> Result<Report, Failure> {
+pub(crate) async fn dispatch(client: &Client, command: &Command) -> Result<Report, Failure> {
     match command {
         Command::Ls(a) => images::run(client, a).await,
         Command::Rm(a) => rm::run(client, a).await,

@@ -9,7 +9,7 @@ use crate::exit::{self, Failure, Report};
 use crate::output::human::bare_id;
 
 /// podman's confirmation text (`createPruneWarningMessage`).
-pub fn warning(all: bool) -> &'static str {
+pub(crate) fn warning(all: bool) -> &'static str {
     if all {
         "WARNING! This command removes all images without at least one container associated with them.\nAre you sure you want to continue? [y/N] "
     } else {
@@ -19,7 +19,11 @@ pub fn warning(all: bool) -> &'static str {
 
 /// Prints the warning to `out` and reads one answer from `input`: true only for an answer
 /// starting with `y`/`Y` (podman's rule; an empty answer or end of input is "no").
-pub fn confirm(all: bool, input: &mut impl BufRead, out: &mut impl Write) -> std::io::Result<bool> {
+pub(crate) fn confirm(
+    all: bool,
+    input: &mut impl BufRead,
+    out: &mut impl Write,
+) -> std::io::Result<bool> {
     out.write_all(warning(all).as_bytes())?;
     out.flush()?;
     let mut answer = String::new();
@@ -33,7 +37,7 @@ pub fn confirm(all: bool, input: &mut impl BufRead, out: &mut impl Write) -> std
 /// Asks for confirmation when standard input is a terminal (unless `-f` or `--dry-run`),
 /// then prunes. Decision: when standard input is not a terminal the prune proceeds
 /// without asking (scripts need no `-f`; podman would read the answer from the pipe).
-pub async fn run(client: &Client, args: &PruneArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &PruneArgs) -> Result<Report, Failure> {
     let stdin = std::io::stdin();
     if !args.force && !args.dry_run && stdin.is_terminal() {
         let confirmed = confirm(args.all, &mut stdin.lock(), &mut std::io::stdout())
@@ -57,7 +61,7 @@ pub async fn run(client: &Client, args: &PruneArgs) -> Result<Report, Failure> {
 
 /// The deleted image IDs (64 hex), one per line, as podman prints them; per-image errors
 /// go to standard error and make the exit code 125.
-pub fn render(resp: &proto::PruneImagesResponse) -> Report {
+pub(crate) fn render(resp: &proto::PruneImagesResponse) -> Report {
     let mut stdout = String::new();
     for id in &resp.deleted_images {
         stdout.push_str(bare_id(id));

@@ -7,7 +7,7 @@ use crate::exit::{self, Failure, Report};
 use crate::output::human::bare_id;
 
 /// Removes the references one after another and reports like `podman rmi`.
-pub async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failure> {
+pub(crate) async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failure> {
     if args.refs.is_empty() {
         return Err(Failure::new("image name or ID must be specified"));
     }
@@ -40,7 +40,7 @@ pub async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failure> {
 
 /// podman's output: every `Untagged: <name>` line, then every `Deleted: <64 hex>` line,
 /// then the errors; the exit code from [`exit::removal_code`].
-pub fn render(results: &[Result<proto::RemoveImageResponse, ClientError>]) -> Report {
+pub(crate) fn render(results: &[Result<proto::RemoveImageResponse, ClientError>]) -> Report {
     let mut untagged = String::new();
     let mut deleted = String::new();
     let mut errors = Vec::new();
@@ -75,7 +75,7 @@ pub fn render(results: &[Result<proto::RemoveImageResponse, ClientError>]) -> Re
 
 #[cfg(test)]
 mod tests {
-    use imaged_client::{Code, ErrorKind};
+    use imaged_client::{Code, ErrorReason};
     use proto::removal_record::Record;
 
     use super::*;
@@ -93,7 +93,7 @@ mod tests {
     }
 
     fn err(
-        kind: ErrorKind,
+        kind: ErrorReason,
         code: Code,
         msg: &str,
     ) -> Result<proto::RemoveImageResponse, ClientError> {
@@ -129,7 +129,7 @@ mod tests {
     fn failures_decide_the_exit_code() {
         let not_known = || {
             err(
-                ErrorKind::ImageNotKnown,
+                ErrorReason::ImageNotKnown,
                 Code::NotFound,
                 "x: image not known",
             )
@@ -147,14 +147,14 @@ mod tests {
         assert_eq!(report.stdout, "Untagged: a:1\n");
 
         let in_use = err(
-            ErrorKind::ImageInUse,
+            ErrorReason::ImageInUse,
             Code::FailedPrecondition,
             "image used by c",
         );
         assert_eq!(render(&[not_known(), in_use]).code, 2);
 
         let multi = err(
-            ErrorKind::MultipleNames,
+            ErrorReason::MultipleNames,
             Code::FailedPrecondition,
             "please force removal",
         );

@@ -6,7 +6,7 @@ use crate::args::{TagArgs, UntagArgs};
 use crate::exit::{Failure, Report};
 
 /// Adds the names to the source image.
-pub async fn tag(client: &Client, args: &TagArgs) -> Result<Report, Failure> {
+pub(crate) async fn tag(client: &Client, args: &TagArgs) -> Result<Report, Failure> {
     client
         .tag_image(&args.source, args.names.clone())
         .await
@@ -15,7 +15,7 @@ pub async fn tag(client: &Client, args: &TagArgs) -> Result<Report, Failure> {
 }
 
 /// Removes the names (every name when none is given) from the image.
-pub async fn untag(client: &Client, args: &UntagArgs) -> Result<Report, Failure> {
+pub(crate) async fn untag(client: &Client, args: &UntagArgs) -> Result<Report, Failure> {
     client
         .untag_image(&args.reference, args.names.clone())
         .await

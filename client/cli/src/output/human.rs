@@ -7,7 +7,7 @@ const DECIMAL_UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB",
 
 /// Go's `fmt` `%.<precision>g` of a finite `value`: scientific when the exponent is below
 /// -4 or at least `precision`, trailing zeros removed.
-pub fn format_g(value: f64, precision: usize) -> String {
+pub(crate) fn format_g(value: f64, precision: usize) -> String {
     let p = precision.max(1);
     if value == 0.0 {
         return "0".to_owned();
@@ -37,7 +37,7 @@ fn trim_fraction_zeros(s: &str) -> String {
 
 /// go-units `HumanSizeWithPrecision`: decimal SI units, `precision` significant digits,
 /// no space (`5.57MB`).
-pub fn human_size_precision(bytes: u64, precision: usize) -> String {
+pub(crate) fn human_size_precision(bytes: u64, precision: usize) -> String {
     // Sizes above 2^53 lose precision in f64 beyond the digits printed: harmless.
     #[allow(clippy::cast_precision_loss)]
     let mut size = bytes as f64;
@@ -51,7 +51,7 @@ pub fn human_size_precision(bytes: u64, precision: usize) -> String {
 
 /// The SIZE column of `podman images`: 3 significant digits and a space before the unit
 /// (`5.57 MB`, `892 kB`, `0 B`).
-pub fn podman_size(bytes: u64) -> String {
+pub(crate) fn podman_size(bytes: u64) -> String {
     let s = human_size_precision(bytes, 3);
     match s.rfind(|c: char| c.is_ascii_digit()) {
         Some(i) => format!("{} {}", &s[..=i], &s[i + 1..]),
@@ -60,13 +60,13 @@ pub fn podman_size(bytes: u64) -> String {
 }
 
 /// Docker's `units.HumanSize`: 4 significant digits, no space (`16.43MB`, `0B`).
-pub fn docker_size(bytes: u64) -> String {
+pub(crate) fn docker_size(bytes: u64) -> String {
     human_size_precision(bytes, 4)
 }
 
 /// go-units `HumanDuration` of a duration in seconds (negative counts as less than a
 /// second).
-pub fn human_duration(seconds: f64) -> String {
+pub(crate) fn human_duration(seconds: f64) -> String {
     if seconds < 1.0 {
         return "Less than a second".to_owned();
     }
@@ -107,7 +107,7 @@ pub fn human_duration(seconds: f64) -> String {
 }
 
 /// Seconds since the Unix epoch, now.
-pub fn now_seconds() -> f64 {
+pub(crate) fn now_seconds() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -115,7 +115,7 @@ pub fn now_seconds() -> f64 {
 }
 
 /// The CREATED column: `2 days ago`; `N/A` when the image config has no creation time.
-pub fn ago(ts: Option<&Timestamp>, now: f64) -> String {
+pub(crate) fn ago(ts: Option<&Timestamp>, now: f64) -> String {
     match ts {
         None => "N/A".to_owned(),
         Some(ts) => {
@@ -128,7 +128,7 @@ pub fn ago(ts: Option<&Timestamp>, now: f64) -> String {
 
 /// RFC 3339 text of a timestamp (UTC, nanoseconds when present); empty when unset or out
 /// of range.
-pub fn rfc3339(ts: Option<&Timestamp>) -> String {
+pub(crate) fn rfc3339(ts: Option<&Timestamp>) -> String {
     let Some(ts) = ts else {
         return String::new();
     };
@@ -143,12 +143,12 @@ pub fn rfc3339(ts: Option<&Timestamp>) -> String {
 }
 
 /// The bare 64 hex of an ID (`sha256:` removed).
-pub fn bare_id(id: &str) -> &str {
+pub(crate) fn bare_id(id: &str) -> &str {
     id.strip_prefix("sha256:").unwrap_or(id)
 }
 
 /// The 12-character short ID podman prints.
-pub fn short_id(id: &str) -> &str {
+pub(crate) fn short_id(id: &str) -> &str {
     let bare = bare_id(id);
     bare.get(..12).unwrap_or(bare)
 }

@@ -19,7 +19,7 @@ fn labels(labels: &std::collections::HashMap<String, String>) -> Value {
 }
 
 /// One entry of `imagectl ls --format json` (podman's `images --format json` shape).
-pub fn image(img: &proto::Image) -> Value {
+pub(crate) fn image(img: &proto::Image) -> Value {
     let created = img.created.as_ref();
     json!({
         "Id": opt_id(&img.id),
@@ -61,7 +61,7 @@ fn set_of(items: &[String]) -> Value {
 }
 
 /// One entry of `imagectl inspect` (podman's `image inspect` shape plus imaged fields).
-pub fn inspect(resp: &proto::InspectImageResponse) -> Value {
+pub(crate) fn inspect(resp: &proto::InspectImageResponse) -> Value {
     let default_image = proto::Image::default();
     let img = resp.image.as_ref().unwrap_or(&default_image);
     let default_config = proto::ImageConfig::default();
@@ -163,7 +163,7 @@ pub fn inspect(resp: &proto::InspectImageResponse) -> Value {
 }
 
 /// A container record.
-pub fn container(c: &proto::Container) -> Value {
+pub(crate) fn container(c: &proto::Container) -> Value {
     json!({
         "Id": c.id,
         "ImageId": opt_id(&c.image_id),
@@ -175,7 +175,7 @@ pub fn container(c: &proto::Container) -> Value {
 }
 
 /// `imagectl df --format json`.
-pub fn disk_usage(du: &proto::ImageDiskUsageResponse) -> Value {
+pub(crate) fn disk_usage(du: &proto::ImageDiskUsageResponse) -> Value {
     let per_image: Vec<Value> = du
         .per_image
         .iter()
@@ -196,7 +196,7 @@ pub fn disk_usage(du: &proto::ImageDiskUsageResponse) -> Value {
 }
 
 /// One event of `imagectl events --format json`.
-pub fn event(e: &proto::Event) -> Value {
+pub(crate) fn event(e: &proto::Event) -> Value {
     json!({
         "Type": super::event_name(e.r#type),
         "ImageId": opt_id(&e.image_id),
@@ -209,7 +209,7 @@ pub fn event(e: &proto::Event) -> Value {
 
 /// Pretty-printed JSON followed by a newline (podman indents with 4 spaces; serde_json's
 /// pretty printer uses 2, which every JSON reader accepts).
-pub fn pretty(value: &Value) -> String {
+pub(crate) fn pretty(value: &Value) -> String {
     let mut s = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned());
     s.push('\n');
     s

@@ -1,14 +1,14 @@
 //! Everything `imagectl` prints: tables, human sizes and times, JSON, and the names of
 //! enum values.
 
-pub mod human;
-pub mod json;
-pub mod table;
+pub(crate) mod human;
+pub(crate) mod json;
+pub(crate) mod table;
 
 use imaged_client::proto::{ContainerState, EventType};
 
 /// Lower-case name of a container state (`created`, `running`, `stopped`, `unknown`).
-pub fn state_name(state: i32) -> &'static str {
+pub(crate) fn state_name(state: i32) -> &'static str {
     match ContainerState::try_from(state) {
         Ok(ContainerState::Created) => "created",
         Ok(ContainerState::Running) => "running",
@@ -18,7 +18,7 @@ pub fn state_name(state: i32) -> &'static str {
 }
 
 /// Lower-case name of an event type (`load`, `tag`, `untag`, `delete`, `prune`, `lagged`).
-pub fn event_name(kind: i32) -> &'static str {
+pub(crate) fn event_name(kind: i32) -> &'static str {
     match EventType::try_from(kind) {
         Ok(EventType::Load) => "load",
         Ok(EventType::Tag) => "tag",

@@ -4,7 +4,7 @@
 
 /// Alignment parameters of one tool.
 #[derive(Clone, Copy, Debug)]
-pub struct Style {
+pub(crate) struct Style {
     /// Minimum column width, padding included.
     pub min_width: usize,
     /// Spaces added to the widest cell of a column.
@@ -12,19 +12,19 @@ pub struct Style {
 }
 
 /// podman's `report.NewWriterDefault` (`tabwriter.NewWriter(w, 12, 2, 2, ' ', 0)`).
-pub const PODMAN: Style = Style {
+pub(crate) const PODMAN: Style = Style {
     min_width: 12,
     padding: 2,
 };
 
 /// Docker CLI's formatter (`tabwriter.NewWriter(w, 10, 1, 3, ' ', 0)`).
-pub const DOCKER: Style = Style {
+pub(crate) const DOCKER: Style = Style {
     min_width: 10,
     padding: 3,
 };
 
 /// Renders `header` (omitted when empty) and `rows`, one line each, `\n`-terminated.
-pub fn render(style: Style, header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(style: Style, header: &[&str], rows: &[Vec<String>]) -> String {
     let mut lines: Vec<Vec<&str>> = Vec::with_capacity(rows.len() + 1);
     if !header.is_empty() {
         lines.push(header.to_vec());

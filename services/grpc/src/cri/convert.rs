@@ -10,7 +10,7 @@ use imaged_proto::runtime::v1 as cri;
 
 /// The default user of an image config, as containerd's `getUserFromImage`: the part
 /// before `:`; numeric → `uid`, otherwise `username`; both unset when there is no user.
-pub fn user_of(user: &str) -> (Option<cri::Int64Value>, String) {
+pub(crate) fn user_of(user: &str) -> (Option<cri::Int64Value>, String) {
     let first = user.split(':').next().unwrap_or_default();
     if first.is_empty() {
         return (None, String::new());
@@ -22,7 +22,7 @@ pub fn user_of(user: &str) -> (Option<cri::Int64Value>, String) {
 }
 
 /// One CRI `Image` from a listed summary and the config user (`""` when unknown).
-pub fn image(s: &ImageSummary, config_user: &str) -> cri::Image {
+pub(crate) fn image(s: &ImageSummary, config_user: &str) -> cri::Image {
     let (uid, username) = user_of(config_user);
     cri::Image {
         id: s.id.to_string(),
@@ -40,7 +40,7 @@ pub fn image(s: &ImageSummary, config_user: &str) -> cri::Image {
 
 /// CRI images for `summaries`, the config users read from `view`. An image removed since
 /// the summaries were made (not in `view`) keeps its listed fields and no user.
-pub fn images(summaries: &[ImageSummary], view: &Catalog) -> Vec<cri::Image> {
+pub(crate) fn images(summaries: &[ImageSummary], view: &Catalog) -> Vec<cri::Image> {
     summaries
         .iter()
         .map(|s| {
@@ -54,7 +54,7 @@ pub fn images(summaries: &[ImageSummary], view: &Catalog) -> Vec<cri::Image> {
 }
 
 /// The OCI chain ID of a layer stack (`None` without layers).
-pub fn chain_id(diff_ids: impl Iterator<Item = Digest>) -> Option<Digest> {
+pub(crate) fn chain_id(diff_ids: impl Iterator<Item = Digest>) -> Option<Digest> {
     diff_ids.fold(None, |acc, d| match acc {
         None => Some(d),
         Some(prev) => Some(Digest::of(format!("{prev} {d}").as_bytes())),
@@ -64,7 +64,7 @@ pub fn chain_id(diff_ids: impl Iterator<Item = Digest>) -> Option<Digest> {
 /// The verbose `info` value of ImageStatus, as containerd writes it:
 /// `{"chainID": "sha256:…", "imageSpec": <the OCI image config>}`. `raw_config` is the
 /// config blob (the image ID is its digest); `null` when it is gone or not JSON.
-pub fn verbose_info(details: &ImageDetails, raw_config: Option<&[u8]>) -> String {
+pub(crate) fn verbose_info(details: &ImageDetails, raw_config: Option<&[u8]>) -> String {
     let image_spec = raw_config
         .and_then(|raw| serde_json::from_slice::<serde_json::Value>(raw).ok())
         .unwrap_or(serde_json::Value::Null);
@@ -78,7 +78,7 @@ pub fn verbose_info(details: &ImageDetails, raw_config: Option<&[u8]>) -> String
 
 /// What the catalog says the blobs take, for when the store cannot be measured: the sum
 /// of the blob sizes, one inode per blob plus the metadata.
-pub fn catalog_usage(view: &Catalog) -> FsUsage {
+pub(crate) fn catalog_usage(view: &Catalog) -> FsUsage {
     view.blobs().fold(
         FsUsage {
             used_bytes: 0,
@@ -98,7 +98,7 @@ pub fn catalog_usage(view: &Catalog) -> FsUsage {
 /// It never fails: cri-client calls it to validate the endpoint and kubelet reads
 /// `used_bytes` without a nil check. When the store cannot be measured, the catalog's
 /// blob sizes are reported and the error is logged.
-pub fn fs_info(engine: &Engine) -> cri::ImageFsInfoResponse {
+pub(crate) fn fs_info(engine: &Engine) -> cri::ImageFsInfoResponse {
     let store = engine.store();
     let usage = store.fs_usage().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "CRI ImageFsInfo: cannot measure the store; reporting the catalog's blob sizes");

@@ -6,19 +6,20 @@ use imaged_proto::imaged::v1 as pb;
 use imaged_proto::imaged::v1::container_service_server::ContainerService;
 use tonic::{Request, Response, Status};
 
-use super::Ctx;
-use super::methods as m;
-use crate::convert;
+use crate::call::Ctx;
+use imaged_proto::imaged::v1::container_service_methods as m;
+
+use super::convert;
 
 /// The `imaged.v1.ContainerService` handler.
 #[derive(Debug, Clone)]
-pub struct ContainerApi {
+pub(crate) struct ContainerApi {
     ctx: Arc<Ctx>,
 }
 
 impl ContainerApi {
     /// A handler over the shared state.
-    pub fn new(ctx: Arc<Ctx>) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
 }

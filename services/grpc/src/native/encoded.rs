@@ -16,11 +16,11 @@ use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};
 
-use crate::convert;
+use super::convert;
 
 /// `imaged.v1.ListImagesResponse` with its images already encoded.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EncodedPage {
+pub(crate) struct EncodedPage {
     /// Field 1: each an encoded `imaged.v1.Image`.
     pub images: Vec<Bytes>,
     /// Field 2.
@@ -93,7 +93,7 @@ type Slots = Arc<Vec<OnceLock<Bytes>>>;
 
 /// The encoded images of the newest tree listed (held weakly: it goes with its tree).
 #[derive(Debug, Default)]
-pub struct EncodedImages(Mutex<Option<(Weak<Tree>, Slots)>>);
+pub(crate) struct EncodedImages(Mutex<Option<(Weak<Tree>, Slots)>>);
 
 impl EncodedImages {
     /// The slots of `tree`, replacing those of an older tree.
@@ -112,7 +112,7 @@ impl EncodedImages {
     }
 
     /// One ListImages page, each image encoded at most once per tree.
-    pub fn page(&self, engine: &Engine, opts: &ListOptions) -> Result<EncodedPage, Error> {
+    pub(crate) fn page(&self, engine: &Engine, opts: &ListOptions) -> Result<EncodedPage, Error> {
         let mut slots: Option<Slots> = None;
         let page = engine.list_map(opts, |tree, i, names, pinned| {
             let encode = |names| {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use imaged_core::model::ContainerState;
-use imaged_core::ops::{ListOptions, Order, RegisterContainer, RemoveOptions};
+use imaged_core::ops::{self, ListOptions, Order, RegisterContainer, RemoveOptions};
 use imaged_core::{Engine, EngineConfig, MemoryStore};
 use imaged_proto::imaged::v1 as pb;
 use imaged_testkit::images::{ImageSpec, add_images};
 use prost::Message;
 
+use super::convert;
 use super::encoded::{EncodedImages, EncodedPage};
-use crate::convert;
 
 fn engine() -> Engine {
     let mut specs = Vec::new();
@@ -45,11 +45,20 @@ fn engine() -> Engine {
     e
 }
 
+/// The reference encoding of a page: the engine's summaries converted message by message.
+fn list_page(page: ops::ListPage) -> pb::ListImagesResponse {
+    pb::ListImagesResponse {
+        images: page.images.into_iter().map(convert::image_owned).collect(),
+        next_page_token: page.next_page_token,
+        total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
+    }
+}
+
 /// Every page of `opts` both ways; returns the number of images listed.
 fn same_pages(e: &Engine, cache: &EncodedImages, mut opts: ListOptions) -> usize {
     let mut listed = 0;
     loop {
-        let want = convert::list_page(e.list(&opts).expect("list"));
+        let want = list_page(e.list(&opts).expect("list"));
         let got = cache.page(e, &opts).expect("encoded page");
         let bytes = got.encode_to_vec();
         assert_eq!(bytes.len(), got.encoded_len());

@@ -2,24 +2,27 @@
 
 use std::sync::Arc;
 
+use imaged_core::Error;
 use imaged_proto::imaged::v1 as pb;
 use imaged_proto::imaged::v1::image_service_server::ImageService;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::Ctx;
-use super::methods as m;
-use crate::{convert, load, status};
+use crate::call::Ctx;
+use imaged_proto::imaged::v1::image_service_methods as m;
+
+use super::{convert, load};
+use crate::status;
 
 /// The `imaged.v1.ImageService` handler.
 #[derive(Debug, Clone)]
-pub struct ImageApi {
+pub(crate) struct ImageApi {
     ctx: Arc<Ctx>,
 }
 
 impl ImageApi {
     /// A handler over the shared state.
-    pub fn new(ctx: Arc<Ctx>) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
 }
@@ -30,10 +33,14 @@ impl ImageService for ImageApi {
         &self,
         request: Request<pb::ListImagesRequest>,
     ) -> Result<Response<pb::ListImagesResponse>, Status> {
+        // Never reached: `list_route::ImageRoutes` answers ListImages from encoded pages
+        // before this server sees the call. Kept an explicit internal error so that a
+        // routing mistake shows instead of answering from a second implementation.
         self.ctx
-            .unary(m::LIST_IMAGES, request, |engine, req, _| {
-                let opts = convert::list_options(req)?;
-                Ok(convert::list_page(engine.list(&opts)?))
+            .unary(m::LIST_IMAGES, request, |_, _, _| {
+                Err(Error::internal(
+                    "ListImages reached the generated server instead of the encoded route",
+                ))
             })
             .await
     }
@@ -114,7 +121,12 @@ impl ImageService for ImageApi {
         request: Request<Streaming<pb::LoadImagesRequest>>,
     ) -> Result<Response<pb::LoadImagesResponse>, Status> {
         let call = self.ctx.authorize(m::LOAD_IMAGES, &request)?;
-        let r = load::load(Arc::clone(&self.ctx.engine), request.into_inner()).await;
+        let r = load::load(
+            Arc::clone(&self.ctx.engine),
+            request.into_inner(),
+            self.ctx.load_idle_timeout,
+        )
+        .await;
         if let Ok(resp) = &r {
             let ids: Vec<&str> = resp.images.iter().map(|i| i.id.as_str()).collect();
             tracing::info!(caller = %call.caller, images = ?ids, bytes = resp.bytes_received,

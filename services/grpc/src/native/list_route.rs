@@ -8,20 +8,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use imaged_proto::imaged::v1 as pb;
+use imaged_proto::imaged::v1::image_service_methods::LIST_IMAGES;
 use imaged_proto::imaged::v1::image_service_server::ImageServiceServer;
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
-use super::Ctx;
+use super::convert;
 use super::encoded::{EncodedImages, EncodedPage};
 use super::images::ImageApi;
-use super::methods::LIST_IMAGES;
-use crate::convert;
+use crate::call::Ctx;
 
 /// The ListImages handler over encoded images.
 #[derive(Debug, Clone)]
-pub struct ListImages {
+pub(crate) struct ListImages {
     ctx: Arc<Ctx>,
     cache: Arc<EncodedImages>,
 }
@@ -44,7 +44,7 @@ impl tonic::server::UnaryService<pb::ListImagesRequest> for ListImages {
 
 /// `imaged.v1.ImageService`: ListImages here, the rest in the generated server.
 #[derive(Debug, Clone)]
-pub struct ImageRoutes {
+pub(crate) struct ImageRoutes {
     inner: ImageServiceServer<ImageApi>,
     list: ListImages,
     max_recv: usize,
@@ -53,7 +53,7 @@ pub struct ImageRoutes {
 
 impl ImageRoutes {
     /// The image service over `ctx`, with message size limits in bytes.
-    pub fn new(ctx: Arc<Ctx>, max_recv: usize, max_send: usize) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>, max_recv: usize, max_send: usize) -> Self {
         let inner = ImageServiceServer::new(ImageApi::new(Arc::clone(&ctx)))
             .max_decoding_message_size(max_recv)
             .max_encoding_message_size(max_send);

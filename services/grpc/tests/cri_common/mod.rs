@@ -21,7 +21,7 @@ use tonic::transport::{Channel, Endpoint, Server};
 // ------------------------------------------------------------------ fixture
 
 /// A running server, its store and a channel to it; dropping it stops the server.
-pub struct Fixture {
+pub(crate) struct Fixture {
     pub dir: tempfile::TempDir,
     pub store: Arc<MemoryStore>,
     pub channel: Channel,
@@ -38,14 +38,14 @@ impl Drop for Fixture {
 
 impl Fixture {
     /// The store's data directory.
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("store")
     }
 }
 
 /// A server over a memory store whose filesystem is `<tmp>/store` (a real directory),
 /// with `pinned_images` configured.
-pub async fn start(auth: AuthConfig, pinned: &[&str]) -> Fixture {
+pub(crate) async fn start(auth: AuthConfig, pinned: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("store")).expect("mkdir");
     let store = Arc::new(MemoryStore::with_root(dir.path().join("store")));
@@ -86,7 +86,7 @@ pub async fn start(auth: AuthConfig, pinned: &[&str]) -> Fixture {
 }
 
 /// A channel over the unix socket at `path` (authority `localhost`).
-pub async fn connect(path: PathBuf) -> Channel {
+pub(crate) async fn connect(path: PathBuf) -> Channel {
     Endpoint::try_from("http://localhost")
         .expect("endpoint")
         .connect_with_connector(tower::service_fn(move |_| {
@@ -98,7 +98,7 @@ pub async fn connect(path: PathBuf) -> Channel {
 }
 
 /// Stores `spec` with the config user `user`; returns the image ID as written on the wire.
-pub fn add(store: &dyn Store, spec: &ImageSpec, user: &str) -> String {
+pub(crate) fn add(store: &dyn Store, spec: &ImageSpec, user: &str) -> String {
     let (blobs, mut img) = spec.build();
     Arc::make_mut(&mut img.config).user = user.to_owned();
     let staging = {
@@ -120,14 +120,14 @@ pub fn add(store: &dyn Store, spec: &ImageSpec, user: &str) -> String {
 }
 
 /// A one-layer image with `names`.
-pub fn named(content: &str, names: &[&str]) -> ImageSpec {
+pub(crate) fn named(content: &str, names: &[&str]) -> ImageSpec {
     names
         .iter()
         .fold(ImageSpec::base(content, 1_700_000_000), |s, n| s.name(n))
 }
 
 /// The uid of this process, as the server sees it.
-pub async fn my_uid() -> u32 {
+pub(crate) async fn my_uid() -> u32 {
     let (a, _b) = UnixStream::pair().expect("pair");
     a.peer_cred().expect("cred").uid()
 }
@@ -136,7 +136,7 @@ pub async fn my_uid() -> u32 {
 
 /// A codec that sends and receives message bytes as they are.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Raw;
+pub(crate) struct Raw;
 
 impl Encoder for Raw {
     type Item = Vec<u8>;
@@ -171,7 +171,7 @@ impl Codec for Raw {
 }
 
 /// Calls `/runtime.v1.ImageService/<method>` with the request `body`; the reply's bytes.
-pub async fn raw(f: &Fixture, method: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
+pub(crate) async fn raw(f: &Fixture, method: &str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
     let mut grpc = tonic::client::Grpc::new(f.channel.clone());
     grpc.ready().await.expect("ready");
     let path = format!("/runtime.v1.ImageService/{method}")
@@ -186,13 +186,13 @@ pub async fn raw(f: &Fixture, method: &str, body: Vec<u8>) -> Result<Vec<u8>, St
 
 /// A field value: varint or length-delimited.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Val {
+pub(crate) enum Val {
     Varint(u64),
     Bytes(Vec<u8>),
 }
 
 /// Reads one varint off the front of `buf`.
-pub fn varint(buf: &mut &[u8]) -> u64 {
+pub(crate) fn varint(buf: &mut &[u8]) -> u64 {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let (b, rest) = buf.split_first().expect("truncated varint");
@@ -207,7 +207,7 @@ pub fn varint(buf: &mut &[u8]) -> u64 {
 
 /// Every (field number, value) of a message; wire types other than varint and
 /// length-delimited fail the test (no CRI image field uses them).
-pub fn fields(mut buf: &[u8]) -> Vec<(u64, Val)> {
+pub(crate) fn fields(mut buf: &[u8]) -> Vec<(u64, Val)> {
     let mut out = Vec::new();
     while !buf.is_empty() {
         let key = varint(&mut buf);
@@ -227,7 +227,7 @@ pub fn fields(mut buf: &[u8]) -> Vec<(u64, Val)> {
 }
 
 /// The values of field `num`, in wire order.
-pub fn all(fs: &[(u64, Val)], num: u64) -> Vec<&Val> {
+pub(crate) fn all(fs: &[(u64, Val)], num: u64) -> Vec<&Val> {
     fs.iter()
         .filter(|(n, _)| *n == num)
         .map(|(_, v)| v)
@@ -235,14 +235,14 @@ pub fn all(fs: &[(u64, Val)], num: u64) -> Vec<&Val> {
 }
 
 /// The value of field `num`, which must occur once.
-pub fn one(fs: &[(u64, Val)], num: u64) -> &Val {
+pub(crate) fn one(fs: &[(u64, Val)], num: u64) -> &Val {
     let v = all(fs, num);
     assert_eq!(v.len(), 1, "field {num} once in {fs:?}");
     v[0]
 }
 
 /// A length-delimited value.
-pub fn bytes(v: &Val) -> &[u8] {
+pub(crate) fn bytes(v: &Val) -> &[u8] {
     match v {
         Val::Bytes(b) => b,
         Val::Varint(_) => panic!("length-delimited expected, got {v:?}"),
@@ -250,12 +250,12 @@ pub fn bytes(v: &Val) -> &[u8] {
 }
 
 /// A length-delimited value as UTF-8.
-pub fn text(v: &Val) -> String {
+pub(crate) fn text(v: &Val) -> String {
     String::from_utf8(bytes(v).to_vec()).expect("utf-8")
 }
 
 /// A varint value.
-pub fn uint(v: &Val) -> u64 {
+pub(crate) fn uint(v: &Val) -> u64 {
     match v {
         Val::Varint(x) => *x,
         Val::Bytes(_) => panic!("varint expected, got {v:?}"),
@@ -263,14 +263,14 @@ pub fn uint(v: &Val) -> u64 {
 }
 
 /// The field numbers in wire order, consecutive repeats merged.
-pub fn numbers(fs: &[(u64, Val)]) -> Vec<u64> {
+pub(crate) fn numbers(fs: &[(u64, Val)]) -> Vec<u64> {
     let mut n: Vec<u64> = fs.iter().map(|(n, _)| *n).collect();
     n.dedup();
     n
 }
 
 /// A length-delimited field, encoded by hand.
-pub fn ld(num: u64, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn ld(num: u64, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     put_varint(&mut out, (num << 3) | 2);
     put_varint(&mut out, payload.len() as u64);
@@ -279,7 +279,7 @@ pub fn ld(num: u64, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Appends `v` as a varint.
-pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8 & 0x7f) | 0x80);
         v >>= 7;

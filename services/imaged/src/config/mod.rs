@@ -114,6 +114,8 @@ pub(crate) struct Settings {
     pub grace_period: Duration,
     /// Connection limits and timeouts.
     pub limits: crate::conn::Limits,
+    /// A LoadImages stream that sends nothing this long is abandoned.
+    pub load_idle_timeout: Duration,
     /// Authorization.
     pub auth: AuthConfig,
     /// TLS for TCP listeners.
@@ -293,6 +295,12 @@ fn validate(
             errors,
         ),
         grace_period: grace(raw.grace_period, errors),
+        load_idle_timeout: seconds(
+            "load_idle_timeout",
+            raw.load_idle_timeout,
+            imaged_grpc::DEFAULT_LOAD_IDLE_TIMEOUT,
+            errors,
+        ),
         limits,
         auth: auth(&raw.auth, errors),
         tls,

@@ -44,6 +44,7 @@ pub(crate) struct Raw {
     pub max_connections_per_peer: Option<i64>,
     pub handshake_timeout: Option<f64>,
     pub idle_timeout: Option<f64>,
+    pub load_idle_timeout: Option<f64>,
     pub insecure_tcp: Option<bool>,
     pub metrics_listen: Option<String>,
     pub log: Option<String>,
@@ -96,6 +97,7 @@ impl Raw {
         );
         pick(&mut self.handshake_timeout, over.handshake_timeout);
         pick(&mut self.idle_timeout, over.idle_timeout);
+        pick(&mut self.load_idle_timeout, over.load_idle_timeout);
         pick(&mut self.insecure_tcp, over.insecure_tcp);
         pick(&mut self.metrics_listen, over.metrics_listen);
         pick(&mut self.log, over.log);
@@ -279,6 +281,7 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "max_connections_per_peer" => raw.max_connections_per_peer = keys.int(&key, v),
             "handshake_timeout" => raw.handshake_timeout = keys.number(&key, v),
             "idle_timeout" => raw.idle_timeout = keys.number(&key, v),
+            "load_idle_timeout" => raw.load_idle_timeout = keys.number(&key, v),
             "insecure_tcp" => raw.insecure_tcp = keys.boolean(&key, v),
             "metrics_listen" => raw.metrics_listen = keys.string(&key, v),
             "log" => raw.log = keys.string(&key, v),

@@ -389,6 +389,15 @@ fn connection_limits() {
     assert_eq!(s.limits.max_connections_per_peer, 2);
     assert_eq!(s.limits.handshake_timeout, Duration::from_millis(500));
     assert_eq!(s.limits.idle_timeout, Duration::from_secs(20));
+    assert_eq!(s.load_idle_timeout, Duration::from_secs(60), "the default");
+    let s = load(
+        &cfg("load_idle_timeout = 2.5\n"),
+        &env(&[]),
+        true,
+        Purpose::Serve,
+    )
+    .expect("valid");
+    assert_eq!(s.load_idle_timeout, Duration::from_millis(2500));
     let errs = load(
         &cfg("max_connections = 0\nmax_connections_per_peer = -1\nhandshake_timeout = 0\nidle_timeout = \"x\"\n"),
         &env(&[]),

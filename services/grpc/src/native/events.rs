@@ -15,10 +15,10 @@ use tokio::sync::{broadcast, watch};
 use tokio_stream::Stream;
 use tonic::Status;
 
-use crate::convert;
+use super::convert;
 
 /// Default number of events buffered per watcher before it lags.
-pub const DEFAULT_CAPACITY: usize = 1024;
+pub(crate) const DEFAULT_CAPACITY: usize = 1024;
 
 /// The fan-out point of committed events.
 #[derive(Debug, Clone)]

@@ -8,9 +8,9 @@
 //!
 //! Every handler authorizes first through [`Ctx::authorize`] like the native ones
 //! (ListImages, StreamImages, ImageStatus and ImageFsInfo are read-only, see
-//! [`crate::auth::READ_ONLY_METHODS`]) and counts its call in the metrics.
+//! [`crate::call::auth::READ_ONLY_METHODS`]) and counts its call in the metrics.
 
-pub mod convert;
+pub(crate) mod convert;
 
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ use imaged_proto::runtime::v1::image_service_server::{ImageService, ImageService
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use crate::native::Ctx;
+use crate::call::Ctx;
 
 /// Images per StreamImages batch (a batch of 500 images stays far below the 16 MiB that
 /// cri-client accepts per message).
@@ -31,38 +31,22 @@ pub const PULL_UNIMPLEMENTED: &str = "imaged does not pull images: load them ins
      imaged.v1.ImageService/LoadImages (`imagectl load -i ARCHIVE`, e.g. an archive written \
      by `docker save`, `podman save` or `skopeo copy … docker-archive:`)";
 
-/// Full gRPC method paths of `runtime.v1.ImageService`.
-pub mod methods {
-    /// `ListImages` (read-only).
-    pub const LIST_IMAGES: &str = "/runtime.v1.ImageService/ListImages";
-    /// `StreamImages` (read-only).
-    pub const STREAM_IMAGES: &str = "/runtime.v1.ImageService/StreamImages";
-    /// `ImageStatus` (read-only).
-    pub const IMAGE_STATUS: &str = "/runtime.v1.ImageService/ImageStatus";
-    /// `PullImage`.
-    pub const PULL_IMAGE: &str = "/runtime.v1.ImageService/PullImage";
-    /// `RemoveImage`.
-    pub const REMOVE_IMAGE: &str = "/runtime.v1.ImageService/RemoveImage";
-    /// `ImageFsInfo` (read-only).
-    pub const IMAGE_FS_INFO: &str = "/runtime.v1.ImageService/ImageFsInfo";
-}
-
-use methods as m;
+use imaged_proto::runtime::v1::image_service_methods as m;
 
 /// The CRI `runtime.v1.ImageService` handler.
 #[derive(Debug, Clone)]
-pub struct CriImageService {
+pub(crate) struct CriImageService {
     ctx: Arc<Ctx>,
 }
 
 impl CriImageService {
     /// A handler over the shared state.
-    pub fn new(ctx: Arc<Ctx>) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>) -> Self {
         Self { ctx }
     }
 
     /// The tonic server for this handler.
-    pub fn server(self) -> ImageServiceServer<Self> {
+    pub(crate) fn server(self) -> ImageServiceServer<Self> {
         ImageServiceServer::new(self)
     }
 }
@@ -205,25 +189,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_method_path_is_a_method_of_the_service() {
-        for (path, name) in [
-            (m::LIST_IMAGES, "ListImages"),
-            (m::STREAM_IMAGES, "StreamImages"),
-            (m::IMAGE_STATUS, "ImageStatus"),
-            (m::PULL_IMAGE, "PullImage"),
-            (m::REMOVE_IMAGE, "RemoveImage"),
-            (m::IMAGE_FS_INFO, "ImageFsInfo"),
-        ] {
-            assert_eq!(
-                path,
-                format!("/{}/{name}", imaged_proto::service_names::CRI_IMAGE_SERVICE)
-            );
-        }
-    }
-
-    #[test]
     fn read_only_methods_are_exactly_the_reading_ones() {
-        use crate::auth::{Access, access};
+        use crate::call::auth::{Access, access};
         for p in [
             m::LIST_IMAGES,
             m::STREAM_IMAGES,

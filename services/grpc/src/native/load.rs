@@ -5,24 +5,27 @@
 //! `spawn_blocking`. The reader reports end-of-file only after an explicit
 //! [`Msg::End`] (the client closed its stream cleanly); a stream error, a cancelled call
 //! (the handler dropped) or a size-limit overrun makes it return an I/O error, so the
-//! engine's load fails and stores nothing.
+//! engine's load fails and stores nothing. So does a stream that stays silent for the
+//! idle timeout: the call then fails with `DEADLINE_EXCEEDED` (SPEC §6).
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::time::Duration;
 
 use imaged_core::{Engine, Error, ErrorKind, ops};
 use imaged_proto::imaged::v1 as pb;
 use tokio::sync::mpsc;
 use tonic::{Status, Streaming};
 
-use crate::{convert, status};
+use super::convert;
+use crate::status;
 
 /// Chunks buffered between the stream and the engine.
 const CHANNEL_CHUNKS: usize = 16;
 
 /// What the async side sends to the reader.
 #[derive(Debug)]
-pub enum Msg {
+pub(crate) enum Msg {
     /// The next bytes.
     Chunk(Vec<u8>),
     /// The client closed its stream: end of file.
@@ -33,7 +36,7 @@ pub enum Msg {
 
 /// A blocking reader over the chunks of a channel.
 #[derive(Debug)]
-pub struct ChunkReader {
+pub(crate) struct ChunkReader {
     rx: mpsc::Receiver<Msg>,
     buf: Vec<u8>,
     pos: usize,
@@ -42,7 +45,7 @@ pub struct ChunkReader {
 
 impl ChunkReader {
     /// A reader of the messages of `rx`.
-    pub fn new(rx: mpsc::Receiver<Msg>) -> Self {
+    pub(crate) fn new(rx: mpsc::Receiver<Msg>) -> Self {
         Self {
             rx,
             buf: Vec::new(),
@@ -76,12 +79,13 @@ impl Read for ChunkReader {
 }
 
 /// Runs a whole LoadImages call: first message → options, then chunks → engine.
-pub async fn load(
+pub(crate) async fn load(
     engine: Arc<Engine>,
     mut stream: Streaming<pb::LoadImagesRequest>,
+    idle: Duration,
 ) -> Result<pb::LoadImagesResponse, Status> {
     let limit = engine.config().max_load_bytes;
-    let first = stream.message().await?;
+    let first = next_message(&mut stream, idle).await?;
     let opts = match &first {
         Some(m) => convert::load_options(m).map_err(|e| status::to_status(&e))?,
         None => ops::LoadOptions::default(),
@@ -111,7 +115,7 @@ pub async fn load(
             // The engine stopped reading: it finished or failed; its result says which.
             break;
         }
-        current = match stream.message().await {
+        current = match next_message(&mut stream, idle).await {
             Ok(next) => next,
             Err(s) => {
                 let _ = tx
@@ -135,6 +139,24 @@ pub async fn load(
         }
         (Err(_), Some(st)) => Err(st),
         (Err(e), None) => Err(status::to_status(&e)),
+    }
+}
+
+/// The next message of the stream, or `DEADLINE_EXCEEDED` when none comes within `idle`.
+async fn next_message(
+    stream: &mut Streaming<pb::LoadImagesRequest>,
+    idle: Duration,
+) -> Result<Option<pb::LoadImagesRequest>, Status> {
+    match tokio::time::timeout(idle, stream.message()).await {
+        Ok(r) => r,
+        Err(_) => {
+            let err = Error::new(
+                ErrorKind::DeadlineExceeded,
+                format!("the load stream sent nothing for {idle:?}: abandoned, nothing was stored"),
+            )
+            .with_meta("idle_timeout_ms", idle.as_millis().to_string());
+            Err(status::to_status(&err))
+        }
     }
 }
 

@@ -40,6 +40,16 @@ fn read_only_table() {
 }
 
 #[test]
+fn read_only_methods_are_methods_of_the_served_services() {
+    let all: Vec<&str> = [images::ALL, containers::ALL, cri::ALL].concat();
+    for m in READ_ONLY_METHODS {
+        assert!(all.contains(m), "{m} is no method of a served service");
+    }
+    let admin = all.iter().filter(|m| access(m) == Access::Admin).count();
+    assert_eq!(admin + READ_ONLY_METHODS.len(), all.len());
+}
+
+#[test]
 fn no_lists_means_every_local_peer_is_admin() {
     let a = Authorizer::default();
     let c = a.identify_peer(&peer(1234, 1234, &[])).expect("admin");

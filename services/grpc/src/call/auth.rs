@@ -24,6 +24,10 @@ use std::fmt;
 use std::task::{Context, Poll};
 
 use imaged_core::{Error, ErrorKind};
+use imaged_proto::imaged::v1::{
+    container_service_methods as containers, image_service_methods as images,
+};
+use imaged_proto::runtime::v1::image_service_methods as cri;
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::UdsConnectInfo;
 
@@ -36,17 +40,18 @@ pub enum Access {
     Admin,
 }
 
-/// The methods that only read (full gRPC paths). Every other method needs an admin.
+/// The methods that only read (full gRPC paths, generated from the protos). Every other
+/// method needs an admin.
 pub const READ_ONLY_METHODS: &[&str] = &[
-    "/imaged.v1.ImageService/ListImages",
-    "/imaged.v1.ImageService/InspectImage",
-    "/imaged.v1.ImageService/ImageDiskUsage",
-    "/imaged.v1.ImageService/WatchEvents",
-    "/imaged.v1.ContainerService/ListContainers",
-    "/runtime.v1.ImageService/ListImages",
-    "/runtime.v1.ImageService/StreamImages",
-    "/runtime.v1.ImageService/ImageStatus",
-    "/runtime.v1.ImageService/ImageFsInfo",
+    images::LIST_IMAGES,
+    images::INSPECT_IMAGE,
+    images::IMAGE_DISK_USAGE,
+    images::WATCH_EVENTS,
+    containers::LIST_CONTAINERS,
+    cri::LIST_IMAGES,
+    cri::STREAM_IMAGES,
+    cri::IMAGE_STATUS,
+    cri::IMAGE_FS_INFO,
 ];
 
 /// What `method` (a full path such as `/imaged.v1.ImageService/ListImages`) needs.

@@ -15,7 +15,7 @@ use prost_types::Timestamp;
 use crate::status;
 
 /// A `Timestamp` for Unix nanoseconds.
-pub fn timestamp(t: UnixNanos) -> Timestamp {
+pub(crate) fn timestamp(t: UnixNanos) -> Timestamp {
     const NANOS: i64 = 1_000_000_000;
     // rem_euclid is in 0..1e9, so it always fits an i32.
     let nanos = i32::try_from(t.rem_euclid(NANOS)).unwrap_or(0);
@@ -26,7 +26,7 @@ pub fn timestamp(t: UnixNanos) -> Timestamp {
 }
 
 /// An optional `Timestamp`.
-pub fn opt_timestamp(t: Option<UnixNanos>) -> Option<Timestamp> {
+pub(crate) fn opt_timestamp(t: Option<UnixNanos>) -> Option<Timestamp> {
     t.map(timestamp)
 }
 
@@ -40,7 +40,7 @@ fn bad_enum(field: &str, value: i32) -> Error {
 }
 
 /// `ImageOrder` → [`Order`] (UNSPECIFIED → `Created`).
-pub fn order(value: i32) -> Result<Order, Error> {
+pub(crate) fn order(value: i32) -> Result<Order, Error> {
     match pb::ImageOrder::try_from(value) {
         Ok(pb::ImageOrder::Unspecified | pb::ImageOrder::Created) => Ok(Order::Created),
         Ok(pb::ImageOrder::Id) => Ok(Order::Id),
@@ -51,7 +51,7 @@ pub fn order(value: i32) -> Result<Order, Error> {
 }
 
 /// `RemovalPolicy` → [`Policy`] (UNSPECIFIED → `Podman`).
-pub fn policy(value: i32) -> Result<Policy, Error> {
+pub(crate) fn policy(value: i32) -> Result<Policy, Error> {
     match pb::RemovalPolicy::try_from(value) {
         Ok(pb::RemovalPolicy::Unspecified | pb::RemovalPolicy::Podman) => Ok(Policy::Podman),
         Ok(pb::RemovalPolicy::Docker) => Ok(Policy::Docker),
@@ -60,7 +60,7 @@ pub fn policy(value: i32) -> Result<Policy, Error> {
 }
 
 /// `ArchiveFormat` → [`ArchiveFormat`] (UNSPECIFIED → detect).
-pub fn archive_format(value: i32) -> Result<ArchiveFormat, Error> {
+pub(crate) fn archive_format(value: i32) -> Result<ArchiveFormat, Error> {
     match pb::ArchiveFormat::try_from(value) {
         Ok(pb::ArchiveFormat::Unspecified) => Ok(ArchiveFormat::Auto),
         Ok(pb::ArchiveFormat::Docker) => Ok(ArchiveFormat::Docker),
@@ -71,7 +71,7 @@ pub fn archive_format(value: i32) -> Result<ArchiveFormat, Error> {
 
 /// `ContainerState` → [`ContainerState`]; UNSPECIFIED gives `unspecified` (the field's
 /// documented default) or, when `None`, an `INVALID_ARGUMENT`.
-pub fn container_state_in(
+pub(crate) fn container_state_in(
     field: &str,
     value: i32,
     unspecified: Option<ContainerState>,
@@ -93,7 +93,7 @@ pub fn container_state_in(
 }
 
 /// [`ContainerState`] → `ContainerState`.
-pub fn container_state_out(state: ContainerState) -> pb::ContainerState {
+pub(crate) fn container_state_out(state: ContainerState) -> pb::ContainerState {
     match state {
         ContainerState::Created => pb::ContainerState::Created,
         ContainerState::Running => pb::ContainerState::Running,
@@ -102,7 +102,7 @@ pub fn container_state_out(state: ContainerState) -> pb::ContainerState {
 }
 
 /// ListImages request → [`ops::ListOptions`].
-pub fn list_options(req: pb::ListImagesRequest) -> Result<ops::ListOptions, Error> {
+pub(crate) fn list_options(req: pb::ListImagesRequest) -> Result<ops::ListOptions, Error> {
     Ok(ops::ListOptions {
         order: order(req.order)?,
         filters: req.filters,
@@ -112,23 +112,14 @@ pub fn list_options(req: pb::ListImagesRequest) -> Result<ops::ListOptions, Erro
     })
 }
 
-/// One page of images → ListImages response.
-pub fn list_page(page: ops::ListPage) -> pb::ListImagesResponse {
-    pb::ListImagesResponse {
-        images: page.images.into_iter().map(image_owned).collect(),
-        next_page_token: page.next_page_token,
-        total_size: i32::try_from(page.total_size).unwrap_or(i32::MAX),
-    }
-}
-
 /// [`ops::ImageSummary`] → `Image`.
-pub fn image(s: &ops::ImageSummary) -> pb::Image {
+pub(crate) fn image(s: &ops::ImageSummary) -> pb::Image {
     image_owned(s.clone())
 }
 
 /// [`ops::ImageSummary`] → `Image`, moving the strings instead of copying them (the
 /// ListImages hot path).
-pub fn image_owned(s: ops::ImageSummary) -> pb::Image {
+pub(crate) fn image_owned(s: ops::ImageSummary) -> pb::Image {
     pb::Image {
         id: s.id.to_string(),
         names: s.names,
@@ -167,7 +158,7 @@ pub fn image_owned(s: ops::ImageSummary) -> pb::Image {
 }
 
 /// [`ops::ImageDetails`] (+ the config JSON as stored) → InspectImage response.
-pub fn inspect(d: &ops::ImageDetails, raw_json: String) -> pb::InspectImageResponse {
+pub(crate) fn inspect(d: &ops::ImageDetails, raw_json: String) -> pb::InspectImageResponse {
     let c = &d.config;
     pb::InspectImageResponse {
         image: Some(image(&d.summary)),
@@ -209,7 +200,7 @@ pub fn inspect(d: &ops::ImageDetails, raw_json: String) -> pb::InspectImageRespo
 }
 
 /// RemoveImage request → [`ops::RemoveOptions`].
-pub fn remove_options(req: pb::RemoveImageRequest) -> Result<ops::RemoveOptions, Error> {
+pub(crate) fn remove_options(req: pb::RemoveImageRequest) -> Result<ops::RemoveOptions, Error> {
     Ok(ops::RemoveOptions {
         policy: policy(req.policy)?,
         reference: req.reference,
@@ -221,7 +212,7 @@ pub fn remove_options(req: pb::RemoveImageRequest) -> Result<ops::RemoveOptions,
 }
 
 /// Removal records → `RemovalRecord`s.
-pub fn records(records: &[ops::Record]) -> Vec<pb::RemovalRecord> {
+pub(crate) fn records(records: &[ops::Record]) -> Vec<pb::RemovalRecord> {
     use pb::removal_record::Record;
     records
         .iter()
@@ -235,7 +226,7 @@ pub fn records(records: &[ops::Record]) -> Vec<pb::RemovalRecord> {
 }
 
 /// [`ops::RemoveReport`] → RemoveImage response.
-pub fn remove_report(r: ops::RemoveReport) -> pb::RemoveImageResponse {
+pub(crate) fn remove_report(r: ops::RemoveReport) -> pb::RemoveImageResponse {
     pb::RemoveImageResponse {
         records: records(&r.records),
         removed_containers: r.removed_containers,
@@ -244,7 +235,7 @@ pub fn remove_report(r: ops::RemoveReport) -> pb::RemoveImageResponse {
 }
 
 /// PruneImages request → [`ops::PruneOptions`].
-pub fn prune_options(req: pb::PruneImagesRequest) -> ops::PruneOptions {
+pub(crate) fn prune_options(req: pb::PruneImagesRequest) -> ops::PruneOptions {
     ops::PruneOptions {
         all: req.all,
         filters: req.filters,
@@ -255,7 +246,7 @@ pub fn prune_options(req: pb::PruneImagesRequest) -> ops::PruneOptions {
 
 /// [`ops::PruneReport`] → PruneImages response. Per-image errors get their code from the
 /// status table; an internal error's message is logged, not sent.
-pub fn prune_report(r: ops::PruneReport) -> pb::PruneImagesResponse {
+pub(crate) fn prune_report(r: ops::PruneReport) -> pb::PruneImagesResponse {
     pb::PruneImagesResponse {
         records: records(&r.records),
         deleted_images: r.deleted_images.iter().map(ToString::to_string).collect(),
@@ -282,7 +273,7 @@ pub fn prune_report(r: ops::PruneReport) -> pb::PruneImagesResponse {
 }
 
 /// The first LoadImages message's options → [`ops::LoadOptions`].
-pub fn load_options(first: &pb::LoadImagesRequest) -> Result<ops::LoadOptions, Error> {
+pub(crate) fn load_options(first: &pb::LoadImagesRequest) -> Result<ops::LoadOptions, Error> {
     Ok(ops::LoadOptions {
         format: archive_format(first.format)?,
         default_names: first.default_names.clone(),
@@ -290,7 +281,7 @@ pub fn load_options(first: &pb::LoadImagesRequest) -> Result<ops::LoadOptions, E
 }
 
 /// [`ops::LoadReport`] → LoadImages response.
-pub fn load_report(r: ops::LoadReport, bytes_received: u64) -> pb::LoadImagesResponse {
+pub(crate) fn load_report(r: ops::LoadReport, bytes_received: u64) -> pb::LoadImagesResponse {
     pb::LoadImagesResponse {
         images: r
             .images
@@ -306,7 +297,7 @@ pub fn load_report(r: ops::LoadReport, bytes_received: u64) -> pb::LoadImagesRes
 }
 
 /// [`ops::TagReport`] → TagImage response.
-pub fn tag_report(r: ops::TagReport) -> pb::TagImageResponse {
+pub(crate) fn tag_report(r: ops::TagReport) -> pb::TagImageResponse {
     pb::TagImageResponse {
         image_id: r.image_id.to_string(),
         names: r.names,
@@ -314,7 +305,7 @@ pub fn tag_report(r: ops::TagReport) -> pb::TagImageResponse {
 }
 
 /// [`ops::UntagReport`] → UntagImage response.
-pub fn untag_report(r: ops::UntagReport) -> pb::UntagImageResponse {
+pub(crate) fn untag_report(r: ops::UntagReport) -> pb::UntagImageResponse {
     pb::UntagImageResponse {
         image_id: r.image_id.to_string(),
         untagged: r.untagged,
@@ -322,7 +313,7 @@ pub fn untag_report(r: ops::UntagReport) -> pb::UntagImageResponse {
 }
 
 /// [`ops::DiskUsage`] → ImageDiskUsage response.
-pub fn disk_usage(u: ops::DiskUsage) -> pb::ImageDiskUsageResponse {
+pub(crate) fn disk_usage(u: ops::DiskUsage) -> pb::ImageDiskUsageResponse {
     pb::ImageDiskUsageResponse {
         images: u.images,
         active_images: u.active_images,
@@ -346,7 +337,7 @@ pub fn disk_usage(u: ops::DiskUsage) -> pb::ImageDiskUsageResponse {
 
 /// RegisterContainer request → [`ops::RegisterContainer`] (state UNSPECIFIED → CREATED,
 /// empty ID → generated).
-pub fn register_container(
+pub(crate) fn register_container(
     req: pb::RegisterContainerRequest,
 ) -> Result<ops::RegisterContainer, Error> {
     Ok(ops::RegisterContainer {
@@ -359,7 +350,7 @@ pub fn register_container(
 }
 
 /// [`model::Container`] → `Container`.
-pub fn container(c: &model::Container) -> pb::Container {
+pub(crate) fn container(c: &model::Container) -> pb::Container {
     pb::Container {
         id: c.id.clone(),
         image_id: c.image_id.to_string(),
@@ -371,7 +362,7 @@ pub fn container(c: &model::Container) -> pb::Container {
 }
 
 /// [`ops::EventKind`] → `EventType`.
-pub fn event_type(kind: ops::EventKind) -> pb::EventType {
+pub(crate) fn event_type(kind: ops::EventKind) -> pb::EventType {
     match kind {
         ops::EventKind::Load => pb::EventType::Load,
         ops::EventKind::Tag => pb::EventType::Tag,
@@ -383,7 +374,7 @@ pub fn event_type(kind: ops::EventKind) -> pb::EventType {
 
 /// The requested event types (WatchEvents `types`): empty → all; UNSPECIFIED or an
 /// unknown value → `INVALID_ARGUMENT`. LAGGED is always delivered, asked for or not.
-pub fn event_types(types: &[i32]) -> Result<Vec<pb::EventType>, Error> {
+pub(crate) fn event_types(types: &[i32]) -> Result<Vec<pb::EventType>, Error> {
     types
         .iter()
         .enumerate()
@@ -403,7 +394,7 @@ pub fn event_types(types: &[i32]) -> Result<Vec<pb::EventType>, Error> {
 }
 
 /// [`ops::Event`] → `Event`.
-pub fn event(e: &ops::Event) -> pb::Event {
+pub(crate) fn event(e: &ops::Event) -> pb::Event {
     pb::Event {
         r#type: event_type(e.kind) as i32,
         image_id: e.image_id.map(|d| d.to_string()).unwrap_or_default(),
@@ -415,7 +406,7 @@ pub fn event(e: &ops::Event) -> pb::Event {
 }
 
 /// The event telling a watcher that `dropped` events were lost.
-pub fn lagged(dropped: u64) -> pb::Event {
+pub(crate) fn lagged(dropped: u64) -> pb::Event {
     pb::Event {
         r#type: pb::EventType::Lagged as i32,
         time: Some(timestamp(imaged_core::time::now())),
