@@ -1,20 +1,21 @@
 //! imaged's domain: everything that decides what happens to images, independent of the
-//! transport and of the storage backend.
+//! transport and of the storage backend. No tonic, no prost, no network, no test support
+//! (that lives in `imaged-testkit`).
 //!
-//! * [`model`], [`digest`] — the stored image model (SPEC §1).
+//! * [`model`], [`digest`], [`time`] — the stored image model (SPEC §1).
 //! * [`catalog`] — immutable snapshots of a store and the change sets between them.
-//! * [`store`] — the backend contract; [`memory`] — the in-memory backend.
-//! * [`engine`] — the operations (list, inspect, remove, prune, load, tag, containers),
-//!   implemented once above the [`store::Store`] trait.
-//! * [`error`] — error kinds with their `ErrorInfo` reasons.
-//! * [`reference`], [`resolve`] — reference grammar and resolution (SPEC §2).
-//! * [`tree`], [`relations`] — the derived layer tree (parents, dangling, sizes).
-//! * [`plan`], [`remove`], [`filter`], [`token`] — the removal planners (PODMAN and
-//!   DOCKER policies), the filter language and page tokens behind remove, prune and list.
-//! * [`testkit`] — hand-built images for tests; `conformance` (feature) — the backend
-//!   conformance suite.
-//!
-//! No tonic and no prost here: the gRPC layer converts.
+//! * [`store`] — the backend contract ([`Store`]) and the in-memory backend
+//!   ([`MemoryStore`]).
+//! * [`engine`] — the operations (list, inspect, disk usage, remove with its planner,
+//!   prune, load, tag, containers, the CRI views), one module each, above any [`Store`];
+//!   [`ops`] holds their requests and reports.
+//! * [`graph`] — the layer graph: parents, children, dangling and intermediate images,
+//!   from a built tree or the persistent layer index.
+//! * [`mod@reference`] — reference grammar, normalisation and resolution (SPEC §2).
+//! * [`filter`] — the filter language of list and prune (SPEC §5.3).
+//! * [`archive`] — reading docker-archive / oci-archive tars for LoadImages.
+//! * [`error`] — error kinds with their `ErrorInfo` reasons, declared once.
+//! * [`work`] — work counters that tests use to assert linear cost.
 
 pub mod archive;
 pub mod catalog;

@@ -4,7 +4,7 @@
 //! action (RemoveImage with either policy, CRI RemoveImage, PruneImages, ListImages) and the
 //! expected outcome (error reason, records, remaining images, names, containers). Cases are
 //! plain data so that other drivers can execute them: the in-process driver here
-//! ([`run_case`], [`run_all`]) runs them on an [`Engine`] over any [`Store`]; a gRPC driver
+//! ([`run_case`], [`trials`]) runs them on an [`Engine`](imaged_core::Engine) over any [`Store`]; a gRPC driver
 //! calls [`setup`] on the store behind its server, performs [`Case::action`] through a
 //! client, converts the replies into an [`Observed`] and calls [`check`]; a driver that
 //! only has the public API loads the archives of [`api_case`] instead and checks with
