@@ -426,6 +426,3 @@ pub fn normalize_name(s: &str) -> Result<Reference> {
     }
     checked(s, r.docker_normalized().with_default_tag())
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,5 +1,8 @@
-//! Unit tests of the reference grammar and normalisation.
-use super::*;
+//! The reference grammar and normalisation (SPEC §2).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test assertions
+
+use imaged_core::reference::*;
+use imaged_core::{Digest, ErrorKind};
 
 fn p(s: &str) -> Result<Reference, RefError> {
     Reference::parse(s)
