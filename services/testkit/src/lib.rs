@@ -9,6 +9,7 @@
 //! * [`conformance`] — the backend conformance suite: SPEC §2–§5 as data ([`conformance::Case`]),
 //!   an in-process driver and the checks other drivers reuse. `tests/conformance.rs` runs
 //!   every case as its own named test on every backend.
+//! * [`counting`] — a memory store that counts what a load stages.
 //!
 //! May depend on `imaged-core` (and, in its own tests, on the store crates); nothing but
 //! tests and benchmarks may depend on it.
@@ -16,6 +17,7 @@
 
 pub mod archive;
 pub mod conformance;
+pub mod counting;
 pub mod images;
 
 pub use images::{ImageSpec, add_images};
