@@ -36,7 +36,7 @@ use tonic::transport::server::{Connected, TlsConnectInfo};
 use crate::peercred;
 
 /// The HTTP/2 client connection preface (`PRI * HTTP/2.0…`) is this long.
-const PREFACE_LEN: usize = 24;
+const PREFACE_LEN: usize = crate::authority::PREFACE.len();
 /// The first wait after an accept error, doubled after each further error.
 pub(crate) const BACKOFF_MIN: Duration = Duration::from_millis(10);
 /// The longest wait after an accept error.

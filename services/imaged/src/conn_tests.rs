@@ -19,7 +19,7 @@ fn table() -> Arc<Table> {
     Table::new(limits(), Arc::new(Stats::default()))
 }
 
-const PREFACE: &[u8; PREFACE_LEN] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+use crate::authority::PREFACE;
 
 #[test]
 fn limits_per_peer_and_in_total() {
@@ -134,6 +134,15 @@ fn conn(t: &Arc<Table>) -> (Conn<DuplexStream>, DuplexStream) {
     (Conn::new(server, None, permit, t.limits), client)
 }
 
+/// A connection whose client sent the HTTP/2 preface and the server read it.
+async fn after_preface(t: &Arc<Table>) -> (Conn<DuplexStream>, DuplexStream) {
+    let (mut c, mut client) = conn(t);
+    client.write_all(PREFACE).await.expect("preface");
+    let mut buf = [0u8; PREFACE_LEN];
+    c.read_exact(&mut buf).await.expect("preface read");
+    (c, client)
+}
+
 /// Issue 11: a connection that never sends the HTTP/2 preface is closed after the
 /// handshake timeout.
 #[tokio::test(start_paused = true)]
@@ -159,10 +168,7 @@ async fn silent_connection_is_closed_after_the_handshake_timeout() {
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_counts_from_the_end_of_the_last_call() {
     let t = table();
-    let (mut c, mut client) = conn(&t);
-    client.write_all(PREFACE).await.expect("preface");
-    let mut buf = [0u8; PREFACE_LEN];
-    c.read_exact(&mut buf).await.expect("preface read");
+    let (mut c, _client) = after_preface(&t).await;
 
     let call = c.info.activity.begin();
     let mut one = [0u8; 1];
@@ -181,10 +187,7 @@ async fn idle_timeout_counts_from_the_end_of_the_last_call() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_reader_is_woken_when_the_last_call_ends() {
     let t = table();
-    let (mut c, mut client) = conn(&t);
-    client.write_all(PREFACE).await.expect("preface");
-    let mut buf = [0u8; PREFACE_LEN];
-    c.read_exact(&mut buf).await.expect("preface read");
+    let (mut c, _client) = after_preface(&t).await;
     let call = c.info.activity.begin();
     let activity = Arc::clone(&c.info.activity);
     let reader = tokio::spawn(async move {

@@ -130,6 +130,18 @@ impl Drop for Daemon {
     }
 }
 
+/// A daemon on the memory store with the config file `cfg`, listening on `listen`.
+fn memory_daemon(cfg: &Path, listen: &str) -> Daemon {
+    Daemon::spawn(command(&[
+        "--config",
+        cfg.to_str().expect("utf8"),
+        "--store",
+        "memory",
+        "--listen",
+        listen,
+    ]))
+}
+
 async fn unix_channel(path: PathBuf) -> Channel {
     Endpoint::try_from("http://localhost")
         .expect("endpoint")
@@ -375,14 +387,7 @@ async fn tcp_loopback_with_tokens_and_metrics() {
         ),
     )
     .expect("write");
-    let mut d = Daemon::spawn(command(&[
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "--store",
-        "memory",
-        "--listen",
-        "tcp://127.0.0.1:0",
-    ]));
+    let mut d = memory_daemon(&cfg, "tcp://127.0.0.1:0");
     let urls = d.ready();
     assert_eq!(urls.len(), 1);
     assert!(
@@ -521,14 +526,7 @@ fn groups_are_fixed_when_the_peer_connects() {
     // uid 0 is not listed: only the admin group makes the helper an admin.
     std::fs::write(&cfg, format!("[auth]\nadmin_gids = [{ADMIN_GID}]\n")).expect("write");
     let url = format!("unix://{}", sock.display());
-    let mut d = Daemon::spawn(command(&[
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "--store",
-        "memory",
-        "--listen",
-        &url,
-    ]));
+    let mut d = memory_daemon(&cfg, &url);
     d.ready();
     let run = |connect: &str, call: &str| {
         let out = Command::new(std::env::current_exe().expect("test binary"))
@@ -649,14 +647,7 @@ async fn connection_limits_refuse_cleanly_and_keep_serving() {
     )
     .expect("write");
     let url = format!("unix://{}", sock.display());
-    let mut d = Daemon::spawn(command(&[
-        "--config",
-        cfg.to_str().expect("utf8"),
-        "--store",
-        "memory",
-        "--listen",
-        &url,
-    ]));
+    let mut d = memory_daemon(&cfg, &url);
     d.ready();
     let line = d.stderr_line("metrics on http://");
     let addr = line
