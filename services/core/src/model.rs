@@ -142,6 +142,11 @@ pub struct Image {
     pub added: UnixNanos,
     /// Last time a container was registered on it.
     pub last_used: Option<UnixNanos>,
+    /// The size the store's own engine reports for the image, when it counts differently
+    /// from imaged (containers-storage: podman's `ImageSize`, uncompressed layers plus every
+    /// big-data item). `None`: the sum of the image's distinct blobs (SPEC §1).
+    #[serde(default)]
+    pub stored_size: Option<u64>,
 }
 
 impl Image {

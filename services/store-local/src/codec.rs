@@ -144,6 +144,7 @@ pub fn encode_image(img: &Image) -> Vec<u8> {
         read_only,
         added,
         last_used,
+        stored_size: _, // a local store counts its blobs
     } = img;
     let mut e = Enc(Vec::with_capacity(1024));
     e.0.push(FORMAT);
@@ -373,6 +374,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, DecodeError> {
         read_only: d.bool()?,
         added: d.i64()?,
         last_used: d.opt_i64()?,
+        stored_size: None,
     };
     d.end()?;
     Ok(img)

@@ -88,6 +88,7 @@ fn image(i: usize) -> Image {
         read_only: false,
         added: 1_700_000_000_000_000_000,
         last_used: None,
+        stored_size: None,
     }
 }
 

@@ -155,6 +155,7 @@ impl ImageSpec {
                 read_only: self.read_only,
                 added: created,
                 last_used: None,
+                stored_size: None,
             };
             return (blobs, img);
         }
@@ -222,6 +223,7 @@ impl ImageSpec {
             read_only: self.read_only,
             added: created,
             last_used: None,
+            stored_size: None,
         };
         (blobs, img)
     }

@@ -10,6 +10,7 @@
 //!   an in-process driver and the checks other drivers reuse. `tests/conformance.rs` runs
 //!   every case as its own named test on every backend.
 //! * [`counting`] — a memory store that counts what a load stages.
+//! * [`podman`] — real podman / buildah / skopeo stores in temporary directories.
 //!
 //! May depend on `imaged-core` (and, in its own tests, on the store crates); nothing but
 //! tests and benchmarks may depend on it.
@@ -19,5 +20,6 @@ pub mod archive;
 pub mod conformance;
 pub mod counting;
 pub mod images;
+pub mod podman;
 
 pub use images::{ImageSpec, add_images};

@@ -119,6 +119,7 @@ fn image(
         read_only: false,
         added: 0,
         last_used: None,
+        stored_size: None,
     };
     Ok(Found {
         image,

@@ -237,6 +237,7 @@ impl<'a> Walker<'a> {
             read_only: false,
             added: 0,
             last_used: None,
+            stored_size: None,
         };
         push_found(
             &mut self.found,
@@ -288,6 +289,7 @@ impl<'a> Walker<'a> {
             read_only: false,
             added: 0,
             last_used: None,
+            stored_size: None,
         };
         if self.found.iter().any(|f| f.image.id == digest) {
             let found = Found {

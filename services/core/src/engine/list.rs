@@ -184,7 +184,7 @@ impl Engine {
                     names: tree.image(i).names.clone(),
                     size: tree.size(i),
                     shared_size: tree.shared_size(i),
-                    unique_size: tree.size(i) - tree.shared_size(i),
+                    unique_size: tree.size(i).saturating_sub(tree.shared_size(i)),
                     containers: u32::try_from(tree.containers(i).len()).unwrap_or(u32::MAX),
                 })
                 .collect()

@@ -299,7 +299,7 @@ impl Tree {
                 }
             });
             work::add(img.layers.len() as u64 + 2);
-            size.push(s);
+            size.push(img.stored_size.unwrap_or(s));
             shared.push(sh);
         }
 

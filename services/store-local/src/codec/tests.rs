@@ -91,6 +91,7 @@ fn rand_image(rng: &mut fastrand::Rng) -> Image {
         read_only: rng.bool(),
         added: rng.i64(..),
         last_used: rand_opt_i64(rng),
+        stored_size: None,
     }
 }
 

@@ -71,6 +71,7 @@ pub(crate) fn stage_image(
         read_only: false,
         added: 1,
         last_used: None,
+        stored_size: None,
     }
 }
 

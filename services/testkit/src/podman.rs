@@ -1,0 +1,304 @@
+//! Real podman / buildah / skopeo stores for tests: a private containers-storage store under
+//! a temporary directory, the commands to drive it, and its clean-up (mounts undone, store
+//! removed). Nothing here touches `/var/lib/containers`.
+//!
+//! A test that needs these tools fails when they are missing (`scripts/setup` installs
+//! them); it never skips.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The containers.conf every command gets: no ulimits (the sandbox refuses them), cgroupfs,
+/// no events journal, runc.
+const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\n";
+
+/// A private containers-storage store driven by the real tools.
+#[derive(Debug)]
+pub struct PodmanStore {
+    dir: Option<tempfile::TempDir>,
+    /// The graph root.
+    pub root: PathBuf,
+    /// The run root.
+    pub run: PathBuf,
+    /// `overlay` or `vfs`.
+    pub driver: &'static str,
+    conf: PathBuf,
+    storage_conf: PathBuf,
+}
+
+/// The output of a command, with its exit status checked by the helpers that say so.
+pub type CmdOutput = Output;
+
+impl PodmanStore {
+    /// A new empty store with `driver` (`overlay` or `vfs`). Panics are avoided: errors are
+    /// returned as text for the test to report.
+    pub fn new(driver: &'static str) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("imaged-cstorage-")
+            .tempdir()
+            .map_err(|e| format!("temporary directory: {e}"))?;
+        let root = dir.path().join("root");
+        let run = dir.path().join("run");
+        let conf = dir.path().join("containers.conf");
+        let storage_conf = dir.path().join("storage.conf");
+        std::fs::write(&conf, CONTAINERS_CONF).map_err(|e| format!("containers.conf: {e}"))?;
+        std::fs::write(
+            &storage_conf,
+            format!(
+                "[storage]\ndriver = \"{driver}\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                root.display(),
+                run.display()
+            ),
+        )
+        .map_err(|e| format!("storage.conf: {e}"))?;
+        let s = Self {
+            dir: Some(dir),
+            root,
+            run,
+            driver,
+            conf,
+            storage_conf,
+        };
+        // Let podman create the store (and its BoltDB) the way it does on a real host.
+        s.podman_ok(&["images", "-q"])?;
+        Ok(s)
+    }
+
+    /// The temporary directory holding the store (for other files of the test).
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().map_or(self.root.as_path(), |d| d.path())
+    }
+
+    /// A storage.conf naming this store (for `CONTAINERS_STORAGE_CONF`).
+    pub fn storage_conf(&self) -> &Path {
+        &self.storage_conf
+    }
+
+    /// `containers-storage:[driver@root+run]` — skopeo's reference prefix for this store.
+    pub fn skopeo_ref(&self, name: &str) -> String {
+        format!(
+            "containers-storage:[{}@{}+{}]{name}",
+            self.driver,
+            self.root.display(),
+            self.run.display()
+        )
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("CONTAINERS_CONF", &self.conf)
+            .env("CONTAINERS_STORAGE_CONF", &self.storage_conf)
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.dir().join("registries.conf"),
+            )
+            .env_remove("XDG_RUNTIME_DIR")
+            .stdin(std::process::Stdio::null());
+    }
+
+    /// A `podman` command on this store (not started).
+    pub fn podman_cmd<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> Command {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.run)
+            .arg("--storage-driver")
+            .arg(self.driver)
+            .arg("--runtime")
+            .arg("runc")
+            .arg("--tmpdir")
+            .arg(self.dir().join("podman-tmp"))
+            .args(args);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    /// Runs podman; the output whatever the exit status.
+    pub fn podman(&self, args: &[&str]) -> Result<Output, String> {
+        run(self.podman_cmd(args), "podman", args)
+    }
+
+    /// Runs podman and requires success; its stdout.
+    pub fn podman_ok(&self, args: &[&str]) -> Result<String, String> {
+        ok(self.podman(args)?, "podman", args)
+    }
+
+    /// A `buildah` command on this store (not started).
+    pub fn buildah_cmd<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> Command {
+        let mut cmd = Command::new("buildah");
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--runroot")
+            .arg(&self.run)
+            .arg("--storage-driver")
+            .arg(self.driver)
+            .args(args);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    /// Runs buildah and requires success; its stdout.
+    pub fn buildah_ok(&self, args: &[&str]) -> Result<String, String> {
+        ok(
+            run(self.buildah_cmd(args), "buildah", args)?,
+            "buildah",
+            args,
+        )
+    }
+
+    /// Runs skopeo (with this store's environment) and requires success; its stdout.
+    pub fn skopeo_ok(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(args);
+        self.env(&mut cmd);
+        ok(run(cmd, "skopeo", args)?, "skopeo", args)
+    }
+
+    /// `podman load -i <archive>` of archive bytes; the IDs podman printed are not parsed.
+    pub fn load_archive(&self, archive: &[u8]) -> Result<(), String> {
+        let path = self.dir().join(format!("load-{}.tar", fastrand_name()));
+        std::fs::write(&path, archive).map_err(|e| format!("write archive: {e}"))?;
+        let p = path.to_string_lossy().into_owned();
+        let r = self.podman_ok(&["load", "-q", "-i", &p]);
+        let _ = std::fs::remove_file(&path);
+        r.map(|_| ())
+    }
+
+    /// Undoes every mount under the store (podman's and overlay's private bind of
+    /// `<root>/overlay`), deepest first.
+    pub fn unmount_all(&self) {
+        let _ = self.podman(&["umount", "-a", "-f"]);
+        let _ = run(
+            self.buildah_cmd(["umount", "-a"]),
+            "buildah",
+            &["umount", "-a"],
+        );
+        let base = self.dir().to_path_buf();
+        let mut mounts: Vec<PathBuf> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(unescape_mount_path)
+            .filter(|p| p.starts_with(&base))
+            .collect();
+        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in mounts {
+            let _ = nix_umount(&m);
+        }
+    }
+}
+
+impl Drop for PodmanStore {
+    fn drop(&mut self) {
+        self.unmount_all();
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+    }
+}
+
+fn run(mut cmd: Command, what: &str, args: &[&str]) -> Result<Output, String> {
+    cmd.output().map_err(|e| {
+        format!(
+            "{what} {}: cannot run: {e} (scripts/setup installs it)",
+            args.join(" ")
+        )
+    })
+}
+
+fn ok(out: Output, what: &str, args: &[&str]) -> Result<String, String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{what} {} failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ))
+    }
+}
+
+fn fastrand_name() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// `/proc/self/mountinfo` escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(s: &str) -> PathBuf {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    use std::os::unix::ffi::OsStringExt;
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
+/// A lazy unmount through `umount -l` (the tests run as root; no unsafe code here).
+fn nix_umount(path: &Path) -> std::io::Result<()> {
+    let st = Command::new("umount").arg("-l").arg(path).status()?;
+    if st.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "umount {} failed",
+            path.display()
+        )))
+    }
+}
+
+/// A docker-archive of a runnable image: one layer with the static busybox from
+/// busybox-static (`/bin/busybox`), named `name`. `podman run --rm <name> /bin/busybox
+/// true` works offline.
+pub fn busybox_archive(name: &str) -> Result<Vec<u8>, String> {
+    let busybox = std::fs::read("/bin/busybox")
+        .map_err(|e| format!("/bin/busybox: {e} (apt-get install busybox-static)"))?;
+    let mut layer = crate::archive::TarOut::new();
+    layer.dir("bin");
+    layer.file("bin/busybox", &busybox);
+    layer.symlink("bin/sh", "busybox");
+    layer.symlink("bin/true", "busybox");
+    let layer = layer.finish();
+    let diff_id = imaged_core::digest::Digest::of(&layer);
+    let config = serde_json::json!({
+        "architecture": imaged_core::model::Platform::host().architecture,
+        "os": "linux",
+        "created": "2026-01-01T00:00:00Z",
+        "config": {"Cmd": ["/bin/busybox", "true"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "history": [{"created": "2026-01-01T00:00:00Z", "created_by": "ADD busybox-static /bin"}],
+    });
+    let config = serde_json::to_vec(&config).map_err(|e| e.to_string())?;
+    let chex = imaged_core::digest::Digest::of(&config).hex();
+    let lhex = diff_id.hex();
+    let manifest = serde_json::json!([{
+        "Config": format!("{chex}.json"),
+        "RepoTags": [name],
+        "Layers": [format!("{lhex}/layer.tar")],
+    }]);
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| e.to_string())?;
+    let mut t = crate::archive::TarOut::new();
+    t.file(&format!("{chex}.json"), &config);
+    t.dir(&format!("{lhex}/"));
+    t.file(&format!("{lhex}/layer.tar"), &layer);
+    t.file("manifest.json", &manifest);
+    Ok(t.finish())
+}
