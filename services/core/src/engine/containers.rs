@@ -39,7 +39,7 @@ impl Engine {
         if self.store.info().containers_read_only {
             return Err(Error::new(
                 ErrorKind::ReadOnlyStore,
-                "container records of this store come from its engine and cannot be changed",
+                "container records of this store come from its engine (podman, buildah, CRI-O) and cannot be changed through imaged: create and remove containers with that engine",
             ));
         }
         Ok(())

@@ -47,7 +47,9 @@ impl Engine {
     ///
     /// Decisions (containerd's behaviour, which kubelet expects): created, stopped and
     /// external container records do not block; they are removed with the image and
-    /// reported. Children do not block (the record goes, the layers stay for them).
+    /// reported — except on a store whose containers belong to its engine
+    /// (`containers_read_only`, containers-storage), where any container blocks with
+    /// `ImageInUse`, as CRI-O's RemoveImage does. Children do not block (the record goes, the layers stay for them).
     /// Dangling parents are not pruned: CRI removes exactly the image asked for.
     pub fn cri_remove(&self, reference: &str) -> Result<RemoveReport> {
         let _w = self.write_lock();
@@ -72,6 +74,19 @@ impl Engine {
             .collect();
         if !running.is_empty() {
             return Err(errors::running(img, &running.iter().collect::<Vec<_>>()));
+        }
+        // When the store's containers belong to its engine (containers-storage: CRI-O,
+        // podman, buildah), a CRI removal never deletes them: CRI-O's own RemoveImage
+        // refuses an image any container uses, and deleting a runtime's container behind
+        // its back would break it (SPEC §8).
+        if self.store.info().containers_read_only {
+            let users: Vec<_> = p.containers_of(&img.id).to_vec();
+            if !users.is_empty() {
+                return Err(errors::in_use(
+                    img,
+                    &users.iter().map(AsRef::as_ref).collect::<Vec<_>>(),
+                ));
+            }
         }
         let first = match &resolved.how {
             How::Name(n) => Some(n.clone()),
