@@ -78,7 +78,12 @@ fn open_finishes_journaled_and_incomplete_layers() {
     assert!(!s.root.join("vfs/dir").join(&la).exists());
     assert!(!s.root.join("vfs/dir").join(&lb).exists());
     assert!(!s.root.join("imaged/cstorage-intent.json").exists());
-    assert_eq!(std::fs::read_dir(s.root.join("imaged-trash")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.root.join("imaged-trash"))
+            .unwrap()
+            .count(),
+        0
+    );
     assert_eq!(s.podman_ok(&["images", "-aq"]).unwrap().trim(), "");
     let report = store.check(true).unwrap();
     assert!(report.problems.is_empty(), "{report:?}");
