@@ -196,6 +196,30 @@ fn tag_untag_remove_prune(driver: &'static str) {
     assert_eq!(err.kind, ErrorKind::ImageInUse, "{err:?}");
     assert_eq!(podman_names(&s).len(), 3);
 
+    // The store re-validates on its own: an image a container uses, or one that is gone.
+    let bb = store.view().image_by_name("localhost/bb:1").unwrap().id;
+    let json_before = std::fs::read(s.root.join(format!("{driver}-images/images.json"))).unwrap();
+    let err = store
+        .apply(&ChangeSet {
+            delete_images: vec![bb],
+            ..ChangeSet::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ImageInUse, "{err:?}");
+    let gone = imaged_core::Digest::of(b"no such image");
+    let err = store
+        .apply(&ChangeSet {
+            delete_images: vec![gone],
+            ..ChangeSet::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ConcurrentModification, "{err:?}");
+    assert_eq!(
+        std::fs::read(s.root.join(format!("{driver}-images/images.json"))).unwrap(),
+        json_before,
+        "refusals write nothing"
+    );
+
     // Mounted: deleting the (external) container is refused as running.
     s.buildah_ok(&["mount", "bctr"]).unwrap();
     let ctr = store
