@@ -85,6 +85,23 @@ impl PodmanStore {
         )
     }
 
+    /// The environment every tool on this store gets (`CONTAINERS_CONF`,
+    /// `CONTAINERS_STORAGE_CONF`, `CONTAINERS_REGISTRIES_CONF`), for another program that
+    /// must see the store as podman does (imaged, which drives skopeo).
+    pub fn env_vars(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        vec![
+            ("CONTAINERS_CONF".into(), self.conf.clone().into()),
+            (
+                "CONTAINERS_STORAGE_CONF".into(),
+                self.storage_conf.clone().into(),
+            ),
+            (
+                "CONTAINERS_REGISTRIES_CONF".into(),
+                self.dir().join("registries.conf").into(),
+            ),
+        ]
+    }
+
     fn env(&self, cmd: &mut Command) {
         cmd.env("CONTAINERS_CONF", &self.conf)
             .env("CONTAINERS_STORAGE_CONF", &self.storage_conf)
