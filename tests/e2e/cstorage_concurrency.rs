@@ -60,7 +60,7 @@ fn base() -> ImageSpec {
 /// podman's side: round `i` loads `localhost/conc:i` (a child of the base), tags it
 /// `conc:i-b`, untags `conc:i`, makes round `i-1`'s image dangling and removes it by ID
 /// (imaged's prune may have taken it: "not known"), and reads the store.
-fn podman_side(s: &PodmanStore) {
+pub(crate) fn podman_side(s: &PodmanStore) {
     let mut prev: Option<String> = None;
     for i in 0..ROUNDS {
         let img = base().child(&format!("cs-conc-p{i}"));
@@ -70,7 +70,8 @@ fn podman_side(s: &PodmanStore) {
             ..img
         };
         let path = s.dir().join(format!("conc-{i}.tar"));
-        std::fs::write(&path, tarch::docker_archive(&[img.clone()])).expect("write archive");
+        std::fs::write(&path, tarch::docker_archive(std::slice::from_ref(&img)))
+            .expect("write archive");
         let r = podman(s, &["load", "-q", "-i", path.to_str().expect("utf-8")]);
         clean(&r, "podman load");
         r.ok();
@@ -79,11 +80,13 @@ fn podman_side(s: &PodmanStore) {
         let r = podman(s, &["tag", &name, &kept]);
         clean(&r, "podman tag");
         r.ok();
-        let r = podman(s, &["untag", &name]);
+        // `podman untag IMAGE` alone would take every name.
+        let r = podman(s, &["untag", &name, &name]);
         clean(&r, "podman untag");
         r.ok();
         if let Some(p) = prev.take() {
             let (pname, pid) = p.split_once(' ').expect("name id");
+            // Every name: the image becomes dangling (imaged's prune may take it).
             let r = podman(s, &["untag", pname]);
             ok_or_gone(&r, "podman untag");
             let r = podman(s, &["rmi", pid]);

@@ -64,7 +64,7 @@ fn name(round: usize, k: usize) -> String {
 
 /// Round `round`'s images: a base and `BATCH` children in two chains (layers shared),
 /// each named; the names of every other one are taken away after the load (dangling).
-fn batch(round: usize) -> Vec<ImageSpec> {
+pub(crate) fn batch(round: usize) -> Vec<ImageSpec> {
     let base = ImageSpec::new(&format!("cs-crash-{round}-base"));
     let mut out = Vec::new();
     let mut parents = [base.clone(), base];
@@ -82,7 +82,7 @@ fn batch(round: usize) -> Vec<ImageSpec> {
 }
 
 /// Loads round `round`'s batch with podman and makes every odd one dangling.
-fn load_batch(s: &PodmanStore, round: usize) {
+pub(crate) fn load_batch(s: &PodmanStore, round: usize) {
     podman_load(
         s,
         &format!("crash-{round}.tar"),

@@ -174,7 +174,19 @@ fn untagged(name: &str) -> String {
     format!("Untagged: {name}")
 }
 
-fn differential(driver: &'static str) {
+/// The setup's store and the IDs it holds.
+pub(crate) struct Fixture {
+    pub s: PodmanStore,
+    pub child: String,
+    pub other: ImageSpec,
+    pub ext: ImageSpec,
+    pub dangling: ImageSpec,
+    pub ext_dangling: ImageSpec,
+    pub multi: ImageSpec,
+}
+
+/// Builds the setup with podman and buildah (see the module doc).
+pub(crate) fn setup(driver: &'static str) -> Fixture {
     let s = store(driver);
 
     // The runnable base with three names and a child of it committed by buildah.
@@ -222,6 +234,27 @@ fn differential(driver: &'static str) {
     podman_ok(&s, &["untag", "localhost/dangling:1"]);
     podman_ok(&s, &["untag", "localhost/extd:1"]);
 
+    Fixture {
+        s,
+        child,
+        other,
+        ext,
+        dangling,
+        ext_dangling,
+        multi,
+    }
+}
+
+fn differential(driver: &'static str) {
+    let Fixture {
+        s,
+        child,
+        other,
+        ext,
+        dangling,
+        ext_dangling,
+        multi,
+    } = setup(driver);
     let d = daemon(&s);
     let t = Shared {
         s,
