@@ -13,7 +13,14 @@
 //!
 //! At the end the busybox image (kept by a podman container) still runs, and podman
 //! removes everything else. The seed is printed; `IMAGED_E2E_CS_CRASH_SEED` replays a run.
+//!
+//! [`failpoints`] crashes at each named write step of the store instead: this test binary
+//! re-executes itself as a worker that opens the store directly (the store crate's
+//! `failpoints` feature, a dev-dependency of this crate) and runs an Engine `prune -a
+//! --external` with `IMAGED_CSTORAGE_CRASH_AT=<step>`, which aborts the worker exactly
+//! there; the same checks follow.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imaged_testkit::podman::PodmanStore;
@@ -228,4 +235,134 @@ fn vfs() {
 #[test]
 fn overlay() {
     crash("overlay");
+}
+
+/// The store's named write steps (`services/store-cstorage/src/write.rs`), in order.
+const STEPS: &[&str] = &[
+    "after-containers",
+    "after-images",
+    "after-flag",
+    "mid-data",
+    "after-data",
+];
+/// Set for the re-executed worker: `<root>\t<runroot>\t<driver>`.
+const WORKER_ENV: &str = "E2E_CSTORAGE_CRASH_WORKER";
+
+/// The worker: opens the store with the failpoints compiled in and prunes every unused
+/// image, external containers included. Reaching the end means the failpoint did not fire
+/// (the parent then fails).
+fn worker(job: &str) {
+    let mut parts = job.split('\t');
+    let (Some(root), Some(run), Some(driver)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("bad worker job {job:?}");
+    };
+    let driver = match driver {
+        "vfs" => imaged_store_cstorage::Driver::Vfs,
+        _ => imaged_store_cstorage::Driver::Overlay,
+    };
+    let opts = imaged_store_cstorage::StoreOptions::new(root.into(), run.into(), driver);
+    let store = imaged_store_cstorage::open(opts).expect("open the store");
+    let engine = imaged_core::Engine::new(Arc::new(store), imaged_core::EngineConfig::default());
+    let report = engine
+        .prune(
+            &imaged_core::ops::PruneOptions {
+                all: true,
+                filters: Vec::new(),
+                external: true,
+                dry_run: false,
+            },
+            None,
+        )
+        .expect("prune");
+    eprintln!("worker: prune finished without crashing: {report:?}");
+}
+
+/// Round `round`'s batch plus an external (buildah) container on one of its images, so
+/// that a `prune -a --external` passes every write step.
+fn load_with_external(s: &PodmanStore, round: usize) {
+    load_batch(s, round);
+    buildah_ok(
+        s,
+        &["from", "--name", &format!("ext{round}"), &name(round, 0)],
+    );
+}
+
+/// Runs the worker on `s` with the failpoint `step`; panics unless it aborted there.
+fn crash_at(s: &PodmanStore, step: &str) {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["--exact", "cstorage_crash::failpoints", "--nocapture"])
+        .env(
+            WORKER_ENV,
+            format!("{}\t{}\t{}", s.root.display(), s.run.display(), s.driver),
+        )
+        .env("IMAGED_CSTORAGE_CRASH_AT", step)
+        .envs(s.env_vars());
+    let r = imaged_tests::process::run(&mut cmd, Duration::from_secs(120));
+    assert!(
+        r.status.code().is_none(),
+        "the worker did not abort at {step} (is the failpoints feature on?):\n{r}"
+    );
+}
+
+fn failpoint_rounds(driver: &'static str) {
+    let s = store(driver);
+    podman_load(&s, "busybox.tar", &busybox("localhost/bb:1"));
+    podman_ok(
+        &s,
+        &[
+            "create",
+            "--name",
+            "pb",
+            "localhost/bb:1",
+            "/bin/busybox",
+            "true",
+        ],
+    );
+    for (round, step) in STEPS.iter().enumerate() {
+        load_with_external(&s, round);
+        let before = podman_view(&s);
+        crash_at(&s, step);
+        let what = format!("{driver}: abort at {step}");
+        // Alternately podman or imaged opens the store first.
+        let d = if round % 2 == 0 {
+            podman_ok(&s, &["images", "-a"]);
+            assert_no_incomplete_layers(&s, &format!("{what}, podman's next open"));
+            daemon(&s)
+        } else {
+            let d = daemon(&s);
+            assert_no_incomplete_layers(&s, &format!("{what}, imaged's next open"));
+            d
+        };
+        let after = assert_agree(&s, &d, &what);
+        let batch_ids: Vec<String> = batch(round).iter().map(ImageSpec::hex_id).collect();
+        for g in before
+            .images
+            .iter()
+            .filter(|e| !after.images.iter().any(|a| a.0 == e.0))
+        {
+            assert!(batch_ids.contains(&g.0), "{what}: removed {g:?}");
+        }
+        for (id, _, _) in &after.images {
+            podman_ok(&s, &["image", "inspect", id]);
+        }
+        // podman and imaged finish the job: podman removes what is left of the batch.
+        podman_ok(&s, &["image", "prune", "-a", "-f", "--external"]);
+        let v = assert_agree(&s, &d, &format!("{what}, podman prune -a --external"));
+        assert_eq!(v.images.len(), 1, "{what}: only busybox is left: {v:?}");
+        assert_no_incomplete_layers(&s, &format!("{what}, podman prune"));
+    }
+    assert_images_usable(&s, &["localhost/bb:1"], "the failpoint rounds");
+}
+
+/// Crashes at every write step (vfs and overlay), or, re-executed with the worker
+/// variable set, is the worker that crashes.
+#[test]
+fn failpoints() {
+    if let Ok(job) = std::env::var(WORKER_ENV) {
+        worker(&job);
+        return;
+    }
+    failpoint_rounds("vfs");
+    failpoint_rounds("overlay");
 }
