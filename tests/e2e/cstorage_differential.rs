@@ -314,10 +314,12 @@ fn differential(driver: &'static str) {
     // imaged never removes podman's own containers: rm -f of an image a podman container
     // uses is refused (podman would remove the container), naming `podman rm`.
     let before = podman_view(&t.s);
+    // The refusal is FAILED_PRECONDITION with reason IMAGE_IN_USE: podman's "in use"
+    // exit code 2.
     let i = t.d.imagectl(&["rm", "-f", "localhost/other:1"]);
     assert_eq!(
         i.code(),
-        125,
+        2,
         "rm -f of an image of a podman container:\n{i}"
     );
     i.stderr_has("podman rm");
