@@ -58,7 +58,8 @@ impl Op {
             Self::Prune => vec!["prune".into(), "-f".into()],
             Self::RmMany => {
                 let mut a = vec!["rm".to_owned()];
-                a.extend((0..BATCH).map(|k| name(round, k)));
+                // The named (even) ones; the odd ones are dangling.
+                a.extend((0..BATCH).step_by(2).map(|k| name(round, k)));
                 a
             }
         }
@@ -122,13 +123,24 @@ fn run_and_kill(d: &Daemon, args: &[String], after: Option<Duration>) -> Duratio
                 let r = h.join().expect("imagectl thread");
                 // Either it finished before the kill or it lost its connection.
                 assert!(
-                    r.code() == 0 || r.stderr.contains("imaged"),
+                    r.code() == 0 || r.code() == 125,
                     "imagectl failed otherwise:\n{r}"
                 );
                 start.elapsed()
             }
         }
     })
+}
+
+/// podman opens the store first after a crash: its read path (`podman images -a`) works
+/// with whatever the crash left, and its next write (a tag and untag: c/storage loads the
+/// layer store under the write lock and deletes layers flagged incomplete, as
+/// `layerStore.Load` does only when locked for writing) leaves no incomplete layer.
+fn podman_next_open(s: &PodmanStore, what: &str) {
+    podman_ok(s, &["images", "-a"]);
+    podman_ok(s, &["tag", "localhost/bb:1", "localhost/bb:probe"]);
+    podman_ok(s, &["untag", "localhost/bb:1", "localhost/bb:probe"]);
+    assert_no_incomplete_layers(s, &format!("{what}, podman's next write"));
 }
 
 fn crash(driver: &'static str) {
@@ -174,8 +186,7 @@ fn crash(driver: &'static str) {
         eprintln!("{what}");
         // Who opens the store first after the crash: podman or a fresh imaged.
         if round % 2 == 0 {
-            podman_ok(&s, &["images", "-a"]);
-            assert_no_incomplete_layers(&s, &format!("{what}, podman's next open"));
+            podman_next_open(&s, &what);
             d = d.restart();
         } else {
             d = d.restart();
@@ -216,6 +227,8 @@ fn crash(driver: &'static str) {
         }
         podman_ok(&s, &["image", "prune", "-f"]);
         assert_agree(&s, &d, &format!("{what}, podman rmi and prune"));
+        // The next round starts from busybox alone (a prune -a is store-wide).
+        podman_ok(&s, &["image", "prune", "-a", "-f"]);
         assert_no_incomplete_layers(&s, &format!("{what}, podman rmi and prune"));
     }
 
@@ -326,8 +339,7 @@ fn failpoint_rounds(driver: &'static str) {
         let what = format!("{driver}: abort at {step}");
         // Alternately podman or imaged opens the store first.
         let d = if round % 2 == 0 {
-            podman_ok(&s, &["images", "-a"]);
-            assert_no_incomplete_layers(&s, &format!("{what}, podman's next open"));
+            podman_next_open(&s, &what);
             daemon(&s)
         } else {
             let d = daemon(&s);
