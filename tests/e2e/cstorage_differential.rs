@@ -317,11 +317,7 @@ fn differential(driver: &'static str) {
     // The refusal is FAILED_PRECONDITION with reason IMAGE_IN_USE: podman's "in use"
     // exit code 2.
     let i = t.d.imagectl(&["rm", "-f", "localhost/other:1"]);
-    assert_eq!(
-        i.code(),
-        2,
-        "rm -f of an image of a podman container:\n{i}"
-    );
+    assert_eq!(i.code(), 2, "rm -f of an image of a podman container:\n{i}");
     i.stderr_has("podman rm");
     assert_eq!(t.agree("imagectl rm -f (refused)"), before);
 
