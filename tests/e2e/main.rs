@@ -25,3 +25,9 @@ mod peers;
 mod prune;
 mod python;
 mod remove;
+
+// containers-storage (issue 12): a real podman store shared with imaged.
+mod cstorage_concurrency;
+mod cstorage_crash;
+mod cstorage_differential;
+mod cstorage_support;

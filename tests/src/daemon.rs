@@ -30,6 +30,19 @@ pub struct Daemon {
     store: String,
     url: String,
     stdout: Option<thread::JoinHandle<Vec<String>>>,
+    /// Store flags replacing `--root <dir>/root` (a store outside the scratch directory,
+    /// e.g. `--root R --runroot RR --storage-driver vfs` of a podman store), and extra
+    /// environment for the daemon; kept for [`Daemon::restart`].
+    custom: Option<Custom>,
+}
+
+/// Store flags and environment of a daemon on a store it does not own.
+#[derive(Debug, Clone, Default)]
+pub struct Custom {
+    /// Arguments after `--store <kind>` (instead of `--root <dir>/root`).
+    pub args: Vec<std::ffi::OsString>,
+    /// Environment variables set for the daemon (after the `IMAGED_*` scrub).
+    pub env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
 }
 
 impl Daemon {
@@ -40,7 +53,18 @@ impl Daemon {
             .prefix("imaged-e2e-")
             .tempdir()
             .unwrap_or_else(|e| panic!("create a temporary directory: {e}"));
-        Self::start_in(dir, store)
+        Self::start_in(dir, store, None)
+    }
+
+    /// Starts `imaged --store <store> <custom.args…>` with `custom.env` in a fresh scratch
+    /// directory (socket, log) on a store the caller owns, e.g. a podman store:
+    /// `--store containers-storage --root R --runroot RR --storage-driver vfs`.
+    pub fn start_custom(store: &str, custom: Custom) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("imaged-e2e-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("create a temporary directory: {e}"));
+        Self::start_in(dir, store, Some(custom))
     }
 
     /// Starts the daemon again on the same directory and store root (after [`stop`]), e.g.
@@ -54,10 +78,11 @@ impl Daemon {
             tempfile::tempdir().unwrap_or_else(|e| panic!("create a temporary directory: {e}")),
         );
         let store = self.store.clone();
-        Self::start_in(dir, &store)
+        let custom = self.custom.take();
+        Self::start_in(dir, &store, custom)
     }
 
-    fn start_in(dir: tempfile::TempDir, store: &str) -> Self {
+    fn start_in(dir: tempfile::TempDir, store: &str, custom: Option<Custom>) -> Self {
         let bin = tools::target_binary("imaged");
         let socket = dir.path().join("imaged.sock");
         let root = dir.path().join("root");
@@ -67,16 +92,20 @@ impl Daemon {
             .open(dir.path().join("imaged.log"))
             .unwrap_or_else(|e| panic!("create the daemon log: {e}"));
         let mut cmd = Command::new(&bin);
-        cmd.arg("--store")
-            .arg(store)
-            .arg("--root")
-            .arg(&root)
-            .arg("--listen")
+        cmd.arg("--store").arg(store);
+        match &custom {
+            Some(c) => cmd.args(&c.args),
+            None => cmd.arg("--root").arg(&root),
+        };
+        cmd.arg("--listen")
             .arg(format!("unix://{}", socket.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
         tools::scrub_imaged_env(&mut cmd);
+        if let Some(c) = &custom {
+            cmd.envs(c.env.iter().map(|(k, v)| (k, v)));
+        }
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
@@ -104,6 +133,7 @@ impl Daemon {
             store: store.to_owned(),
             url: String::new(),
             stdout: Some(stdout),
+            custom,
         };
         match ready_rx.recv_timeout(START_LIMIT) {
             Ok(url) => daemon.url = url,
@@ -190,6 +220,11 @@ impl Daemon {
                 None
             }
         }
+    }
+
+    /// The daemon's process ID while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the daemon with SIGKILL (a crash: no drain, the socket file stays behind).

@@ -85,6 +85,23 @@ impl PodmanStore {
         )
     }
 
+    /// The environment every tool on this store gets (`CONTAINERS_CONF`,
+    /// `CONTAINERS_STORAGE_CONF`, `CONTAINERS_REGISTRIES_CONF`), for another program that
+    /// must see the store as podman does (imaged, which drives skopeo).
+    pub fn env_vars(&self) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+        vec![
+            ("CONTAINERS_CONF".into(), self.conf.clone().into()),
+            (
+                "CONTAINERS_STORAGE_CONF".into(),
+                self.storage_conf.clone().into(),
+            ),
+            (
+                "CONTAINERS_REGISTRIES_CONF".into(),
+                self.dir().join("registries.conf").into(),
+            ),
+        ]
+    }
+
     fn env(&self, cmd: &mut Command) {
         cmd.env("CONTAINERS_CONF", &self.conf)
             .env("CONTAINERS_STORAGE_CONF", &self.storage_conf)
@@ -271,12 +288,7 @@ fn nix_umount(path: &Path) -> std::io::Result<()> {
 pub fn busybox_archive(name: &str) -> Result<Vec<u8>, String> {
     let busybox = std::fs::read("/bin/busybox")
         .map_err(|e| format!("/bin/busybox: {e} (apt-get install busybox-static)"))?;
-    let mut layer = crate::archive::TarOut::new();
-    layer.dir("bin");
-    layer.file("bin/busybox", &busybox);
-    layer.symlink("bin/sh", "busybox");
-    layer.symlink("bin/true", "busybox");
-    let layer = layer.finish();
+    let layer = busybox_layer(&busybox).map_err(|e| format!("busybox layer: {e}"))?;
     let diff_id = imaged_core::digest::Digest::of(&layer);
     let config = serde_json::json!({
         "architecture": imaged_core::model::Platform::host().architecture,
@@ -301,4 +313,38 @@ pub fn busybox_archive(name: &str) -> Result<Vec<u8>, String> {
     t.file(&format!("{lhex}/layer.tar"), &layer);
     t.file("manifest.json", &manifest);
     Ok(t.finish())
+}
+
+/// The busybox layer: `bin/`, `bin/busybox` executable (0755: `TarOut::file` writes 0644,
+/// which runc refuses to exec), `bin/sh` and `bin/true` links to it. Deterministic headers.
+fn busybox_layer(busybox: &[u8]) -> std::io::Result<Vec<u8>> {
+    let header = |kind: tar::EntryType, mode: u32, size: u64| {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    };
+    let mut b = tar::Builder::new(Vec::new());
+    b.append_data(
+        &mut header(tar::EntryType::Directory, 0o755, 0),
+        "bin",
+        std::io::empty(),
+    )?;
+    b.append_data(
+        &mut header(tar::EntryType::Regular, 0o755, busybox.len() as u64),
+        "bin/busybox",
+        busybox,
+    )?;
+    for link in ["bin/sh", "bin/true"] {
+        b.append_link(
+            &mut header(tar::EntryType::Symlink, 0o777, 0),
+            link,
+            "busybox",
+        )?;
+    }
+    b.into_inner()
 }
