@@ -50,6 +50,11 @@ pub struct ChangeSet {
     pub put_containers: Vec<Arc<Container>>,
     /// Containers deleted.
     pub delete_containers: Vec<String>,
+    /// The records the change was planned on: every image it deletes or replaces, as the
+    /// planner saw it (filled by the engine when it commits). A store that other programs
+    /// write too (containers-storage) refuses the change with `ConcurrentModification`
+    /// when one of them changed since; a store only imaged writes may ignore it.
+    pub seen: Vec<Arc<Image>>,
 }
 
 impl ChangeSet {
@@ -67,6 +72,7 @@ impl ChangeSet {
         self.delete_images.extend(other.delete_images);
         self.put_containers.extend(other.put_containers);
         self.delete_containers.extend(other.delete_containers);
+        self.seen.extend(other.seen);
     }
 }
 

@@ -1,6 +1,7 @@
 //! `imaged fsck [--repair]`: checks the store and prints a report.
 //!
 //! Without `--repair` the check changes nothing: the local store is opened for inspection
+//! (containers-storage: without finishing interrupted removals or emptying imaged's trash)
 //! (no start-up sweep, no migration, the clean-shutdown marker untouched) and every
 //! problem, including the leftovers a start would sweep, is reported. With `--repair` the
 //! store is opened normally (its sweep removes the leftovers, reported here) and broken
@@ -33,7 +34,9 @@ pub(crate) fn run(settings: &Settings, repair: bool) -> i32 {
                     anyhow::anyhow!("cannot open the store in {}: {e}", settings.root.display())
                 })
         }
-        StoreKind::Memory | StoreKind::CStorage => open_store(settings).map(|s| (s, None)),
+        StoreKind::CStorage => crate::serve::open_cstorage(settings, !repair)
+            .map(|s| (Arc::new(s) as Arc<dyn Store>, None)),
+        StoreKind::Memory => open_store(settings).map(|s| (s, None)),
     };
     let (store, swept) = match opened {
         Ok(s) => s,

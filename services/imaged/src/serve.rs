@@ -44,13 +44,17 @@ pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
                 .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", root.display()))?;
             Ok(Arc::new(store))
         }
-        StoreKind::CStorage => Ok(Arc::new(open_cstorage(settings)?)),
+        StoreKind::CStorage => Ok(Arc::new(open_cstorage(settings, false)?)),
     }
 }
 
 /// Resolves the containers-storage store (flags, then `storage.conf` and podman's database
-/// as podman reads them), logs where it is, and opens it.
-pub(crate) fn open_cstorage(settings: &Settings) -> Result<imaged_store_cstorage::CStorageStore> {
+/// as podman reads them), logs where it is, and opens it (for inspection only: nothing
+/// interrupted is finished, for `imaged fsck` without `--repair`).
+pub(crate) fn open_cstorage(
+    settings: &Settings,
+    inspect: bool,
+) -> Result<imaged_store_cstorage::CStorageStore> {
     use imaged_store_cstorage::config::{Environment, resolve_in};
     let r = resolve_in(&Environment::current(), &settings.cstorage)
         .context("cannot resolve the containers-storage store")?;
@@ -71,8 +75,12 @@ pub(crate) fn open_cstorage(settings: &Settings) -> Result<imaged_store_cstorage
         "containers-storage store resolved"
     );
     let root = o.graph_root.clone();
-    imaged_store_cstorage::open(r.options)
-        .map_err(|e| anyhow::anyhow!("cannot open containers-storage in {}: {e}", root.display()))
+    let opened = if inspect {
+        imaged_store_cstorage::CStorageStore::open_for_inspection(r.options)
+    } else {
+        imaged_store_cstorage::open(r.options)
+    };
+    opened.map_err(|e| anyhow::anyhow!("cannot open containers-storage in {}: {e}", root.display()))
 }
 
 /// Serves until a termination signal, then shuts down. Errors are start-up failures.

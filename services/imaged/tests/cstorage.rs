@@ -97,3 +97,62 @@ fn fsck_on_a_podman_store_by_flags_and_by_defaults() {
     assert_eq!(code, 64, "{out}");
     assert!(out.contains("storage_driver"), "{out}");
 }
+
+/// `imaged fsck` without `--repair` changes nothing on containers-storage: a layer left
+/// flagged `incomplete` (an interrupted removal) is reported and stays; with `--repair` it
+/// is finished, and podman still works on the store.
+#[test]
+fn fsck_reports_an_interrupted_removal_and_repairs_only_when_asked() {
+    let s = PodmanStore::new("vfs").expect("podman store");
+    s.load_archive(&busybox_archive("localhost/bb:1").unwrap())
+        .unwrap();
+    let layers = s.root.join("vfs-layers").join("layers.json");
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&layers).unwrap()).unwrap();
+    let leftover = "ab".repeat(32);
+    v.as_array_mut().unwrap().push(serde_json::json!({
+        "id": leftover,
+        "created": "2026-01-01T00:00:00Z",
+        "flags": {"incomplete": true},
+    }));
+    std::fs::write(&layers, serde_json::to_vec(&v).unwrap()).unwrap();
+    let flags = [
+        "--store",
+        "containers-storage",
+        "--root",
+        s.root.to_str().unwrap(),
+        "--runroot",
+        s.run.to_str().unwrap(),
+        "--storage-driver",
+        "vfs",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a: Vec<&str> = flags.to_vec();
+        a.extend_from_slice(extra);
+        imaged(&s, &a, None)
+    };
+    let (code, out) = with(&["fsck"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("layer {leftover}: flagged incomplete")),
+        "{out}"
+    );
+    let now = std::fs::read_to_string(&layers).unwrap();
+    assert!(
+        now.contains(&leftover),
+        "fsck without --repair changed layers.json"
+    );
+
+    let (code, out) = with(&["fsck", "--repair"]);
+    assert!(
+        !std::fs::read_to_string(&layers)
+            .unwrap()
+            .contains(&leftover),
+        "{out}"
+    );
+    let _ = code;
+    let (code, out) = with(&["fsck"]);
+    assert_eq!(code, 0, "{out}");
+    s.podman_ok(&["image", "inspect", "localhost/bb:1"])
+        .unwrap();
+}

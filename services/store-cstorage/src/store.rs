@@ -29,6 +29,17 @@ impl CStorageStore {
     /// Opens the store: creates c/storage's directories and lock files when missing,
     /// finishes removals a previous run (or podman) left incomplete, and reads it.
     pub fn open(opts: StoreOptions) -> Result<Self> {
+        Self::open_mode(opts, false)
+    }
+
+    /// Opens the store for inspection (`imaged fsck` without `--repair`): like
+    /// [`CStorageStore::open`] but nothing interrupted is finished and the trash is left
+    /// alone, so [`imaged_core::Store::check`] reports what is there.
+    pub fn open_for_inspection(opts: StoreOptions) -> Result<Self> {
+        Self::open_mode(opts, true)
+    }
+
+    fn open_mode(opts: StoreOptions, inspect: bool) -> Result<Self> {
         let paths = Paths {
             root: opts.graph_root.clone(),
             run: Some(opts.run_root.clone()),
@@ -52,6 +63,11 @@ impl CStorageStore {
         };
         {
             let mut snap = store.lock_snap();
+            if inspect {
+                drop(snap);
+                store.refresh();
+                return Ok(store);
+            }
             crate::recover::recover(&store, &mut snap)?;
             if let Err(e) = store.paths.empty_trash() {
                 tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");

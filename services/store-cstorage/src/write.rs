@@ -197,6 +197,28 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
         );
     }
 
+    // The plan's view of each image it deletes or renames must still hold: another program
+    // (a `podman load` naming the image it just created, a `podman tag`) may have changed
+    // it since the engine looked. A stale plan is refused whole; the caller may retry.
+    for seen in &change.seen {
+        let hex = seen.id.hex();
+        if let Some(now) = images.iter().find(|i| i.id == hex) {
+            let mut a: Vec<&str> = now.names.iter().map(String::as_str).collect();
+            let mut b: Vec<&str> = seen.names.iter().map(String::as_str).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            if a != b {
+                return Err(conflict(format!(
+                    "image {} changed while imaged was working on it (its names are now [{}]); \
+                     nothing was changed, try again",
+                    seen.id,
+                    now.names.join(", ")
+                ))
+                .with_meta("image_id", seen.id.to_string()));
+            }
+        }
+    }
+
     // Images: existence, users, read-only.
     let del_imgs: HashSet<String> = change.delete_images.iter().map(Digest::hex).collect();
     for id in &change.delete_images {

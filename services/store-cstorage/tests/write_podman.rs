@@ -298,3 +298,33 @@ fn vfs_tag_untag_remove_prune() {
 fn overlay_tag_untag_remove_prune() {
     tag_untag_remove_prune("overlay");
 }
+
+/// A change planned on a view that podman changed since (here: podman named the dangling
+/// image a prune selected, as a `podman load` does in a second step) is refused whole with
+/// `ConcurrentModification`, and the image survives with podman's name.
+#[test]
+fn a_plan_podman_made_stale_is_refused() {
+    let s = PodmanStore::new("vfs").unwrap();
+    s.load_archive(&busybox_archive("localhost/stale:1").unwrap())
+        .unwrap();
+    s.podman_ok(&["untag", "localhost/stale:1"]).unwrap();
+    let store = open(&s);
+    let view = store.view();
+    let img = Arc::clone(view.images().next().expect("the dangling image"));
+    assert!(img.names.is_empty());
+    s.podman_ok(&["tag", &img.id.hex(), "localhost/stale:2"])
+        .unwrap();
+    let err = store
+        .apply(&ChangeSet {
+            delete_images: vec![img.id],
+            seen: vec![Arc::clone(&img)],
+            ..ChangeSet::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::ConcurrentModification, "{err:?}");
+    assert_eq!(
+        podman_names(&s).get(&img.id.hex()),
+        Some(&vec!["localhost/stale:2".to_owned()])
+    );
+    no_leftovers(&s);
+}

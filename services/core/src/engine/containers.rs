@@ -102,11 +102,14 @@ impl Engine {
             last_used: Some(now),
             ..(*img).clone()
         };
-        self.commit(&ChangeSet {
-            put_images: vec![Arc::new(touched)],
-            put_containers: vec![Arc::new(c.clone())],
-            ..ChangeSet::default()
-        })?;
+        self.commit(
+            &view,
+            &ChangeSet {
+                put_images: vec![Arc::new(touched)],
+                put_containers: vec![Arc::new(c.clone())],
+                ..ChangeSet::default()
+            },
+        )?;
         Ok(c)
     }
 
@@ -121,10 +124,13 @@ impl Engine {
             ..(*c).clone()
         };
         if next != *c {
-            self.commit(&ChangeSet {
-                put_containers: vec![Arc::new(next.clone())],
-                ..ChangeSet::default()
-            })?;
+            self.commit(
+                &view,
+                &ChangeSet {
+                    put_containers: vec![Arc::new(next.clone())],
+                    ..ChangeSet::default()
+                },
+            )?;
         }
         Ok(next)
     }
@@ -139,10 +145,13 @@ impl Engine {
             Err(e) if e.kind == ErrorKind::ContainerNotKnown && ignore_missing => return Ok(()),
             Err(e) => return Err(e),
         };
-        self.commit(&ChangeSet {
-            delete_containers: vec![c.id.clone()],
-            ..ChangeSet::default()
-        })?;
+        self.commit(
+            &view,
+            &ChangeSet {
+                delete_containers: vec![c.id.clone()],
+                ..ChangeSet::default()
+            },
+        )?;
         Ok(())
     }
 

@@ -50,7 +50,7 @@ impl Engine {
         let _w = self.write_lock();
         let view = self.view();
         let plan = plan(&view, found, crate::time::now())?;
-        self.commit(&plan.change)?;
+        self.commit(&view, &plan.change)?;
         drop(staging);
         let now = crate::time::now();
         let events: Vec<Event> = plan

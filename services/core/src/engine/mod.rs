@@ -155,11 +155,30 @@ impl Engine {
         }
     }
 
-    /// Applies a planned change (writer lock held) unless it is empty.
-    pub(crate) fn commit(&self, change: &ChangeSet) -> Result<Option<Applied>> {
+    /// Applies a change planned on `planned_on` (writer lock held) unless it is empty. The
+    /// records it deletes or replaces, as the plan saw them, go along in
+    /// [`ChangeSet::seen`] so that a store with other writers can refuse a stale plan.
+    pub(crate) fn commit(
+        &self,
+        planned_on: &Catalog,
+        change: &ChangeSet,
+    ) -> Result<Option<Applied>> {
         if change.is_empty() {
             return Ok(None);
         }
+        let mut with_seen;
+        let change = if change.seen.is_empty() {
+            with_seen = change.clone();
+            with_seen.seen = change
+                .delete_images
+                .iter()
+                .chain(change.put_images.iter().map(|i| &i.id))
+                .filter_map(|id| planned_on.image(id).cloned())
+                .collect();
+            &with_seen
+        } else {
+            change
+        };
         let before = self.store.view();
         let applied = self.store.apply(change)?;
         self.layers.advance(&before, &self.store.view(), change);

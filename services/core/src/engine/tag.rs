@@ -53,7 +53,7 @@ impl Engine {
         }
         if !added.is_empty() {
             change.put_images.push(Arc::new(target));
-            self.commit(&change)?;
+            self.commit(&view, &change)?;
             let time = crate::time::now();
             let events: Vec<Event> = added
                 .iter()
@@ -105,10 +105,13 @@ impl Engine {
         if !gone.is_empty() {
             let mut next = (*img).clone();
             next.names.retain(|x| !gone.contains(x));
-            self.commit(&ChangeSet {
-                put_images: vec![Arc::new(next)],
-                ..ChangeSet::default()
-            })?;
+            self.commit(
+                &view,
+                &ChangeSet {
+                    put_images: vec![Arc::new(next)],
+                    ..ChangeSet::default()
+                },
+            )?;
             let time = crate::time::now();
             let events: Vec<Event> = gone
                 .iter()

@@ -77,7 +77,7 @@ impl Engine {
         let applied = if dry_run {
             view.apply(change)?
         } else {
-            match self.commit(change)? {
+            match self.commit(view, change)? {
                 Some(a) => a,
                 None => return Ok(0),
             }
