@@ -371,7 +371,11 @@ fn cstorage(o: &mut String, cs: &[CsResult]) {
             size_label(r.size),
             r.build.images,
             r.build.build.as_secs_f64(),
-            if r.build.cached { ", cached from an earlier run" } else { "" },
+            if r.build.cached {
+                ", cached from an earlier run"
+            } else {
+                ""
+            },
             r.build.restore.as_secs_f64(),
             i.pruned,
             i.pruned_all,
