@@ -44,7 +44,6 @@
 //!   takes well under a second for ordinary sizes) and the store's next reload sees it.
 
 // Until `store.rs` drives loads through this module (it is being written alongside).
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -151,6 +150,7 @@ impl Loads {
         }
     }
 
+    #[cfg(test)]
     /// Where stagings are made.
     pub(crate) fn root(&self) -> &Path {
         &self.root

@@ -69,6 +69,9 @@ impl CStorageStore {
                 return Ok(store);
             }
             crate::recover::recover(&store, &mut snap)?;
+            if let Err(e) = store.loads.sweep() {
+                tracing::warn!(error = %e, "containers-storage: removing stale load stagings");
+            }
             if let Err(e) = store.paths.empty_trash() {
                 tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");
             }

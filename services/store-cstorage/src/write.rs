@@ -62,9 +62,6 @@ pub(crate) fn io_err(context: &str, path: &Path, e: &io::Error) -> Error {
     }
 }
 
-/// The name a new image without names is loaded under, removed in the same apply.
-pub(crate) const TEMP_NAME_PREFIX: &str = "localhost/imaged-load-tmp:";
-
 fn conflict(msg: String) -> Error {
     Error::new(ErrorKind::ConcurrentModification, msg)
 }
@@ -359,10 +356,6 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
             r.names_history = h;
         }
         recs[at].names = wanted;
-        // A temporary load name never stays in the history.
-        recs[at]
-            .names_history
-            .retain(|h| !h.starts_with(TEMP_NAME_PREFIX));
     }
     if names_changed || !del_imgs.is_empty() {
         plan.images = Some(recs);
@@ -494,12 +487,10 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
         if before_view.image(&img.id).is_some() {
             continue;
         }
-        let name = img
-            .names
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("{TEMP_NAME_PREFIX}{:016x}", fastrand::u64(..)));
-        store.loads.import(&store.opts, img, &name)?;
+        // Copied without a name: skopeo would move a name another image holds before our
+        // own (checked) name change below, and the plan's view of that image would no
+        // longer hold. The names are set natively, under the locks, with the rest.
+        store.loads.import(&store.opts, img, "")?;
     }
 
     let mut snap = store.lock_snap();
