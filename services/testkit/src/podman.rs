@@ -302,3 +302,99 @@ pub fn busybox_archive(name: &str) -> Result<Vec<u8>, String> {
     t.file("manifest.json", &manifest);
     Ok(t.finish())
 }
+
+impl PodmanStore {
+    /// `podman create` (or, `external`, `buildah from`) of a container named `name` on the
+    /// image `image` (an ID or a name), without pulling; gives the container's ID. podman's
+    /// container gets a command (the suite's images have none) and no network.
+    pub fn create_container(
+        &self,
+        name: &str,
+        image: &str,
+        external: bool,
+    ) -> Result<String, String> {
+        if external {
+            self.buildah_ok(&["from", "--pull-never", "--quiet", "--name", name, image])?;
+            let id = self.buildah_ok(&[
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                "{{.ContainerID}}",
+                name,
+            ])?;
+            Ok(id.trim().to_owned())
+        } else {
+            let id = self.podman_ok(&[
+                "create",
+                "--quiet",
+                "--pull",
+                "never",
+                "--network",
+                "none",
+                "--name",
+                name,
+                image,
+                "/bin/true",
+            ])?;
+            Ok(id.trim().to_owned())
+        }
+    }
+
+    /// Mounts the container's layer (`podman mount` / `buildah mount`): containers-storage
+    /// counts a container whose layer is mounted as running. Undone by [`Self::unmount_all`].
+    pub fn mount_container(&self, name: &str, external: bool) -> Result<(), String> {
+        if external {
+            self.buildah_ok(&["mount", name])?;
+        } else {
+            self.podman_ok(&["mount", name])?;
+        }
+        Ok(())
+    }
+
+    /// `podman tag <image> <name>`.
+    pub fn tag(&self, image: &str, name: &str) -> Result<(), String> {
+        self.podman_ok(&["tag", image, name]).map(|_| ())
+    }
+}
+
+/// The conformance suite's setup steps done by the real tools on a containers-storage store
+/// (a backend that refuses container records): every case container is made by `podman
+/// create` (by `buildah from` when external), named with the case's ID; a running one has its
+/// layer mounted (`podman mount` / `buildah mount`). A stopped container is made as a created
+/// one: the suite's images hold no program to run, and no case tells the two apart (both keep
+/// their image, neither blocks a forced removal). A name the case adds to an image without
+/// names goes through `podman tag`; further names go through the store's own name write,
+/// because `podman tag` appends while the cases' names are newest first (TagImage's order).
+#[derive(Debug, Clone)]
+pub struct PodmanSetup(pub std::sync::Arc<PodmanStore>);
+
+impl crate::conformance::SetupHook for PodmanSetup {
+    fn container(
+        &self,
+        c: &crate::conformance::SetupContainer,
+        image: &imaged_core::model::ImageId,
+    ) -> Result<crate::conformance::RealContainer, String> {
+        let id = self.0.create_container(c.id, &image.hex(), c.external)?;
+        if c.state == imaged_core::model::ContainerState::Running {
+            self.0.mount_container(c.id, c.external)?;
+        }
+        Ok(crate::conformance::RealContainer {
+            id,
+            name: c.id.to_owned(),
+        })
+    }
+
+    fn tag(
+        &self,
+        image: &imaged_core::model::ImageId,
+        current: &[String],
+        name: &str,
+    ) -> Result<bool, String> {
+        if !current.is_empty() {
+            return Ok(false);
+        }
+        self.0.tag(&image.hex(), name)?;
+        Ok(true)
+    }
+}

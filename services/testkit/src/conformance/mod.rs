@@ -31,7 +31,7 @@ use imaged_core::model::ContainerState;
 use imaged_core::ops::{PruneOptions, RemoveOptions};
 use imaged_core::store::Store;
 
-pub use check::{Fixture, Observed, check, execute, setup};
+pub use check::{Fixture, Observed, RealContainer, SetupHook, check, execute, setup, setup_with};
 pub use paging::paging_under_removal;
 pub use remote::{ApiArchive, ApiCase, Observation, api_case, check_observed};
 
@@ -190,7 +190,18 @@ pub fn run_case(case: &Case, store: Arc<dyn Store>) -> Result<(), String> {
 /// [`run_case`], with the engine's derived indexes built first when `warm` (a prune then
 /// selects on the cached tree instead of the persistent layer index: both must agree).
 pub fn run_case_with(case: &Case, store: Arc<dyn Store>, warm: bool) -> Result<(), String> {
-    let fixture = setup(case, &*store)?;
+    run_case_hooked(case, store, None, warm)
+}
+
+/// [`run_case_with`] on a backend that makes the setup's containers (and some names) itself
+/// (`hook`, see [`SetupHook`]).
+pub fn run_case_hooked(
+    case: &Case,
+    store: Arc<dyn Store>,
+    hook: Option<&dyn SetupHook>,
+    warm: bool,
+) -> Result<(), String> {
+    let fixture = setup_with(case, &*store, hook)?;
     let engine = imaged_core::engine::Engine::new(Arc::clone(&store), Default::default());
     if warm {
         engine.warm();
@@ -214,9 +225,29 @@ pub fn run_case_with(case: &Case, store: Arc<dyn Store>, warm: bool) -> Result<(
     }
 }
 
-/// A fresh, empty store of one backend, with whatever must live as long as it (a
-/// temporary directory, a daemon) in the guard.
-pub type Fresh = (Arc<dyn Store>, Box<dyn std::any::Any + Send>);
+/// A fresh, empty store of one backend, with the backend's own setup steps (if any) and
+/// whatever must live as long as the store (a temporary directory, a daemon, a podman
+/// store) in the guard. Dropped in field order: the store first, the guard last.
+pub struct Fresh {
+    /// The store under test.
+    pub store: Arc<dyn Store>,
+    /// How the backend makes containers and names itself, for a store that does not take
+    /// container records (`None`: everything goes through `Store::apply`).
+    pub hook: Option<Box<dyn SetupHook>>,
+    /// Kept alive until the case ends.
+    pub guard: Box<dyn std::any::Any + Send>,
+}
+
+impl Fresh {
+    /// A store whose setup goes entirely through `Store::apply`.
+    pub fn plain(store: Arc<dyn Store>, guard: Box<dyn std::any::Any + Send>) -> Self {
+        Self {
+            store,
+            hook: None,
+            guard,
+        }
+    }
+}
 
 /// A backend under test: its name (shown in every test name) and how to make a fresh
 /// store. A new backend joins the suite with one `Backend` line in `tests/conformance.rs`.
@@ -224,14 +255,78 @@ pub type Fresh = (Arc<dyn Store>, Box<dyn std::any::Any + Send>);
 pub struct Backend {
     /// Short name, e.g. `memory`, `local`.
     pub name: &'static str,
-    /// Makes a fresh, empty store.
-    pub fresh: fn() -> Fresh,
+    /// Makes a fresh, empty store; `Err` (the reason) fails the test.
+    pub fresh: fn() -> Result<Fresh, String>,
+    /// Why the backend cannot represent a case, for the cases it cannot (reported as an
+    /// ignored test whose name carries the reason, never skipped silently).
+    pub excluded: fn(&Case) -> Option<&'static str>,
+    /// At most this many of the backend's tests at a time (0: no limit), for backends
+    /// whose fixtures drive external tools that contend with each other.
+    pub max_parallel: usize,
+}
+
+/// Excludes no case.
+pub fn no_exclusions(_: &Case) -> Option<&'static str> {
+    None
+}
+
+/// A counting semaphore bounding one backend's concurrent tests.
+struct Slots {
+    free: std::sync::Mutex<usize>,
+    cv: std::sync::Condvar,
+}
+
+impl Slots {
+    fn run<T>(&self, f: impl FnOnce() -> T) -> T {
+        {
+            let mut n = self
+                .free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            while *n == 0 {
+                n = self
+                    .cv
+                    .wait(n)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *n -= 1;
+        }
+        struct Release<'a>(&'a Slots);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut n = self
+                    .0
+                    .free
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *n += 1;
+                self.0.cv.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
+}
+
+/// Runs `f` on a fresh store of `b` within its parallelism bound.
+fn on_fresh(
+    b: Backend,
+    slots: &Option<Arc<Slots>>,
+    f: impl FnOnce(Fresh) -> Result<(), String>,
+) -> Result<(), libtest_mimic::Failed> {
+    let go = || f((b.fresh)()?);
+    match slots {
+        Some(s) => s.run(go),
+        None => go(),
+    }
+    .map_err(libtest_mimic::Failed::from)
 }
 
 /// Every case as its own named test on every backend: `<case name> [<backend>]`, prune
 /// cases again warm (`[<backend>, warm]`: selection on the cached tree instead of the
-/// persistent layer index), and the paging scenario. `cargo test -p imaged-testkit --
-/// '<case name>'` runs one case on every backend.
+/// persistent layer index), and the paging scenario. A case the backend cannot represent
+/// is an ignored test named `<case name> [<backend>] (excluded: <reason>)`. `cargo test -p
+/// imaged-testkit -- '<case name>'` runs one case on every backend.
 pub fn trials(backends: &[Backend]) -> Vec<libtest_mimic::Trial> {
     use libtest_mimic::{Failed, Trial};
     let all = cases();
@@ -257,32 +352,48 @@ pub fn trials(backends: &[Backend]) -> Vec<libtest_mimic::Trial> {
     ));
     for backend in backends {
         let b = *backend;
+        let slots = (b.max_parallel > 0).then(|| {
+            Arc::new(Slots {
+                free: std::sync::Mutex::new(b.max_parallel),
+                cv: std::sync::Condvar::new(),
+            })
+        });
         for case in &all {
-            let c = case.clone();
-            out.push(Trial::test(
-                format!("{} [{}]", case.name, b.name),
-                move || {
-                    let (store, _guard) = (b.fresh)();
-                    run_case(&c, store).map_err(|e| Failed::from(format!("[{}] {e}", c.source)))
-                },
-            ));
-            if matches!(case.action, Action::Prune(_)) {
+            let runs: &[bool] = if matches!(case.action, Action::Prune(_)) {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for &warm in runs {
+                let label = if warm {
+                    format!("{} [{}, warm]", case.name, b.name)
+                } else {
+                    format!("{} [{}]", case.name, b.name)
+                };
+                if let Some(why) = (b.excluded)(case) {
+                    out.push(
+                        Trial::test(format!("{label} (excluded: {why})"), || Ok(()))
+                            .with_ignored_flag(true),
+                    );
+                    continue;
+                }
                 let c = case.clone();
-                out.push(Trial::test(
-                    format!("{} [{}, warm]", case.name, b.name),
-                    move || {
-                        let (store, _guard) = (b.fresh)();
-                        run_case_with(&c, store, true)
-                            .map_err(|e| Failed::from(format!("[{}] {e}", c.source)))
-                    },
-                ));
+                let slots = slots.clone();
+                out.push(Trial::test(label, move || {
+                    on_fresh(b, &slots, |fresh| {
+                        run_case_hooked(&c, Arc::clone(&fresh.store), fresh.hook.as_deref(), warm)
+                            .map_err(|e| format!("[{}] {e}", c.source))
+                    })
+                }));
             }
         }
+        let slots = slots.clone();
         out.push(Trial::test(
             format!("paging under concurrent removal [{}]", b.name),
             move || {
-                let (store, _guard) = (b.fresh)();
-                paging_under_removal(store).map_err(Failed::from)
+                on_fresh(b, &slots, |fresh| {
+                    paging_under_removal(Arc::clone(&fresh.store))
+                })
             },
         ));
     }
