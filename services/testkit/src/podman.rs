@@ -398,3 +398,65 @@ impl crate::conformance::SetupHook for PodmanSetup {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{SetupContainer, SetupHook};
+    use imaged_core::model::{ContainerState, ImageId};
+    use std::sync::Arc;
+
+    /// The conformance hook on a real store: a podman container, a mounted (running)
+    /// buildah container, a first name through `podman tag`, a second one left to the store.
+    #[test]
+    fn podman_setup_makes_real_containers_and_names() {
+        let s = Arc::new(PodmanStore::new("vfs").unwrap());
+        let rootfs = s.dir().join("rootfs.tar");
+        let mut t = crate::archive::TarOut::new();
+        t.file("f", b"content");
+        std::fs::write(&rootfs, t.finish()).unwrap();
+        let out = s
+            .podman_ok(&["import", "-q", &rootfs.to_string_lossy()])
+            .unwrap();
+        let id = ImageId::parse(out.trim()).unwrap();
+        let hook = PodmanSetup(Arc::clone(&s));
+        let ctr = |id: &'static str, state, external| SetupContainer {
+            id,
+            image: "i",
+            state,
+            external,
+        };
+        let c1 = hook
+            .container(&ctr("ctr1", ContainerState::Stopped, false), &id)
+            .unwrap();
+        let x1 = hook
+            .container(&ctr("x1", ContainerState::Running, true), &id)
+            .unwrap();
+        assert_eq!((c1.name.as_str(), c1.id.len()), ("ctr1", 64));
+        assert_eq!((x1.name.as_str(), x1.id.len()), ("x1", 64));
+        let ps = s
+            .podman_ok(&[
+                "ps",
+                "-a",
+                "--external",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Names}} {{.Status}}",
+            ])
+            .unwrap();
+        assert!(ps.contains(&format!("{} ctr1 Created", c1.id)), "{ps}");
+        assert!(ps.contains(&format!("{} x1 Storage", x1.id)), "{ps}");
+        let mounts = std::fs::read_to_string(s.run.join("vfs-layers/mountpoints.json")).unwrap();
+        assert!(mounts.contains("\"count\":1"), "{mounts}");
+        assert!(hook.tag(&id, &[], "localhost/a:latest").unwrap());
+        assert!(
+            !hook
+                .tag(&id, &["localhost/a:latest".into()], "localhost/b:latest")
+                .unwrap()
+        );
+        let names = s
+            .podman_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .unwrap();
+        assert_eq!(names.trim(), "localhost/a:latest");
+    }
+}

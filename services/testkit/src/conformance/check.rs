@@ -462,3 +462,45 @@ pub(super) fn check_state(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_replaced_as_whole_words() {
+        assert_eq!(
+            replace_word("container ctr1 is running", "ctr1", "X"),
+            "container X is running"
+        );
+        assert_eq!(
+            replace_word("ctr1,ctr12 xctr1 ctr1", "ctr1", "X"),
+            "X,ctr12 xctr1 X"
+        );
+        assert_eq!(replace_word("no match", "ctr1", "X"), "no match");
+    }
+
+    #[test]
+    fn messages_name_real_containers_by_id_short_id_or_name() {
+        let mut f = Fixture::default();
+        assert_eq!(f.message_variants("used by x1"), vec!["used by x1"]);
+        let id = "ab".repeat(32);
+        f.containers.insert(
+            "x1",
+            RealContainer {
+                id: id.clone(),
+                name: "x1".into(),
+            },
+        );
+        assert_eq!(
+            f.message_variants("used by x1: in use"),
+            vec![
+                format!("used by {id}: in use"),
+                format!("used by {}: in use", &id[..12]),
+                "used by x1: in use".to_owned(),
+            ]
+        );
+        assert_eq!(f.container_id("x1"), id);
+        assert_eq!(f.container_id("other"), "other");
+    }
+}
