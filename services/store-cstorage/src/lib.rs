@@ -16,8 +16,12 @@
 
 pub mod config;
 
+mod atomic;
+mod bigdata;
 mod bolt;
 mod load;
+mod lockfile;
+mod schema;
 mod store;
 
 pub use config::{Driver, StoreOptions};
