@@ -459,4 +459,70 @@ mod tests {
             .unwrap();
         assert_eq!(names.trim(), "localhost/a:latest");
     }
+
+    /// The conformance fixtures as containers-storage holds them: each spec's blobs copied
+    /// by skopeo from an OCI layout (as the store's load does) keep the ID, manifest digest,
+    /// layers (shared between parent and child), history and labels the in-process record
+    /// has; a layer-less image loads too.
+    #[test]
+    fn image_specs_load_unchanged_through_skopeo() {
+        use crate::images::ImageSpec;
+        let s = PodmanStore::new("vfs").unwrap();
+        let base = ImageSpec::base("p", 1).label("k", "v");
+        let specs = [
+            base.clone(),
+            base.child("c", 2),
+            base.child("", 3),
+            ImageSpec {
+                history: vec!["ENV a=1".into()],
+                created: 4,
+                ..ImageSpec::default()
+            },
+            ImageSpec::base("arm", 5)
+                .platform("linux", "arm64")
+                .salt("x"),
+        ];
+        for spec in &specs {
+            let (blobs, img) = spec.build();
+            let dir = s.dir().join(format!("oci-{}", img.id.hex()));
+            std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+            for b in &blobs {
+                let d = imaged_core::digest::Digest::of(b);
+                std::fs::write(dir.join("blobs/sha256").join(d.hex()), b).unwrap();
+            }
+            std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+            let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+                "mediaType": img.manifest.media_type,
+                "digest": img.manifest.digest.to_string(),
+                "size": img.manifest.size,
+            }]});
+            std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
+            let src = format!("oci:{}", dir.display());
+            let dest = s.skopeo_ref(&format!("@{}", img.id.hex()));
+            s.skopeo_ok(&["copy", "--quiet", "--insecure-policy", &src, &dest])
+                .unwrap();
+            let out = s.podman_ok(&["image", "inspect", &img.id.hex()]).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let v = &v[0];
+            assert_eq!(v["Id"], img.id.hex());
+            assert_eq!(v["Digest"], img.manifest.digest.to_string());
+            let layers: Vec<String> = img.layers.iter().map(|l| l.diff_id.to_string()).collect();
+            let got: Vec<String> = v["RootFS"]["Layers"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            assert_eq!(got, layers, "{spec:?}");
+            assert_eq!(
+                v["History"].as_array().map_or(0, Vec::len),
+                img.config.history.len()
+            );
+            assert_eq!(
+                v["Labels"]["k"].as_str(),
+                img.config.labels.get("k").map(String::as_str)
+            );
+            assert_eq!(v["Architecture"], img.config.platform.architecture);
+        }
+        let ls = s.podman_ok(&["images", "-a", "-q", "--no-trunc"]).unwrap();
+        assert_eq!(ls.lines().count(), specs.len(), "{ls}");
+    }
 }
