@@ -352,6 +352,40 @@ impl PodmanStore {
         Ok(())
     }
 
+    /// Copies the image `spec` builds into this store with skopeo from an OCI layout (as
+    /// imaged's load does: `containers-storage:[…]NAME@ID`), named with the spec's first
+    /// name and tagged with the others in order; gives its ID.
+    pub fn copy_image(
+        &self,
+        spec: &crate::images::ImageSpec,
+    ) -> Result<imaged_core::model::ImageId, String> {
+        let (blobs, img) = spec.build();
+        let io = |e: std::io::Error| format!("OCI layout: {e}");
+        let dir = self.dir().join(format!("oci-{}", fastrand_name()));
+        std::fs::create_dir_all(dir.join("blobs/sha256")).map_err(io)?;
+        for b in &blobs {
+            let d = imaged_core::digest::Digest::of(b);
+            std::fs::write(dir.join("blobs/sha256").join(d.hex()), b).map_err(io)?;
+        }
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": img.manifest.media_type,
+            "digest": img.manifest.digest.to_string(),
+            "size": img.manifest.size,
+        }]});
+        std::fs::write(dir.join("index.json"), index.to_string()).map_err(io)?;
+        let src = format!("oci:{}", dir.display());
+        let first = spec.names.first().map_or("", String::as_str);
+        let dest = self.skopeo_ref(&format!("{first}@{}", img.id.hex()));
+        let r = self.skopeo_ok(&["copy", "--quiet", "--insecure-policy", &src, &dest]);
+        let _ = std::fs::remove_dir_all(&dir);
+        r?;
+        for n in spec.names.iter().skip(1) {
+            self.tag(&img.id.hex(), n)?;
+        }
+        Ok(img.id)
+    }
+
     /// `podman tag <image> <name>`.
     pub fn tag(&self, image: &str, name: &str) -> Result<(), String> {
         self.podman_ok(&["tag", image, name]).map(|_| ())
@@ -366,8 +400,15 @@ impl PodmanStore {
 /// their image, neither blocks a forced removal). A name the case adds to an image without
 /// names goes through `podman tag`; further names go through the store's own name write,
 /// because `podman tag` appends while the cases' names are newest first (TagImage's order).
+/// Read-only images (`ImageSpec::read_only`) are copied into `read_only`, the store's
+/// additional image store, when there is one.
 #[derive(Debug, Clone)]
-pub struct PodmanSetup(pub std::sync::Arc<PodmanStore>);
+pub struct PodmanSetup {
+    /// The store under test.
+    pub store: std::sync::Arc<PodmanStore>,
+    /// Its additional (read-only) image store, same driver.
+    pub read_only: Option<std::sync::Arc<PodmanStore>>,
+}
 
 impl crate::conformance::SetupHook for PodmanSetup {
     fn container(
@@ -375,9 +416,11 @@ impl crate::conformance::SetupHook for PodmanSetup {
         c: &crate::conformance::SetupContainer,
         image: &imaged_core::model::ImageId,
     ) -> Result<crate::conformance::RealContainer, String> {
-        let id = self.0.create_container(c.id, &image.hex(), c.external)?;
+        let id = self
+            .store
+            .create_container(c.id, &image.hex(), c.external)?;
         if c.state == imaged_core::model::ContainerState::Running {
-            self.0.mount_container(c.id, c.external)?;
+            self.store.mount_container(c.id, c.external)?;
         }
         Ok(crate::conformance::RealContainer {
             id,
@@ -394,8 +437,18 @@ impl crate::conformance::SetupHook for PodmanSetup {
         if !current.is_empty() {
             return Ok(false);
         }
-        self.0.tag(&image.hex(), name)?;
+        self.store.tag(&image.hex(), name)?;
         Ok(true)
+    }
+
+    fn read_only_image(
+        &self,
+        spec: &crate::images::ImageSpec,
+    ) -> Result<Option<imaged_core::model::ImageId>, String> {
+        match &self.read_only {
+            Some(ro) => ro.copy_image(spec).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -419,7 +472,10 @@ mod tests {
             .podman_ok(&["import", "-q", &rootfs.to_string_lossy()])
             .unwrap();
         let id = ImageId::parse(out.trim()).unwrap();
-        let hook = PodmanSetup(Arc::clone(&s));
+        let hook = PodmanSetup {
+            store: Arc::clone(&s),
+            read_only: None,
+        };
         let ctr = |id: &'static str, state, external| SetupContainer {
             id,
             image: "i",
@@ -483,24 +539,8 @@ mod tests {
                 .salt("x"),
         ];
         for spec in &specs {
-            let (blobs, img) = spec.build();
-            let dir = s.dir().join(format!("oci-{}", img.id.hex()));
-            std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
-            for b in &blobs {
-                let d = imaged_core::digest::Digest::of(b);
-                std::fs::write(dir.join("blobs/sha256").join(d.hex()), b).unwrap();
-            }
-            std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-            let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
-                "mediaType": img.manifest.media_type,
-                "digest": img.manifest.digest.to_string(),
-                "size": img.manifest.size,
-            }]});
-            std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-            let src = format!("oci:{}", dir.display());
-            let dest = s.skopeo_ref(&format!("@{}", img.id.hex()));
-            s.skopeo_ok(&["copy", "--quiet", "--insecure-policy", &src, &dest])
-                .unwrap();
+            let img = spec.build().1;
+            assert_eq!(s.copy_image(spec).unwrap(), img.id);
             let out = s.podman_ok(&["image", "inspect", &img.id.hex()]).unwrap();
             let v: serde_json::Value = serde_json::from_str(&out).unwrap();
             let v = &v[0];

@@ -6,14 +6,14 @@
 //! run every case on a store made by real podman in a temporary directory: images loaded
 //! through the store (skopeo), names with `podman tag` where the order allows it
 //! ([`PodmanSetup`]), containers with `podman create` / `buildah from` (running = layer
-//! mounted). They need podman, buildah, skopeo and runc (a case fails when one is missing).
+//! mounted); read-only images are copied by skopeo into a second podman store that the
+//! store under test has as its additional image store. They need podman, buildah, skopeo
+//! and runc (a case fails when one is missing).
 //! Cases this backend cannot represent are ignored tests named
 //! `<case> [cstorage-…] (excluded: <reason>)`, decided by [`cstorage_excluded`]:
 //! * manifest lists made by hand (`ImageSpec::list`): podman makes lists only with
 //!   `podman manifest create/add`, whose list IDs are random and whose instances must be
 //!   real images; the cases' lists are placeholders naming instance digests;
-//! * read-only images: they live in an additional image store, which this setup does not
-//!   build;
 //! * a podman container the action is expected to remove: on containers-storage imaged
 //!   never removes podman's containers (it would have to write podman's database); it
 //!   answers with an error naming the container instead (issue 12 §3, tested in the
@@ -78,9 +78,6 @@ fn cstorage_excluded(case: &Case) -> Option<&'static str> {
     if case.images.iter().any(|(_, s)| s.instances.is_some()) {
         return Some("a manifest list made by hand");
     }
-    if case.images.iter().any(|(_, s)| s.read_only) {
-        return Some("a read-only image needs an additional image store");
-    }
     let podman_removed = case
         .expect
         .removed_containers
@@ -109,21 +106,23 @@ mod cstorage {
         fresh(Driver::Overlay, "overlay")
     }
 
-    /// A store podman created in a temporary directory, opened by imaged; the podman store
-    /// (unmounted and removed when dropped) lives in the hook and the guard, so it goes
-    /// after the imaged store.
+    /// A store podman created in a temporary directory, with a second one as its
+    /// additional image store, opened by imaged; the podman stores (unmounted and removed
+    /// when dropped) live in the hook and the guard, so they go after the imaged store.
     fn fresh(driver: Driver, name: &'static str) -> Result<Fresh, String> {
         let podman = Arc::new(PodmanStore::new(name)?);
-        let store = imaged_store_cstorage::open(StoreOptions::new(
-            podman.root.clone(),
-            podman.run.clone(),
-            driver,
-        ))
-        .map_err(|e| format!("open the containers-storage store: {e}"))?;
+        let read_only = Arc::new(PodmanStore::new(name)?);
+        let mut opts = StoreOptions::new(podman.root.clone(), podman.run.clone(), driver);
+        opts.additional_image_stores = vec![read_only.root.clone()];
+        let store = imaged_store_cstorage::open(opts)
+            .map_err(|e| format!("open the containers-storage store: {e}"))?;
         Ok(Fresh {
             store: Arc::new(store),
-            hook: Some(Box::new(PodmanSetup(Arc::clone(&podman)))),
-            guard: Box::new(podman),
+            hook: Some(Box::new(PodmanSetup {
+                store: Arc::clone(&podman),
+                read_only: Some(Arc::clone(&read_only)),
+            })),
+            guard: Box::new((podman, read_only)),
         })
     }
 }

@@ -16,6 +16,8 @@ use imaged_core::ops::{
 };
 use imaged_core::store::Store;
 
+use crate::images::ImageSpec;
+
 /// The IDs of a case's images once stored.
 #[derive(Debug, Clone, Default)]
 pub struct Fixture {
@@ -53,6 +55,13 @@ pub trait SetupHook: Send {
     fn tag(&self, image: &ImageId, current: &[String], name: &str) -> Result<bool, String> {
         let _ = (image, current, name);
         Ok(false)
+    }
+
+    /// Stores the read-only image `spec` where the backend keeps such images (an additional
+    /// image store); its ID, or `None` when the store's own load takes it.
+    fn read_only_image(&self, spec: &ImageSpec) -> Result<Option<ImageId>, String> {
+        let _ = spec;
+        Ok(None)
     }
 }
 
@@ -174,10 +183,31 @@ pub fn setup_with(
 ) -> Result<Fixture, String> {
     let err = |e: Error| format!("setup: {e}");
     let mut fixture = Fixture::default();
-    let specs: Vec<_> = case.images.iter().map(|(_, s)| s.clone()).collect();
+    let mut elsewhere = BTreeMap::new();
+    if let Some(h) = hook {
+        for (key, spec) in case.images.iter().filter(|(_, s)| s.read_only) {
+            if let Some(id) = h.read_only_image(spec)? {
+                elsewhere.insert(*key, id);
+            }
+        }
+    }
+    let loaded: Vec<_> = case
+        .images
+        .iter()
+        .filter(|(k, _)| !elsewhere.contains_key(k))
+        .collect();
+    let specs: Vec<_> = loaded.iter().map(|(_, s)| s.clone()).collect();
     let ids = crate::images::add_images(store, &specs).map_err(err)?;
-    for ((key, spec), id) in case.images.iter().zip(ids) {
-        fixture.ids.insert(key, id);
+    let ids: BTreeMap<&'static str, ImageId> = loaded
+        .iter()
+        .map(|(k, _)| *k)
+        .zip(ids)
+        .chain(elsewhere)
+        .collect();
+    for (key, spec) in &case.images {
+        fixture
+            .ids
+            .insert(key, *ids.get(key).ok_or("an image was not stored")?);
         fixture.digests.insert(key, spec.build().1.digest());
     }
     for (key, name) in &case.tags {
