@@ -10,7 +10,7 @@
 //! store under test has as its additional image store. They need podman, buildah, skopeo
 //! and runc (a case fails when one is missing).
 //! Cases this backend cannot represent are ignored tests named
-//! `<case> [cstorage-…] (excluded: <reason>)`, decided by [`cstorage_excluded`]:
+//! `<case> [cstorage-…] (excluded: <reason>)`, decided by `conformance::cstorage_excluded`:
 //! * manifest lists made by hand (`ImageSpec::list`): podman makes lists only with
 //!   `podman manifest create/add`, whose list IDs are random and whose instances must be
 //!   real images; the cases' lists are placeholders naming instance digests;
@@ -24,7 +24,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use imaged_core::MemoryStore;
-use imaged_testkit::conformance::{Backend, Case, Fresh, no_exclusions, trials};
+#[cfg(feature = "cstorage")]
+use imaged_testkit::conformance::cstorage_excluded;
+use imaged_testkit::conformance::{Backend, Fresh, no_exclusions, trials};
 
 const BACKENDS: &[Backend] = &[
     Backend {
@@ -70,24 +72,6 @@ fn local() -> Result<Fresh, String> {
     let store =
         imaged_store_local::open(dir.path()).map_err(|e| format!("open the local store: {e}"))?;
     Ok(Fresh::plain(Arc::new(store), Box::new(dir)))
-}
-
-/// Why containers-storage cannot represent `case` (see the module documentation).
-#[cfg_attr(not(feature = "cstorage"), allow(dead_code))]
-fn cstorage_excluded(case: &Case) -> Option<&'static str> {
-    if case.images.iter().any(|(_, s)| s.instances.is_some()) {
-        return Some("a manifest list made by hand");
-    }
-    let podman_removed = case
-        .expect
-        .removed_containers
-        .iter()
-        .flatten()
-        .any(|id| case.containers.iter().any(|c| c.id == *id && !c.external));
-    if podman_removed {
-        return Some("imaged never removes podman's own containers");
-    }
-    None
 }
 
 #[cfg(feature = "cstorage")]
