@@ -425,6 +425,31 @@ pub fn trials(backends: &[Backend]) -> Vec<libtest_mimic::Trial> {
     out
 }
 
+/// Every row of the decision table (peers-semantics §3.6) has a case for each policy it
+/// applies to.
+fn decision_table_covered() -> Result<(), String> {
+    let cases = removal_cases();
+    for row in 1..=22 {
+        let tag = format!("#{row}");
+        let policies: &[&str] = match row {
+            16 => &["podman"], // Docker has no external (build) containers.
+            22 => &["cri"],
+            _ => &["podman", "docker"],
+        };
+        for policy in policies {
+            let found = cases.iter().any(|c| {
+                c.name.starts_with(policy)
+                    && c.source.starts_with("table")
+                    && c.source.split([' ', ',']).any(|w| w == tag)
+            });
+            if !found {
+                return Err(format!("no {policy} case for decision-table row {tag}"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,29 +480,4 @@ mod tests {
             .count();
         assert_eq!(lists, with_list);
     }
-}
-
-/// Every row of the decision table (peers-semantics §3.6) has a case for each policy it
-/// applies to.
-fn decision_table_covered() -> Result<(), String> {
-    let cases = removal_cases();
-    for row in 1..=22 {
-        let tag = format!("#{row}");
-        let policies: &[&str] = match row {
-            16 => &["podman"], // Docker has no external (build) containers.
-            22 => &["cri"],
-            _ => &["podman", "docker"],
-        };
-        for policy in policies {
-            let found = cases.iter().any(|c| {
-                c.name.starts_with(policy)
-                    && c.source.starts_with("table")
-                    && c.source.split([' ', ',']).any(|w| w == tag)
-            });
-            if !found {
-                return Err(format!("no {policy} case for decision-table row {tag}"));
-            }
-        }
-    }
-    Ok(())
 }
