@@ -19,10 +19,15 @@ pub mod config;
 mod atomic;
 mod bigdata;
 mod bolt;
+mod convert;
+mod driver;
 mod load;
 mod lockfile;
+mod recover;
 mod schema;
+mod snapshot;
 mod store;
+mod write;
 
 pub use config::{Driver, StoreOptions};
 pub use store::CStorageStore;

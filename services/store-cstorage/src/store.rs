@@ -1,23 +1,242 @@
 //! The [`imaged_core::Store`] implementation.
 
-use imaged_core::Result;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+
+use imaged_core::catalog::{Applied, Catalog, ChangeSet};
+use imaged_core::digest::Digest;
+use imaged_core::error::{Error, ErrorKind, Result};
+use imaged_core::store::{CheckReport, FsUsage, Staging, Store, StoreInfo, WriteHealth};
 
 use crate::config::StoreOptions;
+use crate::driver::Paths;
+use crate::load::Loads;
+use crate::snapshot::{Locks, Snapshot, ro_paths};
 
 /// A containers-storage store managed in place.
 #[derive(Debug)]
 pub struct CStorageStore {
-    opts: StoreOptions,
+    pub(crate) opts: StoreOptions,
+    pub(crate) paths: Paths,
+    pub(crate) locks: Locks,
+    /// The records and catalog; held by one refresh or one apply at a time.
+    pub(crate) snap: Mutex<Snapshot>,
+    /// The last published catalog (served while `snap` is busy).
+    current: RwLock<Arc<Catalog>>,
+    pub(crate) loads: Arc<Loads>,
 }
 
 impl CStorageStore {
-    /// Opens the store.
+    /// Opens the store: creates c/storage's directories and lock files when missing,
+    /// finishes removals a previous run (or podman) left incomplete, and reads it.
     pub fn open(opts: StoreOptions) -> Result<Self> {
-        Ok(Self { opts })
+        let paths = Paths {
+            root: opts.graph_root.clone(),
+            run: Some(opts.run_root.clone()),
+            driver: opts.driver,
+        };
+        let ro: Vec<Paths> = opts
+            .additional_image_stores
+            .iter()
+            .map(|r| ro_paths(&paths, r))
+            .collect();
+        let locks = Locks::open(&paths, &ro)?;
+        let snap = Snapshot::new(paths.clone(), ro, opts.libpod_db.clone());
+        let loads = Arc::new(Loads::new(opts.graph_root.join("imaged-staging")));
+        let store = Self {
+            paths,
+            locks,
+            snap: Mutex::new(snap),
+            current: RwLock::new(Arc::new(Catalog::new())),
+            loads,
+            opts,
+        };
+        {
+            let mut snap = store.lock_snap();
+            crate::recover::recover(&store, &mut snap)?;
+            if let Err(e) = store.paths.empty_trash() {
+                tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");
+            }
+            store.publish(&snap);
+        }
+        Ok(store)
     }
 
     /// Where the store is.
     pub fn options(&self) -> &StoreOptions {
         &self.opts
     }
+
+    pub(crate) fn lock_snap(&self) -> MutexGuard<'_, Snapshot> {
+        self.snap.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn publish(&self, snap: &Snapshot) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&snap.catalog);
+    }
+
+    pub(crate) fn current(&self) -> Arc<Catalog> {
+        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Refreshes the snapshot if the store moved, without waiting for any lock.
+    pub(crate) fn refresh(&self) -> Arc<Catalog> {
+        let mut snap = match self.snap.try_lock() {
+            Ok(s) => s,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return self.current(),
+        };
+        if snap.is_current(&snap.probe(&self.locks)) {
+            return Arc::clone(&snap.catalog);
+        }
+        match self.locks.try_read() {
+            Ok(Some(locks)) => {
+                // Under the locks what is read is consistent.
+                let probe = snap.probe(&self.locks);
+                let r = snap.reload(probe);
+                drop(locks);
+                match r {
+                    Ok(()) => self.publish(&snap),
+                    Err(e) => tracing::warn!(error = %e, "containers-storage: refresh failed"),
+                }
+            }
+            // A writer holds a lock: serve the previous snapshot, retry next time.
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "containers-storage: refresh failed"),
+        }
+        Arc::clone(&snap.catalog)
+    }
+}
+
+impl Store for CStorageStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "containers-storage",
+            root: self.opts.graph_root.clone(),
+            containers_read_only: true,
+        }
+    }
+
+    fn view(&self) -> Arc<Catalog> {
+        self.refresh()
+    }
+
+    fn apply(&self, change: &ChangeSet) -> Result<Applied> {
+        crate::write::apply(self, change)
+    }
+
+    fn stage(&self) -> Result<Box<dyn Staging + '_>> {
+        self.loads.stage()
+    }
+
+    fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        self.read_blob_impl(digest)
+    }
+
+    fn fs_usage(&self) -> Result<FsUsage> {
+        self.fs_usage_impl()
+    }
+
+    fn check(&self, repair: bool) -> Result<CheckReport> {
+        crate::recover::check(self, repair)
+    }
+
+    fn write_health(&self) -> WriteHealth {
+        self.write_health_impl()
+    }
+}
+
+impl CStorageStore {
+    /// Manifests and configs from the images' big-data files, else a running load's blob.
+    fn read_blob_impl(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let want = digest.to_string();
+        let hex = digest.hex();
+        let mut candidates: Vec<std::path::PathBuf> = Vec::new();
+        {
+            let snap = self.lock_snap();
+            let mut stores = vec![(&snap.paths, &snap.images.records)];
+            for r in &snap.ro {
+                stores.push((&r.paths, &r.images.records));
+            }
+            for (paths, recs) in stores {
+                for rec in recs.iter() {
+                    if rec.id == hex && rec.big_data_names.contains(&want) {
+                        candidates.push(paths.image_big_data(&rec.id, &want));
+                    }
+                    for (k, d) in &rec.big_data_digests {
+                        if k.starts_with("manifest") && *d == want {
+                            candidates.push(paths.image_big_data(&rec.id, k));
+                        }
+                    }
+                }
+            }
+        }
+        for p in candidates {
+            match std::fs::read(&p) {
+                Ok(b) if Digest::of(&b) == *digest => return Ok(Some(b)),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&format!("reading {}", p.display()), &e)),
+            }
+        }
+        Ok(self.loads.read_blob(digest))
+    }
+
+    /// Σ `diff-size` of the layers plus Σ big-data sizes of the images (the primary
+    /// store); inodes: one per record and big-data item (best effort: the layers' own
+    /// files are not counted).
+    fn fs_usage_impl(&self) -> Result<FsUsage> {
+        let _ = self.refresh();
+        let snap = self.lock_snap();
+        let mut bytes: u64 = 0;
+        let mut inodes: u64 = 4;
+        for l in snap.layers.records.iter() {
+            bytes = bytes.saturating_add(u64::try_from(l.diff_size).unwrap_or(0));
+            inodes += 1;
+        }
+        for i in snap.images.records.iter() {
+            for s in i.big_data_sizes.values() {
+                bytes = bytes.saturating_add(u64::try_from(*s).unwrap_or(0));
+            }
+            inodes += 1 + i.big_data_names.len() as u64;
+        }
+        Ok(FsUsage {
+            used_bytes: bytes,
+            inodes_used: inodes,
+        })
+    }
+
+    /// Unwritable on a read-only filesystem or with less than 1 MiB available.
+    fn write_health_impl(&self) -> WriteHealth {
+        const RESERVE: u64 = 1 << 20;
+        match nix::sys::statvfs::statvfs(&self.opts.graph_root) {
+            Ok(s) => {
+                if s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
+                    return WriteHealth::Unwritable(format!(
+                        "{}: read-only filesystem",
+                        self.opts.graph_root.display()
+                    ));
+                }
+                let avail = s.blocks_available().saturating_mul(s.fragment_size());
+                if avail < RESERVE {
+                    WriteHealth::Unwritable(format!(
+                        "{}: {avail} bytes available",
+                        self.opts.graph_root.display()
+                    ))
+                } else {
+                    WriteHealth::Writable
+                }
+            }
+            Err(e) => {
+                WriteHealth::Unwritable(format!("{}: statvfs: {e}", self.opts.graph_root.display()))
+            }
+        }
+    }
+}
+
+/// The error for a lock that could not be taken.
+pub(crate) fn lock_error(what: &str, e: &std::io::Error) -> Error {
+    Error::new(
+        ErrorKind::ConcurrentModification,
+        format!("locking {what}: {e}"),
+    )
 }

@@ -1,0 +1,404 @@
+//! Reading the store into an [`imaged_core::Catalog`], incrementally (design doc §4, §10.6).
+//!
+//! A consistent snapshot is read under layers R → images R → (read-only stores R) →
+//! containers R → mountpoints R, c/storage's order. Each file is tracked by its lock
+//! file's token and the `(dev, ino, size, mtime)` of its JSON: a view first compares
+//! those (a few `pread`s and `stat`s, no lock), and only when something moved takes the
+//! locks **without waiting** and re-parses the files whose JSON changed (podman touches
+//! `layers.lock` on every exit without rewriting `layers.json`). While a writer holds a
+//! lock the previous snapshot is served and the next view tries again.
+
+use std::collections::HashSet;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use imaged_core::Catalog;
+use imaged_core::digest::Digest;
+use imaged_core::error::{Error, Result};
+
+use crate::convert::{self, ConvertCache, StoreRecords};
+use crate::driver::Paths;
+use crate::lockfile::{LockFile, ReadGuard, Token, WriteGuard};
+use crate::schema::{self, ContainerRecord, ImageRecord, LayerRecord, MountRecord};
+
+/// `(dev, ino, size, mtime s, mtime ns)` of a file, `None` when missing.
+pub(crate) type Stamp = Option<(u64, u64, u64, i64, i64)>;
+
+/// The stamp of `path`.
+pub(crate) fn stamp(path: &Path) -> Stamp {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// One JSON file.
+#[derive(Debug)]
+pub(crate) struct Tracked<T> {
+    pub(crate) json: PathBuf,
+    pub(crate) stamp: Stamp,
+    pub(crate) loaded: bool,
+    pub(crate) records: Arc<Vec<T>>,
+}
+
+impl<T: for<'de> serde::Deserialize<'de>> Tracked<T> {
+    fn new(json: PathBuf) -> Self {
+        Self {
+            json,
+            stamp: None,
+            loaded: false,
+            records: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Re-reads the file if its stamp moved; whether it did.
+    fn refresh(&mut self) -> Result<bool> {
+        let st = stamp(&self.json);
+        if self.loaded && st == self.stamp {
+            return Ok(false);
+        }
+        let data = match std::fs::read(&self.json) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(&format!("reading {}", self.json.display()), &e)),
+        };
+        let recs = schema::parse::<T>(&data)
+            .map_err(|e| Error::internal(format!("parsing {}: {e}", self.json.display())))?;
+        self.records = Arc::new(recs);
+        self.stamp = st;
+        self.loaded = true;
+        Ok(true)
+    }
+}
+
+/// The lock files of the store (outside the snapshot's mutex, so that guards and a
+/// mutable snapshot can be held together).
+#[derive(Debug)]
+pub(crate) struct Locks {
+    pub(crate) layers: LockFile,
+    pub(crate) images: LockFile,
+    pub(crate) containers: LockFile,
+    pub(crate) mounts: LockFile,
+    /// Additional stores: (layers, images), read-only.
+    pub(crate) ro: Vec<(LockFile, LockFile)>,
+}
+
+/// Held read locks of a snapshot.
+#[derive(Debug)]
+pub(crate) struct ReadLocks<'a> {
+    _guards: Vec<ReadGuard<'a>>,
+}
+
+/// Held write locks of an apply (layers → images → containers) plus read locks of the
+/// additional stores.
+#[derive(Debug)]
+pub(crate) struct WriteLocks<'a> {
+    pub(crate) layers: WriteGuard<'a>,
+    pub(crate) images: WriteGuard<'a>,
+    pub(crate) containers: WriteGuard<'a>,
+    _ro: Vec<ReadGuard<'a>>,
+}
+
+fn lock(path: PathBuf, ro: bool) -> Result<LockFile> {
+    LockFile::open(&path, ro).map_err(|e| Error::io(&format!("opening {}", path.display()), &e))
+}
+
+fn lock_err(f: &LockFile, e: &io::Error) -> Error {
+    crate::store::lock_error(&f.path().display().to_string(), e)
+}
+
+impl Locks {
+    /// Opens (creating) the primary store's lock files and the read-only stores'.
+    pub(crate) fn open(paths: &Paths, ro: &[Paths]) -> Result<Self> {
+        let ld = paths.layers_dir();
+        let id = paths.images_dir();
+        let cd = paths.containers_dir();
+        let rd = paths
+            .run_layers_dir()
+            .ok_or_else(|| Error::internal("the primary store needs a run root"))?;
+        for d in [&ld, &id, &cd, &rd] {
+            create_dir(d)?;
+        }
+        Ok(Self {
+            layers: lock(ld.join("layers.lock"), false)?,
+            images: lock(id.join("images.lock"), false)?,
+            containers: lock(cd.join("containers.lock"), false)?,
+            mounts: lock(rd.join("mountpoints.lock"), false)?,
+            ro: ro
+                .iter()
+                .map(|p| {
+                    Ok((
+                        lock(p.layers_dir().join("layers.lock"), true)?,
+                        lock(p.images_dir().join("images.lock"), true)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?,
+        })
+    }
+
+    /// Read locks in c/storage's order, without waiting: `None` when a writer holds one.
+    pub(crate) fn try_read(&self) -> Result<Option<ReadLocks<'_>>> {
+        let mut files: Vec<(&LockFile, bool)> = vec![(&self.layers, true), (&self.images, true)];
+        for (l, i) in &self.ro {
+            files.push((l, false));
+            files.push((i, false));
+        }
+        files.push((&self.containers, true));
+        files.push((&self.mounts, true));
+        let mut guards = Vec::new();
+        for (f, required) in files {
+            match f.try_read() {
+                Ok(Some(g)) => guards.push(g),
+                Ok(None) => return Ok(None),
+                Err(e) if required => return Err(lock_err(f, &e)),
+                // A read-only store's lock file may be missing: read without it.
+                Err(_) => {}
+            }
+        }
+        Ok(Some(ReadLocks { _guards: guards }))
+    }
+
+    /// Write locks layers → images → (read-only stores R) → containers, waiting.
+    pub(crate) fn write(&self) -> Result<WriteLocks<'_>> {
+        let layers = self
+            .layers
+            .write()
+            .map_err(|e| lock_err(&self.layers, &e))?;
+        let images = self
+            .images
+            .write()
+            .map_err(|e| lock_err(&self.images, &e))?;
+        let mut ro = Vec::new();
+        for (l, i) in &self.ro {
+            ro.extend(l.read().ok());
+            ro.extend(i.read().ok());
+        }
+        let containers = self
+            .containers
+            .write()
+            .map_err(|e| lock_err(&self.containers, &e))?;
+        Ok(WriteLocks {
+            layers,
+            images,
+            containers,
+            _ro: ro,
+        })
+    }
+
+    /// `mountpoints.lock` R (taken inside the others, while reading mounts).
+    pub(crate) fn mounts_read(&self) -> Result<ReadGuard<'_>> {
+        self.mounts.read().map_err(|e| lock_err(&self.mounts, &e))
+    }
+
+    fn tokens(&self) -> Vec<Token> {
+        let t = |l: &LockFile| l.token().unwrap_or_default();
+        let mut v = vec![
+            t(&self.layers),
+            t(&self.images),
+            t(&self.containers),
+            t(&self.mounts),
+        ];
+        for (l, i) in &self.ro {
+            v.push(t(l));
+            v.push(t(i));
+        }
+        v
+    }
+}
+
+/// The additional store at `root`.
+pub(crate) fn ro_paths(primary: &Paths, root: &Path) -> Paths {
+    Paths {
+        root: root.to_path_buf(),
+        run: None,
+        driver: primary.driver,
+    }
+}
+
+/// The JSON files of an additional (read-only) image store.
+#[derive(Debug)]
+pub(crate) struct RoStore {
+    pub(crate) paths: Paths,
+    pub(crate) layers: Tracked<LayerRecord>,
+    pub(crate) images: Tracked<ImageRecord>,
+}
+
+/// Everything read from the store, and the catalog built from it.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) paths: Paths,
+    pub(crate) layers: Tracked<LayerRecord>,
+    pub(crate) images: Tracked<ImageRecord>,
+    pub(crate) containers: Tracked<ContainerRecord>,
+    pub(crate) mounts: Tracked<MountRecord>,
+    pub(crate) ro: Vec<RoStore>,
+    pub(crate) bolt: Option<PathBuf>,
+    bolt_stamp: Stamp,
+    bolt_loaded: bool,
+    pub(crate) podman: Arc<HashSet<String>>,
+    cache: ConvertCache,
+    /// The probe the catalog corresponds to.
+    probe: Option<Probe>,
+    /// The catalog of the records above.
+    pub(crate) catalog: Arc<Catalog>,
+}
+
+/// Tokens and stamps of every file, compared before taking any lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Probe(Vec<Token>, Vec<Stamp>);
+
+impl Snapshot {
+    /// The tracked files of the store at `paths`, its additional stores and podman's
+    /// database; nothing is read yet.
+    pub(crate) fn new(paths: Paths, ro: Vec<Paths>, bolt: Option<PathBuf>) -> Self {
+        let rd = paths.run_layers_dir().unwrap_or_default();
+        Self {
+            layers: Tracked::new(paths.layers_dir().join("layers.json")),
+            images: Tracked::new(paths.images_dir().join("images.json")),
+            containers: Tracked::new(paths.containers_dir().join("containers.json")),
+            mounts: Tracked::new(rd.join("mountpoints.json")),
+            ro: ro
+                .into_iter()
+                .map(|p| RoStore {
+                    layers: Tracked::new(p.layers_dir().join("layers.json")),
+                    images: Tracked::new(p.images_dir().join("images.json")),
+                    paths: p,
+                })
+                .collect(),
+            paths,
+            bolt,
+            bolt_stamp: None,
+            bolt_loaded: false,
+            podman: Arc::new(HashSet::new()),
+            cache: ConvertCache::default(),
+            probe: None,
+            catalog: Arc::new(Catalog::new()),
+        }
+    }
+
+    /// Tokens and stamps of every file (no lock).
+    pub(crate) fn probe(&self, locks: &Locks) -> Probe {
+        let mut st = vec![
+            stamp(&self.layers.json),
+            stamp(&self.images.json),
+            stamp(&self.containers.json),
+            stamp(&self.mounts.json),
+        ];
+        for r in &self.ro {
+            st.push(stamp(&r.layers.json));
+            st.push(stamp(&r.images.json));
+        }
+        st.push(self.bolt.as_deref().and_then(stamp));
+        Probe(locks.tokens(), st)
+    }
+
+    /// Whether the catalog is up to date with `probe`.
+    pub(crate) fn is_current(&self, probe: &Probe) -> bool {
+        self.probe.as_ref() == Some(probe)
+    }
+
+    /// Re-reads what changed (the caller holds at least read locks on every file) and
+    /// rebuilds the catalog when anything did; `probe` (taken under those locks) is
+    /// recorded as current.
+    pub(crate) fn reload(&mut self, probe: Probe) -> Result<()> {
+        let mut changed = false;
+        changed |= self.layers.refresh()?;
+        changed |= self.images.refresh()?;
+        changed |= self.containers.refresh()?;
+        changed |= self.mounts.refresh()?;
+        for r in &mut self.ro {
+            changed |= r.layers.refresh()?;
+            changed |= r.images.refresh()?;
+        }
+        if let Some(b) = &self.bolt {
+            let st = stamp(b);
+            if !self.bolt_loaded || st != self.bolt_stamp {
+                let db = crate::bolt::read(b)
+                    .map_err(|e| Error::io(&format!("reading {}", b.display()), &e))?;
+                self.podman = Arc::new(db.containers);
+                self.bolt_stamp = st;
+                self.bolt_loaded = true;
+                changed = true;
+            }
+        }
+        if changed || self.probe.is_none() {
+            self.catalog = Arc::new(self.build()?);
+        }
+        self.probe = Some(probe);
+        Ok(())
+    }
+
+    /// Forces the next [`Snapshot::reload`] to rebuild.
+    #[allow(dead_code)]
+    pub(crate) fn invalidate(&mut self) {
+        self.probe = None;
+    }
+
+    /// Layer IDs mounted (count > 0).
+    pub(crate) fn mounted(&self) -> HashSet<&str> {
+        self.mounts
+            .records
+            .iter()
+            .filter(|m| m.count > 0)
+            .map(|m| m.id.as_str())
+            .collect()
+    }
+
+    fn build(&mut self) -> Result<Catalog> {
+        let mut stores = vec![StoreRecords {
+            paths: &self.paths,
+            images: &self.images.records,
+            layers: &self.layers.records,
+            read_only: false,
+        }];
+        for r in &self.ro {
+            stores.push(StoreRecords {
+                paths: &r.paths,
+                images: &r.images.records,
+                layers: &r.layers.records,
+                read_only: true,
+            });
+        }
+        let layers = convert::layer_index(&stores);
+        let mut images = Vec::new();
+        let mut ids: HashSet<Digest> = HashSet::new();
+        let mut names: HashSet<String> = HashSet::new();
+        let mut live: HashSet<&str> = HashSet::new();
+        for s in &stores {
+            for rec in s.images {
+                let Some(mut img) = convert::image(rec, s, &layers, &mut self.cache) else {
+                    tracing::warn!(id = %rec.id, "image record with an invalid ID ignored");
+                    continue;
+                };
+                if !ids.insert(img.id) {
+                    // The primary store's record wins over an additional store's.
+                    continue;
+                }
+                live.insert(rec.id.as_str());
+                img.names.retain(|n| names.insert(n.clone()));
+                images.push(img);
+            }
+        }
+        self.cache.retain(&live);
+        let mounted: HashSet<&str> = self
+            .mounts
+            .records
+            .iter()
+            .filter(|m| m.count > 0)
+            .map(|m| m.id.as_str())
+            .collect();
+        let containers =
+            convert::containers(&self.containers.records, &ids, &mounted, &self.podman);
+        Catalog::from_records(images, containers)
+    }
+}
+
+fn create_dir(d: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(d)
+        .map_err(|e| Error::io(&format!("creating {}", d.display()), &e))
+}

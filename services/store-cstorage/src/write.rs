@@ -1,0 +1,504 @@
+//! Applying a [`ChangeSet`] in place (design doc §10.3–§10.5).
+//!
+//! One lock session per change set: layers W → images W → (additional stores R) →
+//! containers W, waiting (mountpoints R inside, while reading mounts). Under the locks
+//! the files are re-read and the change set is **re-validated against them**; any
+//! violation is an error and nothing is written. Then, each file replaced atomically and
+//! its lock file touched right after its rename:
+//!
+//! 1. the intent journal (`<root>/imaged/cstorage-intent.json`: the layers about to go);
+//! 2. `containers.json` without the deleted containers (their directories to the trash);
+//! 3. `images.json` with the new names and without the deleted images (their big-data
+//!    directories to the trash);
+//! 4. `layers.json` with `flags.incomplete = true` on every layer to remove;
+//! 5. each layer's data: overlay link, then the driver directory into the trash,
+//!    `<id>.tar-split.gz`, the layer's big-data directory;
+//! 6. `layers.json` without them; the journal is cleared.
+//!
+//! Every prefix of this sequence is a state podman accepts (§10.5); `recover` finishes it
+//! at the next open. The trash is emptied after the locks are released.
+//!
+//! With the `failpoints` feature, `IMAGED_CSTORAGE_CRASH_AT=<step>` aborts the process at
+//! a step: `after-containers`, `after-images`, `after-flag`, `mid-data` (after the first
+//! layer's data), `after-data` (before the final `layers.json`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io;
+use std::path::Path;
+
+use imaged_core::catalog::{Applied, Catalog, ChangeSet};
+use imaged_core::digest::Digest;
+use imaged_core::error::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::atomic;
+use crate::driver::Paths;
+use crate::lockfile::WriteGuard;
+use crate::schema::{self, ContainerRecord, INCOMPLETE, ImageRecord, LayerRecord};
+use crate::snapshot::{Locks, Snapshot};
+use crate::store::CStorageStore;
+
+/// Aborts the process at `step` when the `failpoints` feature is on and
+/// `IMAGED_CSTORAGE_CRASH_AT` names it (crash tests).
+pub(crate) fn failpoint(step: &str) {
+    #[cfg(feature = "failpoints")]
+    if std::env::var("IMAGED_CSTORAGE_CRASH_AT").as_deref() == Ok(step) {
+        std::process::abort();
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = step;
+}
+
+/// An I/O error as a domain error (`ENOSPC` → `NoSpace`).
+pub(crate) fn io_err(context: &str, path: &Path, e: &io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::ENOSPC) {
+        Error::new(
+            ErrorKind::NoSpace,
+            format!("{context} {}: no space left on device", path.display()),
+        )
+    } else {
+        Error::io(&format!("{context} {}", path.display()), e)
+    }
+}
+
+/// The name a new image without names is loaded under, removed in the same apply.
+pub(crate) const TEMP_NAME_PREFIX: &str = "localhost/imaged-load-tmp:";
+
+fn conflict(msg: String) -> Error {
+    Error::new(ErrorKind::ConcurrentModification, msg)
+}
+
+/// The intent journal: layers an interrupted apply was removing.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct Journal {
+    /// Layer IDs, in removal order.
+    pub(crate) layers: Vec<String>,
+}
+
+/// `<root>/imaged/cstorage-intent.json`.
+pub(crate) fn journal_path(paths: &Paths) -> std::path::PathBuf {
+    paths.state_dir().join("cstorage-intent.json")
+}
+
+/// Reads the journal (missing or unreadable: empty).
+pub(crate) fn read_journal(paths: &Paths) -> Journal {
+    std::fs::read(journal_path(paths))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn write_journal(paths: &Paths, j: &Journal) -> Result<()> {
+    let p = journal_path(paths);
+    std::fs::create_dir_all(paths.state_dir())
+        .map_err(|e| io_err("creating", &paths.state_dir(), &e))?;
+    let data = serde_json::to_vec(j).map_err(|e| Error::internal(e.to_string()))?;
+    atomic::write_file(&p, &data, 0o600).map_err(|e| io_err("writing", &p, &e))
+}
+
+/// Clears the journal.
+pub(crate) fn clear_journal(paths: &Paths) -> Result<()> {
+    let p = journal_path(paths);
+    match std::fs::remove_file(&p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("removing", &p, &e)),
+    }
+}
+
+/// Writes one of the JSON files and touches its lock.
+pub(crate) fn save<T: Serialize>(path: &Path, recs: &[T], lock: &WriteGuard<'_>) -> Result<()> {
+    let data = schema::to_go_json(recs).map_err(|e| Error::internal(e.to_string()))?;
+    atomic::write_file(path, &data, 0o600).map_err(|e| io_err("writing", path, &e))?;
+    lock.touch()
+        .map(|_| ())
+        .map_err(|e| io_err("touching the lock of", path, &e))
+}
+
+/// Re-reads the store under the held write locks (mountpoints R inside).
+pub(crate) fn reload_locked(locks: &Locks, snap: &mut Snapshot) -> Result<()> {
+    let _m = locks.mounts_read()?;
+    let probe = snap.probe(locks);
+    snap.reload(probe)
+}
+
+/// What an apply writes.
+#[derive(Debug, Default)]
+struct Plan {
+    containers: Option<Vec<ContainerRecord>>,
+    images: Option<Vec<ImageRecord>>,
+    /// Layers to remove, in order (container layers, then each image's mapped layers and
+    /// its chain top → base).
+    layers: Vec<String>,
+    image_dirs: Vec<String>,
+    container_dirs: Vec<String>,
+}
+
+/// Whether any layer outside `gone` has `id` as parent.
+fn has_live_child(id: &str, children: &HashMap<&str, Vec<&str>>, gone: &HashSet<String>) -> bool {
+    children
+        .get(id)
+        .is_some_and(|c| c.iter().any(|k| !gone.contains(*k)))
+}
+
+fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
+    let images = &snap.images.records;
+    let layers = &snap.layers.records;
+    let containers = &snap.containers.records;
+    let mounted = snap.mounted();
+    let mut plan = Plan::default();
+
+    // Containers.
+    let del_ctrs: HashSet<&str> = change
+        .delete_containers
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let mut gone: HashSet<String> = HashSet::new();
+    for cid in &change.delete_containers {
+        let Some(c) = containers.iter().find(|c| &c.id == cid) else {
+            return Err(conflict(format!("container {cid} vanished")));
+        };
+        let name = c.names.first().map_or(c.id.as_str(), String::as_str);
+        if snap.podman.contains(cid) {
+            return Err(Error::new(
+                ErrorKind::ImageInUse,
+                format!(
+                    "container {name} ({}) is podman's: remove it with `podman rm {name}` \
+                     (imaged never changes podman's database)",
+                    &c.id[..c.id.len().min(12)]
+                ),
+            )
+            .with_violation("CONTAINER", cid.clone(), "a podman container")
+            .with_meta("container", cid.clone()));
+        }
+        if mounted.contains(c.layer.as_str()) {
+            return Err(Error::new(
+                ErrorKind::ContainerRunning,
+                format!("container {name} ({cid}) is running (its layer is mounted)"),
+            )
+            .with_violation("CONTAINER", cid.clone(), "running")
+            .with_meta("container", cid.clone()));
+        }
+        if !c.layer.is_empty() && layers.iter().any(|l| l.id == c.layer) {
+            plan.layers.push(c.layer.clone());
+            gone.insert(c.layer.clone());
+        }
+        plan.container_dirs.push(c.id.clone());
+    }
+    if !change.delete_containers.is_empty() {
+        plan.containers = Some(
+            containers
+                .iter()
+                .filter(|c| !del_ctrs.contains(c.id.as_str()))
+                .cloned()
+                .collect(),
+        );
+    }
+
+    // Images: existence, users, read-only.
+    let del_imgs: HashSet<String> = change.delete_images.iter().map(Digest::hex).collect();
+    for id in &change.delete_images {
+        let hex = id.hex();
+        if !images.iter().any(|i| i.id == hex) {
+            if snap
+                .ro
+                .iter()
+                .any(|r| r.images.records.iter().any(|i| i.id == hex))
+            {
+                return Err(Error::new(
+                    ErrorKind::ReadOnlyImage,
+                    format!("image {id} is in a read-only image store"),
+                ));
+            }
+            return Err(conflict(format!("image {id} vanished")));
+        }
+        if let Some(c) = containers
+            .iter()
+            .find(|c| c.image == hex && !del_ctrs.contains(c.id.as_str()))
+        {
+            return Err(Error::new(
+                ErrorKind::ImageInUse,
+                format!("image used by {}: image is in use by a container", c.id),
+            )
+            .with_violation("CONTAINER", c.id.clone(), "uses the image"));
+        }
+    }
+
+    // Layers of deleted images (c/storage's DeleteImage walk, whole change set at once).
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for l in layers.iter() {
+        if !l.parent.is_empty() {
+            children
+                .entry(l.parent.as_str())
+                .or_default()
+                .push(l.id.as_str());
+        }
+    }
+    let by_id: HashMap<&str, &LayerRecord> = layers.iter().map(|l| (l.id.as_str(), l)).collect();
+    let mut other_tops: HashSet<&str> = HashSet::new();
+    for i in images.iter().filter(|i| !del_imgs.contains(&i.id)) {
+        other_tops.insert(i.layer.as_str());
+        other_tops.extend(i.mapped_layers.iter().map(String::as_str));
+    }
+    let ctr_layers: HashSet<&str> = containers
+        .iter()
+        .filter(|c| !del_ctrs.contains(c.id.as_str()))
+        .map(|c| c.layer.as_str())
+        .collect();
+    let removable = |id: &str, gone: &HashSet<String>| {
+        by_id.contains_key(id)
+            && !gone.contains(id)
+            && !other_tops.contains(id)
+            && !ctr_layers.contains(id)
+            && !has_live_child(id, &children, gone)
+    };
+    for img in images.iter().filter(|i| del_imgs.contains(&i.id)) {
+        plan.image_dirs.push(img.id.clone());
+        for m in &img.mapped_layers {
+            if removable(m, &gone) {
+                plan.layers.push(m.clone());
+                gone.insert(m.clone());
+            }
+        }
+        let mut cur = (!img.layer.is_empty()).then(|| img.layer.clone());
+        while let Some(id) = cur {
+            if !removable(&id, &gone) {
+                break;
+            }
+            cur = by_id
+                .get(id.as_str())
+                .and_then(|l| (!l.parent.is_empty()).then(|| l.parent.clone()));
+            plan.layers.push(id.clone());
+            gone.insert(id);
+        }
+    }
+    for l in &plan.layers {
+        if mounted.contains(l.as_str()) {
+            return Err(Error::new(
+                ErrorKind::ContainerRunning,
+                format!("layer {l} is mounted; unmount it first"),
+            )
+            .with_violation("LAYER", l.clone(), "mounted"));
+        }
+    }
+
+    // Names (c/storage's updateNames for each changed image).
+    let mut recs: Vec<ImageRecord> = images
+        .iter()
+        .filter(|i| !del_imgs.contains(&i.id))
+        .cloned()
+        .collect();
+    let mut names_changed = false;
+    let index: BTreeMap<String, usize> = recs
+        .iter()
+        .enumerate()
+        .map(|(n, r)| (r.id.clone(), n))
+        .collect();
+    for img in &change.put_images {
+        let hex = img.id.hex();
+        let Some(&at) = index.get(&hex) else {
+            if snap
+                .ro
+                .iter()
+                .any(|r| r.images.records.iter().any(|i| i.id == hex))
+            {
+                return Err(Error::new(
+                    ErrorKind::ReadOnlyImage,
+                    format!("image {} is in a read-only image store", img.id),
+                ));
+            }
+            return Err(conflict(format!("image {} vanished", img.id)));
+        };
+        let mut wanted: Vec<String> = Vec::new();
+        for n in &img.names {
+            if !wanted.contains(n) {
+                wanted.push(n.clone());
+            }
+        }
+        if recs[at].names == wanted {
+            continue;
+        }
+        names_changed = true;
+        for name in &wanted {
+            for (n, other) in recs.iter_mut().enumerate() {
+                if n != at {
+                    other.names.retain(|x| x != name);
+                }
+            }
+            let r = &mut recs[at];
+            let mut h = vec![name.clone()];
+            h.extend(r.names_history.iter().filter(|x| *x != name).cloned());
+            r.names_history = h;
+        }
+        recs[at].names = wanted;
+        // A temporary load name never stays in the history.
+        recs[at]
+            .names_history
+            .retain(|h| !h.starts_with(TEMP_NAME_PREFIX));
+    }
+    if names_changed || !del_imgs.is_empty() {
+        plan.images = Some(recs);
+    }
+    Ok(plan)
+}
+
+fn execute(
+    store: &CStorageStore,
+    snap: &Snapshot,
+    locks: &crate::snapshot::WriteLocks<'_>,
+    plan: &Plan,
+) -> Result<()> {
+    let paths = &store.paths;
+    if !plan.layers.is_empty() {
+        write_journal(
+            paths,
+            &Journal {
+                layers: plan.layers.clone(),
+            },
+        )?;
+    }
+    let trash =
+        |p: &Path| -> Result<()> { paths.to_trash(p).map_err(|e| io_err("removing", p, &e)) };
+    if let Some(c) = &plan.containers {
+        save(&snap.containers.json, c, &locks.containers)?;
+        failpoint("after-containers");
+        for id in &plan.container_dirs {
+            trash(&paths.containers_dir().join(id))?;
+            if let Some(run) = &paths.run {
+                let d = run
+                    .join(format!("{}-containers", paths.driver.name()))
+                    .join(id);
+                // The run root may be another filesystem: delete in place then.
+                trash(&d)?;
+            }
+        }
+    }
+    if let Some(i) = &plan.images {
+        save(&snap.images.json, i, &locks.images)?;
+        failpoint("after-images");
+        for id in &plan.image_dirs {
+            trash(&paths.images_dir().join(id))?;
+        }
+    }
+    if !plan.layers.is_empty() {
+        remove_layers(
+            paths,
+            &snap.layers.records,
+            &plan.layers,
+            &snap.layers.json,
+            &locks.layers,
+        )?;
+        clear_journal(paths)?;
+    }
+    Ok(())
+}
+
+/// Flags `ids` incomplete (one write), removes their data, then their records (one
+/// write): c/storage's `deleteInternal` for many layers at once.
+pub(crate) fn remove_layers(
+    paths: &Paths,
+    layers: &[LayerRecord],
+    ids: &[String],
+    json: &Path,
+    lock: &WriteGuard<'_>,
+) -> Result<()> {
+    let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let flagged: Vec<LayerRecord> = layers
+        .iter()
+        .map(|l| {
+            let mut l = l.clone();
+            if set.contains(l.id.as_str()) && !l.is_incomplete() {
+                l.flags.insert(INCOMPLETE.to_owned(), Value::Bool(true));
+            }
+            l
+        })
+        .collect();
+    if flagged != layers {
+        save(json, &flagged, lock)?;
+    }
+    failpoint("after-flag");
+    for (n, id) in ids.iter().enumerate() {
+        paths
+            .remove_layer_data(id)
+            .map_err(|e| io_err("removing the data of layer", Path::new(id), &e))?;
+        if n == 0 {
+            failpoint("mid-data");
+        }
+    }
+    failpoint("after-data");
+    let kept: Vec<LayerRecord> = flagged
+        .into_iter()
+        .filter(|l| !set.contains(l.id.as_str()))
+        .collect();
+    save(json, &kept, lock)
+}
+
+/// Blobs with their sizes.
+type Blobs = Vec<(Digest, u64)>;
+
+fn blob_diff(before: &Catalog, after: &Catalog) -> (Blobs, Blobs) {
+    let mut released: Vec<(Digest, u64)> = before
+        .blobs()
+        .filter(|(d, _)| after.blob(d).is_none())
+        .map(|(d, e)| (*d, e.size))
+        .collect();
+    let mut added: Vec<(Digest, u64)> = after
+        .blobs()
+        .filter(|(d, _)| before.blob(d).is_none())
+        .map(|(d, e)| (*d, e.size))
+        .collect();
+    released.sort();
+    added.sort();
+    (released, added)
+}
+
+/// `Store::apply`.
+pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied> {
+    if !change.put_containers.is_empty() {
+        return Err(Error::new(
+            ErrorKind::ReadOnlyStore,
+            "containers-storage: containers are podman's / buildah's / CRI-O's; imaged cannot register them",
+        ));
+    }
+    let before_view = store.refresh();
+    // New images: copied in by skopeo without any of our locks held (skopeo takes them).
+    for img in &change.put_images {
+        let exists = before_view.image(&img.id).is_some_and(|i| !i.read_only);
+        if exists {
+            continue;
+        }
+        let name = img
+            .names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{TEMP_NAME_PREFIX}{:016x}", fastrand::u64(..)));
+        store.loads.import(&store.opts, img, &name)?;
+    }
+
+    let mut snap = store.lock_snap();
+    let locks = store.locks.write()?;
+    reload_locked(&store.locks, &mut snap)?;
+    let before = std::sync::Arc::clone(&snap.catalog);
+    let plan = plan(&snap, change)?;
+    let result = execute(store, &snap, &locks, &plan);
+    let reloaded = reload_locked(&store.locks, &mut snap);
+    drop(locks);
+    store.publish(&snap);
+    drop(snap);
+    let removed =
+        !plan.layers.is_empty() || !plan.image_dirs.is_empty() || !plan.container_dirs.is_empty();
+    if removed && let Err(e) = store.paths.empty_trash() {
+        tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");
+    }
+    result?;
+    reloaded?;
+    let after = store.current();
+    let (released, added) = blob_diff(&before, &after);
+    Ok(Applied {
+        catalog: (*after).clone(),
+        released,
+        added,
+    })
+}

@@ -1,0 +1,179 @@
+//! The read path against real podman stores (vfs and overlay): the listing equals
+//! `podman images --format json` (IDs, names, digest, created, size), containers are
+//! seen with their state, and a change podman makes is visible in the next `view()`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use imaged_core::Store;
+use imaged_core::model::ContainerState;
+use imaged_store_cstorage::{CStorageStore, Driver, StoreOptions};
+use imaged_testkit::podman::{PodmanStore, busybox_archive};
+use serde_json::Value;
+
+fn driver(s: &PodmanStore) -> Driver {
+    if s.driver == "overlay" {
+        Driver::Overlay
+    } else {
+        Driver::Vfs
+    }
+}
+
+fn open(s: &PodmanStore) -> CStorageStore {
+    imaged_store_cstorage::open(StoreOptions::new(s.root.clone(), s.run.clone(), driver(s)))
+        .expect("open the store")
+}
+
+/// `podman images -a --format json` as id → (sorted names, digest, created s, size).
+fn podman_images(s: &PodmanStore) -> BTreeMap<String, (Vec<String>, String, i64, u64)> {
+    let out = s.podman_ok(&["images", "-a", "--format", "json"]).unwrap();
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let mut names: Vec<String> = i["Names"]
+                .as_array()
+                .map(|a| a.iter().map(|n| n.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            names.sort();
+            (
+                i["Id"].as_str().unwrap().to_owned(),
+                (
+                    names,
+                    i["Digest"].as_str().unwrap().to_owned(),
+                    i["Created"].as_i64().unwrap(),
+                    i["Size"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn our_images(store: &CStorageStore) -> BTreeMap<String, (Vec<String>, String, i64, u64)> {
+    store
+        .view()
+        .images()
+        .map(|i| {
+            let mut names = i.names.clone();
+            names.sort();
+            (
+                i.id.hex(),
+                (
+                    names,
+                    i.digest().to_string(),
+                    i.config.created.unwrap() / 1_000_000_000,
+                    i.stored_size.unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn build(driver: &'static str) -> PodmanStore {
+    let s = PodmanStore::new(driver).unwrap();
+    s.load_archive(&busybox_archive("localhost/bb:1").unwrap())
+        .unwrap();
+    s.podman_ok(&[
+        "tag",
+        "localhost/bb:1",
+        "localhost/bb:2",
+        "quay.io/x/bb:latest",
+    ])
+    .unwrap();
+    s.buildah_ok(&["from", "--name", "bctr", "localhost/bb:1"])
+        .unwrap();
+    s.buildah_ok(&["commit", "-q", "bctr", "localhost/child:1"])
+        .unwrap();
+    s.podman_ok(&["create", "--name", "c1", "localhost/child:1"])
+        .unwrap();
+    s
+}
+
+fn listing_matches_podman(driver: &'static str) {
+    let s = build(driver);
+    let store = open(&s);
+    let want = podman_images(&s);
+    assert_eq!(want.len(), 2, "{want:?}");
+    assert_eq!(our_images(&store), want);
+
+    let info = store.info();
+    assert_eq!(info.kind, "containers-storage");
+    assert!(info.containers_read_only);
+
+    // Containers: the buildah one and podman's, both created (not mounted).
+    let view = store.view();
+    let names: BTreeMap<String, (ContainerState, bool)> = view
+        .containers()
+        .map(|c| (c.name.clone(), (c.state, c.external)))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names["bctr"], (ContainerState::Created, true));
+    assert_eq!(names["c1"].0, ContainerState::Created);
+
+    // Mounting the buildah container's layer makes it running.
+    s.buildah_ok(&["mount", "bctr"]).unwrap();
+    let v = store.view();
+    let bctr = v.containers().find(|c| c.name == "bctr").unwrap();
+    assert_eq!(bctr.state, ContainerState::Running);
+    s.buildah_ok(&["umount", "bctr"]).unwrap();
+    let v = store.view();
+    let bctr = v.containers().find(|c| c.name == "bctr").unwrap();
+    assert_eq!(bctr.state, ContainerState::Created);
+
+    // Blobs of manifests and configs are readable and match their digests.
+    for img in store.view().images() {
+        let m = store.read_blob(&img.manifest.digest).unwrap().unwrap();
+        assert_eq!(imaged_core::Digest::of(&m), img.manifest.digest);
+        let c = store.read_blob(&img.id).unwrap().unwrap();
+        assert_eq!(imaged_core::Digest::of(&c), img.id);
+    }
+    let usage = store.fs_usage().unwrap();
+    assert!(usage.used_bytes > 1_000_000, "{usage:?}");
+    let report = store.check(false).unwrap();
+    assert!(report.problems.is_empty(), "{report:?}");
+    assert_eq!(report.images_checked, 2);
+}
+
+#[test]
+fn vfs_listing_matches_podman() {
+    listing_matches_podman("vfs");
+}
+
+#[test]
+fn overlay_listing_matches_podman() {
+    listing_matches_podman("overlay");
+}
+
+#[test]
+fn podman_changes_show_in_the_next_view() {
+    let s = PodmanStore::new("vfs").unwrap();
+    s.load_archive(&busybox_archive("localhost/bb:1").unwrap())
+        .unwrap();
+    let store = open(&s);
+    let v1 = store.view();
+    assert!(
+        Arc::ptr_eq(&v1, &store.view()),
+        "unchanged store: same snapshot"
+    );
+    let id = v1.image_by_name("localhost/bb:1").unwrap().id;
+
+    s.podman_ok(&["tag", "localhost/bb:1", "localhost/bb:3"])
+        .unwrap();
+    let v2 = store.view();
+    assert_eq!(v2.image_by_name("localhost/bb:3").unwrap().id, id);
+
+    // `podman images` only touches lock files: a new probe, the same records.
+    s.podman_ok(&["images"]).unwrap();
+    let v3 = store.view();
+    assert_eq!(our_images(&store), podman_images(&s));
+    assert_eq!(v3.len(), 1);
+
+    s.podman_ok(&["untag", "localhost/bb:1", "localhost/bb:3"])
+        .unwrap();
+    assert!(store.view().image_by_name("localhost/bb:3").is_none());
+
+    s.podman_ok(&["rmi", "localhost/bb:1"]).unwrap();
+    assert!(store.view().is_empty());
+}
