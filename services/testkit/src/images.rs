@@ -2,8 +2,9 @@
 //! [`Store`], with layers and history chosen so that libimage's parent rule holds where a
 //! test wants it ([`ImageSpec::child`]). The blobs are real and deterministic (tar layers,
 //! JSON config, OCI manifest: [`ImageSpec::synth`]), so a store that hands them to real
-//! tools (containers-storage through skopeo) can hold every image; only manifest lists
-//! ([`ImageSpec::list`]) are placeholders that name their instances.
+//! tools (containers-storage through skopeo) can hold every image; manifest lists
+//! ([`ImageSpec::list`]) are placeholders that name their instances (a backend with its
+//! own list tool makes them instead: `SetupHook::list`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

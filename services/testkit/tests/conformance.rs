@@ -2,18 +2,18 @@
 //! named test on every backend. `cargo test -p imaged-testkit -- '<case name>'` runs one
 //! case everywhere; a new backend joins with one line in `BACKENDS`.
 //!
-//! The containers-storage backends (`cstorage-vfs`, `cstorage-overlay`, feature `cstorage`)
-//! run every case on a store made by real podman in a temporary directory: images loaded
-//! through the store (skopeo), names with `podman tag` where the order allows it
-//! ([`PodmanSetup`]), containers with `podman create` / `buildah from` (running = layer
-//! mounted); read-only images are copied by skopeo into a second podman store that the
+//! The containers-storage backends (`cstorage-vfs`, `cstorage-overlay`) run every case on a
+//! store made by real podman in a temporary directory: images loaded through the store
+//! (skopeo), names with `podman tag` where the order allows it ([`PodmanSetup`]),
+//! containers with `podman create` / `buildah from` (running = layer mounted), manifest
+//! lists with `podman manifest create` / `podman manifest add` (random list IDs, recorded in
+//! the fixture); read-only images are copied by skopeo into a second podman store that the
 //! store under test has as its additional image store. They need podman, buildah, skopeo
 //! and runc (a case fails when one is missing).
 //! Cases this backend cannot represent are ignored tests named
 //! `<case> [cstorage-…] (excluded: <reason>)`, decided by `conformance::cstorage_excluded`:
-//! * manifest lists made by hand (`ImageSpec::list`): podman makes lists only with
-//!   `podman manifest create/add`, whose list IDs are random and whose instances must be
-//!   real images; the cases' lists are placeholders naming instance digests;
+//! * a manifest list older than a cutoff relative to now (`until=1h`): podman stamps a list
+//!   with the time `podman manifest create` ran;
 //! * a podman container the action is expected to remove: on containers-storage imaged
 //!   never removes podman's containers (it would have to write podman's database); it
 //!   answers with an error naming the container instead (issue 12 §3, tested in the

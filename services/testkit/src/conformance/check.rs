@@ -10,7 +10,7 @@ use imaged_core::catalog::{Catalog, ChangeSet};
 use imaged_core::digest::Digest;
 use imaged_core::engine::Engine;
 use imaged_core::error::Error;
-use imaged_core::model::{Container, ImageId};
+use imaged_core::model::{Container, ImageId, Platform};
 use imaged_core::ops::{
     ImageSummary, ListOptions, PruneReport, Record, RemoveOptions, RemoveReport,
 };
@@ -63,6 +63,42 @@ pub trait SetupHook: Send {
         let _ = spec;
         Ok(None)
     }
+
+    /// Makes the manifest list `spec` with the engine's own tools, once the case's other
+    /// images are stored: `instances` are `spec.instances` in order, each with the ID of the
+    /// case image it names when the case has one (`stored`: every image of the case in the
+    /// store, lists aside). Gives the list's ID and digest as the engine reports them, or
+    /// `None` when the store's own load takes the list as the case writes it.
+    fn list(
+        &self,
+        spec: &ImageSpec,
+        instances: &[ListInstance<'_>],
+        stored: &[ImageId],
+    ) -> Result<Option<RealList>, String> {
+        let _ = (spec, instances, stored);
+        Ok(None)
+    }
+}
+
+/// An instance of a case's manifest list, for [`SetupHook::list`].
+#[derive(Debug, Clone, Copy)]
+pub struct ListInstance<'a> {
+    /// The manifest digest the case lists.
+    pub digest: Digest,
+    /// The platform the case gives it.
+    pub platform: &'a Platform,
+    /// The stored case image with this manifest digest, if the case has one (else the
+    /// instance is absent from the store).
+    pub local: Option<ImageId>,
+}
+
+/// A manifest list a backend made itself ([`SetupHook::list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealList {
+    /// Its image ID in the store.
+    pub id: ImageId,
+    /// Its manifest digest as the engine reports it.
+    pub digest: Digest,
 }
 
 impl Fixture {
@@ -183,39 +219,86 @@ pub fn setup_with(
 ) -> Result<Fixture, String> {
     let err = |e: Error| format!("setup: {e}");
     let mut fixture = Fixture::default();
+    let is_list = |s: &ImageSpec| s.instances.is_some();
     let mut elsewhere = BTreeMap::new();
     if let Some(h) = hook {
-        for (key, spec) in case.images.iter().filter(|(_, s)| s.read_only) {
+        for (key, spec) in case
+            .images
+            .iter()
+            .filter(|(_, s)| s.read_only && !is_list(s))
+        {
             if let Some(id) = h.read_only_image(spec)? {
                 elsewhere.insert(*key, id);
             }
         }
     }
-    let loaded: Vec<_> = case
+    // With a hook, lists come after the other images (their instances must be stored).
+    let first: Vec<_> = case
         .images
         .iter()
-        .filter(|(k, _)| !elsewhere.contains_key(k))
+        .filter(|(k, s)| !(elsewhere.contains_key(k) || (hook.is_some() && is_list(s))))
         .collect();
-    let specs: Vec<_> = loaded.iter().map(|(_, s)| s.clone()).collect();
+    let specs: Vec<_> = first.iter().map(|(_, s)| s.clone()).collect();
     let ids = crate::images::add_images(store, &specs).map_err(err)?;
-    let ids: BTreeMap<&'static str, ImageId> = loaded
+    let mut ids: BTreeMap<&'static str, ImageId> = first
         .iter()
         .map(|(k, _)| *k)
         .zip(ids)
         .chain(elsewhere)
         .collect();
+    let mut made: BTreeMap<&'static str, Digest> = BTreeMap::new();
+    if let Some(h) = hook {
+        let stored: Vec<ImageId> = first
+            .iter()
+            .filter(|(_, s)| !is_list(s))
+            .filter_map(|(k, _)| ids.get(k).copied())
+            .collect();
+        let mut deferred = Vec::new();
+        for (key, spec) in case.images.iter().filter(|(_, s)| is_list(s)) {
+            let instances: Vec<ListInstance<'_>> = spec
+                .instances
+                .iter()
+                .flatten()
+                .map(|(digest, platform)| ListInstance {
+                    digest: *digest,
+                    platform,
+                    local: first
+                        .iter()
+                        .find(|(_, s)| !is_list(s) && s.build().1.digest() == *digest)
+                        .and_then(|(k, _)| ids.get(k).copied()),
+                })
+                .collect();
+            match h.list(spec, &instances, &stored)? {
+                Some(real) => {
+                    ids.insert(key, real.id);
+                    made.insert(key, real.digest);
+                }
+                None => deferred.push((*key, spec.clone())),
+            }
+        }
+        let specs: Vec<_> = deferred.iter().map(|(_, s)| s.clone()).collect();
+        let later = crate::images::add_images(store, &specs).map_err(err)?;
+        ids.extend(deferred.iter().map(|(k, _)| *k).zip(later));
+    }
     for (key, spec) in &case.images {
         fixture
             .ids
             .insert(key, *ids.get(key).ok_or("an image was not stored")?);
-        fixture.digests.insert(key, spec.build().1.digest());
+        let digest = made
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| spec.build().1.digest());
+        fixture.digests.insert(key, digest);
     }
     for (key, name) in &case.tags {
         let view = store.view();
         let img = view
             .image(&fixture.id(key)?)
             .ok_or("tagged image missing")?;
+        // A list is named through the store: the engine's tag command names its instance.
+        let list = case.images.iter().any(|(k, s)| k == key && is_list(s));
         if let Some(h) = hook
+            && !list
             && h.tag(&img.id, &img.names, name)?
         {
             continue;
