@@ -2,8 +2,9 @@
 //! named test on every backend. `cargo test -p imaged-testkit -- '<case name>'` runs one
 //! case everywhere; a new backend joins with one line in `BACKENDS`.
 //!
-//! The containers-storage backends (`cstorage-vfs`, `cstorage-overlay`) run every case on a
-//! store made by real podman in a temporary directory: images loaded through the store
+//! The containers-storage backends (`cstorage-vfs`, `cstorage-overlay`; testkit feature
+//! `cstorage`, on by default) run every case on a store made by real podman in a temporary
+//! directory (the ListImages cases of one setup share a store, set up once): images loaded through the store
 //! (skopeo), names with `podman tag` where the order allows it ([`PodmanSetup`]),
 //! containers with `podman create` / `buildah from` (running = layer mounted), manifest
 //! lists with `podman manifest create` / `podman manifest add` (random list IDs, recorded in
@@ -34,12 +35,14 @@ const BACKENDS: &[Backend] = &[
         fresh: memory,
         excluded: no_exclusions,
         max_parallel: 0,
+        share_list_setups: false,
     },
     Backend {
         name: "local",
         fresh: local,
         excluded: no_exclusions,
         max_parallel: 0,
+        share_list_setups: false,
     },
     #[cfg(feature = "cstorage")]
     Backend {
@@ -47,6 +50,7 @@ const BACKENDS: &[Backend] = &[
         fresh: cstorage::vfs,
         excluded: cstorage_excluded,
         max_parallel: CSTORAGE_PARALLEL,
+        share_list_setups: true,
     },
     #[cfg(feature = "cstorage")]
     Backend {
@@ -54,6 +58,7 @@ const BACKENDS: &[Backend] = &[
         fresh: cstorage::overlay,
         excluded: cstorage_excluded,
         max_parallel: CSTORAGE_PARALLEL,
+        share_list_setups: true,
     },
 ];
 

@@ -205,6 +205,17 @@ pub fn run_case_hooked(
     warm: bool,
 ) -> Result<(), String> {
     let fixture = setup_with(case, &*store, hook)?;
+    run_on_setup(case, store, &fixture, warm)
+}
+
+/// Runs `case`'s action and checks on a store whose setup is done already (`fixture`).
+fn run_on_setup(
+    case: &Case,
+    store: Arc<dyn Store>,
+    fixture: &Fixture,
+    warm: bool,
+) -> Result<(), String> {
+    let fixture = fixture.clone();
     let engine = imaged_core::engine::Engine::new(Arc::clone(&store), Default::default());
     if warm {
         engine.warm();
@@ -266,6 +277,10 @@ pub struct Backend {
     /// At most this many of the backend's tests at a time (0: no limit), for backends
     /// whose fixtures drive external tools that contend with each other.
     pub max_parallel: usize,
+    /// ListImages cases with equal setups share one store (set up once, by the first of
+    /// them to run): ListImages never writes, and a backend whose setup drives external
+    /// tools spends its time there, not in the listing.
+    pub share_list_setups: bool,
 }
 
 /// Excludes no case.
@@ -370,6 +385,46 @@ fn on_fresh(
     .map_err(libtest_mimic::Failed::from)
 }
 
+/// The setup of a case, the part [`Backend::share_list_setups`] compares.
+type SetupKey = (
+    Vec<(&'static str, ImageSpec)>,
+    Vec<(&'static str, &'static str)>,
+    Vec<SetupContainer>,
+);
+
+fn setup_key(c: &Case) -> SetupKey {
+    (c.images.clone(), c.tags.clone(), c.containers.clone())
+}
+
+/// A store set up once for the ListImages cases of one setup, dropped (store removed) with
+/// the last of their tests.
+#[derive(Default)]
+struct SharedSetup {
+    state: std::sync::Mutex<Option<Result<(Fresh, Fixture), String>>>,
+}
+
+impl SharedSetup {
+    /// The store and fixture, set up by the first caller (within the backend's bound).
+    fn get(&self, b: Backend, case: &Case) -> Result<(Arc<dyn Store>, Fixture), String> {
+        let mut st = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ready = st.get_or_insert_with(|| {
+            let fresh = (b.fresh)()?;
+            let fixture = setup_with(case, &*fresh.store, fresh.hook.as_deref())?;
+            // The store reads what the setup's tools wrote here, alone, as an unshared case
+            // does before its action: the cases then read it from several threads at once.
+            let _ = fresh.store.view();
+            Ok((fresh, fixture))
+        });
+        match ready {
+            Ok((fresh, fixture)) => Ok((Arc::clone(&fresh.store), fixture.clone())),
+            Err(e) => Err(format!("the shared setup failed: {e}")),
+        }
+    }
+}
+
 /// Every case as its own named test on every backend: `<case name> [<backend>]`, prune
 /// cases again warm (`[<backend>, warm]`: selection on the cached tree instead of the
 /// persistent layer index), and the paging scenario. A case the backend cannot represent
@@ -406,7 +461,18 @@ pub fn trials(backends: &[Backend]) -> Vec<libtest_mimic::Trial> {
                 cv: std::sync::Condvar::new(),
             })
         });
+        let mut shared: Vec<(SetupKey, Arc<SharedSetup>)> = Vec::new();
         for case in &all {
+            let share =
+                (b.share_list_setups && matches!(case.action, Action::List(..))).then(|| {
+                    let key = setup_key(case);
+                    if let Some((_, s)) = shared.iter().find(|(k, _)| *k == key) {
+                        return Arc::clone(s);
+                    }
+                    let s = Arc::new(SharedSetup::default());
+                    shared.push((key, Arc::clone(&s)));
+                    s
+                });
             let runs: &[bool] = if matches!(case.action, Action::Prune(_)) {
                 &[false, true]
             } else {
@@ -427,6 +493,20 @@ pub fn trials(backends: &[Backend]) -> Vec<libtest_mimic::Trial> {
                 }
                 let c = case.clone();
                 let slots = slots.clone();
+                if let Some(setup) = share.clone() {
+                    out.push(Trial::test(label, move || {
+                        let go = || {
+                            let (store, fixture) = setup.get(b, &c)?;
+                            run_on_setup(&c, store, &fixture, warm)
+                        };
+                        match &slots {
+                            Some(s) => s.run(go),
+                            None => go(),
+                        }
+                        .map_err(|e| Failed::from(format!("[{}] {e}", c.source)))
+                    }));
+                    continue;
+                }
                 out.push(Trial::test(label, move || {
                     on_fresh(b, &slots, |fresh| {
                         run_case_hooked(&c, Arc::clone(&fresh.store), fresh.hook.as_deref(), warm)
