@@ -33,7 +33,7 @@ pub(crate) fn run(settings: &Settings, repair: bool) -> i32 {
                     anyhow::anyhow!("cannot open the store in {}: {e}", settings.root.display())
                 })
         }
-        StoreKind::Memory => open_store(settings).map(|s| (s, None)),
+        StoreKind::Memory | StoreKind::CStorage => open_store(settings).map(|s| (s, None)),
     };
     let (store, swept) = match opened {
         Ok(s) => s,

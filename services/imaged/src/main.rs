@@ -1,7 +1,8 @@
 //! `imaged`: the image-management daemon.
 //!
 //! ```text
-//! imaged [--config FILE] [--listen URL]… [--store local|memory] [--root DIR]
+//! imaged [--config FILE] [--listen URL]… [--store local|memory|containers-storage]
+//!        [--root DIR] [--runroot DIR] [--storage-driver overlay|vfs]
 //! imaged fsck [--repair]
 //! ```
 //! Configuration: TOML file (`--config` or `IMAGED_CONFIG`), then `IMAGED_*` environment
@@ -37,12 +38,22 @@ struct Cli {
     /// Listener URL, repeatable: unix:///path or tcp://IP:PORT (also IMAGED_LISTEN).
     #[arg(long, global = true, value_name = "URL")]
     listen: Vec<String>,
-    /// Store backend: local or memory (also IMAGED_STORE).
+    /// Store backend: local, memory or containers-storage (podman's / CRI-O's store, managed
+    /// in place) (also IMAGED_STORE).
     #[arg(long, global = true, value_name = "KIND")]
     store: Option<String>,
-    /// The store's data directory (also IMAGED_ROOT).
+    /// The store's data directory; for containers-storage its graph root (default: from
+    /// storage.conf as podman reads it) (also IMAGED_ROOT).
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// containers-storage: the run root (default: from storage.conf as podman reads it)
+    /// (also IMAGED_RUNROOT).
+    #[arg(long, global = true, value_name = "DIR")]
+    runroot: Option<PathBuf>,
+    /// containers-storage: the graph driver, overlay or vfs (default: what podman recorded,
+    /// storage.conf, else c/storage's choice) (also IMAGED_STORAGE_DRIVER).
+    #[arg(long, global = true, value_name = "NAME")]
+    storage_driver: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -76,6 +87,8 @@ fn main() -> ExitCode {
         listen: cli.listen,
         store: cli.store,
         root: cli.root,
+        runroot: cli.runroot,
+        storage_driver: cli.storage_driver,
     };
     let purpose = if cli.command.is_some() {
         Purpose::Fsck

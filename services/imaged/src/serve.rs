@@ -44,7 +44,35 @@ pub(crate) fn open_store(settings: &Settings) -> Result<Arc<dyn Store>> {
                 .map_err(|e| anyhow::anyhow!("cannot open the store in {}: {e}", root.display()))?;
             Ok(Arc::new(store))
         }
+        StoreKind::CStorage => Ok(Arc::new(open_cstorage(settings)?)),
     }
+}
+
+/// Resolves the containers-storage store (flags, then `storage.conf` and podman's database
+/// as podman reads them), logs where it is, and opens it.
+pub(crate) fn open_cstorage(settings: &Settings) -> Result<imaged_store_cstorage::CStorageStore> {
+    use imaged_store_cstorage::config::{Environment, resolve_in};
+    let r = resolve_in(&Environment::current(), &settings.cstorage)
+        .context("cannot resolve the containers-storage store")?;
+    let o = &r.options;
+    let files: Vec<String> = r.files.iter().map(|f| f.display().to_string()).collect();
+    let extra: Vec<String> = o
+        .additional_image_stores
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    tracing::info!(
+        graph_root = %o.graph_root.display(),
+        run_root = %o.run_root.display(),
+        driver = o.driver.name(),
+        driver_from = %r.driver_from,
+        storage_conf = ?files,
+        additional_image_stores = ?extra,
+        "containers-storage store resolved"
+    );
+    let root = o.graph_root.clone();
+    imaged_store_cstorage::open(r.options)
+        .map_err(|e| anyhow::anyhow!("cannot open containers-storage in {}: {e}", root.display()))
 }
 
 /// Serves until a termination signal, then shuts down. Errors are start-up failures.

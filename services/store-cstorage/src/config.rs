@@ -7,9 +7,12 @@
 //!    else `/etc/containers/storage.conf` if it exists, else
 //!    `/usr/share/containers/storage.conf` if it exists. An empty runroot or graphroot falls
 //!    back to `/run/containers/storage` and `/var/lib/containers/storage`.
+//! 0. Rootless, podman sets `XDG_RUNTIME_DIR` when unset (`/run/user/<uid>` if the user
+//!    owns it, else `$TMPDIR/podman-run-<uid>`, else `$HOME/rundir`; `podman_env`), which
+//!    counts when no user file exists (step 2).
 //! 2. Rootless (uid ≠ 0, `getRootlessStorageOpts`): runroot `$XDG_RUNTIME_DIR/containers`
-//!    (or `/run/user/<uid>`, `$TMPDIR/containers-user-<uid>`, `$HOME/rundir`, as c/storage
-//!    falls back); graphroot the system file's `rootless_storage_path`, else
+//!    (or, if that cannot be resolved, `/run/user/<uid>`, `$TMPDIR/containers-user-<uid>`,
+//!    `$HOME/rundir`, as c/storage falls back); graphroot the system file's `rootless_storage_path`, else
 //!    `$XDG_DATA_HOME/containers/storage`, else `$HOME/.local/share/containers/storage`;
 //!    driver the system one if rootless-capable, `$STORAGE_DRIVER`, else `vfs`.
 //! 3. The per-user file (`DefaultConfigFile`: root uses the system file found in step 1;
@@ -538,10 +541,13 @@ fn expand_path(env: &Environment, p: &str) -> PathBuf {
 /// c/storage would create and use.
 fn rootless_runtime_dir(env: &Environment) -> Result<PathBuf, ConfigError> {
     use std::os::unix::fs::MetadataExt as _;
-    if let Some(d) = env.nonempty("XDG_RUNTIME_DIR")
-        && let Ok(p) = env.eval_symlinks(Path::new(d))
-    {
-        return Ok(p);
+    if let Some(d) = env.nonempty("XDG_RUNTIME_DIR") {
+        match env.eval_symlinks(Path::new(d)) {
+            Ok(p) => return Ok(p),
+            // podman would have created it.
+            Err(_) if env.var(PODMAN_MADE_RUNTIME_DIR) == Some(d) => return Ok(PathBuf::from(d)),
+            Err(_) => {}
+        }
     }
     let owned = |p: &Path| {
         std::fs::symlink_metadata(env.host(p))
@@ -643,7 +649,10 @@ fn rootless_opts(
 
 /// The `storage.conf` options before imaged's flags and podman's database: step 1–4 of
 /// the module docs. Returns the options and the files read.
-fn storage_conf(env: &Environment) -> Result<(FileOpts, Vec<PathBuf>), ConfigError> {
+fn storage_conf(
+    env: &Environment,
+    penv: &Environment,
+) -> Result<(FileOpts, Vec<PathBuf>), ConfigError> {
     let rootless = env.uid != 0;
     let mut files = Vec::new();
     let conf_env = env.var("CONTAINERS_STORAGE_CONF").map(PathBuf::from);
@@ -699,13 +708,7 @@ fn storage_conf(env: &Environment) -> Result<(FileOpts, Vec<PathBuf>), ConfigErr
     if system.graph_root.is_empty() {
         system.graph_root = DEFAULT_GRAPH_ROOT.to_owned();
     }
-    // Step 2.
-    let mut opts = if rootless {
-        rootless_opts(env, &system, conf_env.is_some())?
-    } else {
-        system.clone()
-    };
-    // Step 3: the per-user file.
+    // Step 3's file (c/storage `DefaultConfigFile`, computed first).
     let user_file = if conf_env.is_some() {
         None
     } else if !rootless {
@@ -718,13 +721,31 @@ fn storage_conf(env: &Environment) -> Result<(FileOpts, Vec<PathBuf>), ConfigErr
         })?;
         Some(Path::new(home).join(".config/containers/storage.conf"))
     };
+    let user_file = match user_file {
+        Some(f)
+            if env.exists(&f).map_err(|source| ConfigError::Read {
+                path: f.clone(),
+                source,
+            })? =>
+        {
+            Some(f)
+        }
+        _ => None,
+    };
+    // Step 2. podman resolves the store more than once: first before it sets
+    // XDG_RUNTIME_DIR, then after. c/storage caches what it read from the user file together
+    // with the fallbacks it filled in on the first call, so with a user file the first
+    // call's rootless roots stay; without one the last call's (podman's XDG_RUNTIME_DIR)
+    // are used. Verified against podman 4.3 as a rootless user.
+    let mut opts = if rootless {
+        let first = if user_file.is_some() { env } else { penv };
+        rootless_opts(first, &system, conf_env.is_some())?
+    } else {
+        system.clone()
+    };
+    // Step 3: the per-user file.
     let mut last_file = files.last().cloned();
-    if let Some(f) = user_file
-        && env.exists(&f).map_err(|source| ConfigError::Read {
-            path: f.clone(),
-            source,
-        })?
-    {
+    if let Some(f) = user_file {
         let defaults = (opts.run_root.clone(), opts.graph_root.clone());
         // c/storage ignores a user file it cannot parse (it prints the error and goes on
         // with nothing from it).
@@ -897,10 +918,60 @@ fn auto_driver(env: &Environment, graph_root: &Path) -> Result<(Driver, String),
     }
 }
 
+/// Marks the `XDG_RUNTIME_DIR` `podman_env` chose (not a possible variable name: it
+/// holds `=`), which podman creates before c/storage resolves it.
+const PODMAN_MADE_RUNTIME_DIR: &str = "=podman-runtime-dir";
+
+/// What podman itself sets before c/storage reads anything (podman `pkg/util`
+/// `SetXdgDirs`, rootless only): `XDG_RUNTIME_DIR`, when unset, becomes `/run/user/<uid>`
+/// if the user owns it (mode 07xx), else `$TMPDIR/podman-run-<uid>` (podman creates it; a
+/// missing one is the answer), else `$HOME/rundir`. (podman also sets `XDG_CONFIG_HOME`,
+/// but after c/storage has read its system file once and for all.)
+fn podman_env(env: &Environment) -> Result<Environment, ConfigError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut env = env.clone();
+    if env.uid == 0 {
+        return Ok(env);
+    }
+    if env.var("XDG_RUNTIME_DIR").is_none() {
+        let owned = |p: &Path| match std::fs::metadata(env.host(p)) {
+            Ok(m) => Some(m.uid() == env.uid && m.mode() & 0o700 == 0o700),
+            Err(_) => None,
+        };
+        let run_user = PathBuf::from(format!("/run/user/{}", env.uid));
+        let tmp = Path::new(env.nonempty("TMPDIR").unwrap_or("/tmp"))
+            .join(format!("podman-run-{}", env.uid));
+        let dir = if owned(&run_user) == Some(true) {
+            run_user
+        } else if owned(&tmp) != Some(false) {
+            tmp
+        } else {
+            let home = env.nonempty("HOME").ok_or_else(|| {
+                ConfigError::Environment(
+                    "neither XDG_RUNTIME_DIR nor HOME was set non-empty".to_owned(),
+                )
+            })?;
+            env.eval_symlinks(Path::new(home))
+                .map_err(|source| ConfigError::Read {
+                    path: PathBuf::from(home),
+                    source,
+                })?
+                .join("rundir")
+        };
+        env.vars
+            .insert("XDG_RUNTIME_DIR".to_owned(), dir.display().to_string());
+        env.vars.insert(
+            PODMAN_MADE_RUNTIME_DIR.to_owned(),
+            dir.display().to_string(),
+        );
+    }
+    Ok(env)
+}
+
 /// Resolves the store in `env` (see the module docs); also says which files were read and
 /// where the driver came from.
 pub fn resolve_in(env: &Environment, overrides: &Overrides) -> Result<Resolution, ConfigError> {
-    let (conf, files) = storage_conf(env)?;
+    let (conf, files) = storage_conf(env, &podman_env(env)?)?;
     let mut graph_root = match &overrides.root {
         Some(r) => std::path::absolute(r).unwrap_or_else(|_| r.clone()),
         None => PathBuf::from(&conf.graph_root),

@@ -13,6 +13,25 @@
 //!   finishing interrupted removals;
 //! - `load`: LoadImages through skopeo;
 //! - `store`: the [`imaged_core::Store`] implementation.
+//!
+//! Decisions visible to callers:
+//! - CREATED is the images.json `created` (what `podman images` shows and filters on), so
+//!   `Image::config.created` and `Image::added` both carry it; `Image::stored_size` is
+//!   podman's `ImageSize`.
+//! - Containers are read-only (`StoreInfo::containers_read_only`): only **external**,
+//!   unmounted containers can be deleted (prune `--external`); a podman container is an
+//!   `ImageInUse` error telling to `podman rm` it, a mounted one `ContainerRunning`.
+//!
+//! # Failpoints (crash tests)
+//! Built with the `failpoints` feature, `IMAGED_CSTORAGE_CRASH_AT=<step>` makes
+//! `apply` (and recovery) call `std::process::abort()` at one step of the write sequence:
+//! - `after-containers`: `containers.json` replaced and `containers.lock` touched;
+//! - `after-images`: `images.json` replaced and `images.lock` touched;
+//! - `after-flag`: `layers.json` written with `flags.incomplete` on the layers to remove;
+//! - `mid-data`: the first layer's data removed, the others not yet;
+//! - `after-data`: every layer's data removed, `layers.json` still lists them (flagged).
+//!
+//! Without the feature the steps compile to nothing.
 
 pub mod config;
 

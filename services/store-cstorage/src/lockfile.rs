@@ -281,4 +281,38 @@ mod tests {
         assert!(a.try_write().unwrap().is_none());
         drop(r);
     }
+
+    /// While imaged holds a lock, a classic (non-OFD) fcntl lock of another process —
+    /// what podman takes — conflicts; after release it is granted.
+    #[test]
+    fn conflicts_with_classic_locks_of_another_process() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("images.lock");
+        let l = LockFile::open(&p, false).unwrap();
+        let classic = |exclusive: bool| {
+            let kind = if exclusive { "LOCK_EX" } else { "LOCK_SH" };
+            std::process::Command::new("python3")
+                .arg("-c")
+                .arg(format!(
+                    "import fcntl,sys\nf=open(sys.argv[1],'r+')\n\
+                     try:\n  fcntl.lockf(f, fcntl.{kind}|fcntl.LOCK_NB)\n\
+                     except OSError:\n  sys.exit(3)\n"
+                ))
+                .arg(&p)
+                .stdin(std::process::Stdio::null())
+                .status()
+                .expect("python3 runs (apt-get install python3)")
+                .code()
+        };
+        assert_eq!(classic(true), Some(0));
+        let w = l.write().unwrap();
+        assert_eq!(classic(true), Some(3), "exclusive vs our write lock");
+        assert_eq!(classic(false), Some(3), "shared vs our write lock");
+        drop(w);
+        let r = l.read().unwrap();
+        assert_eq!(classic(false), Some(0), "shared vs our read lock");
+        assert_eq!(classic(true), Some(3), "exclusive vs our read lock");
+        drop(r);
+        assert_eq!(classic(true), Some(0));
+    }
 }

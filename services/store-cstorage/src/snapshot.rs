@@ -8,15 +8,16 @@
 //! `layers.lock` on every exit without rewriting `layers.json`). While a writer holds a
 //! lock the previous snapshot is served and the next view tries again.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use imaged_core::Catalog;
 use imaged_core::digest::Digest;
 use imaged_core::error::{Error, Result};
+use imaged_core::model::Image;
+use imaged_core::{Catalog, ChangeSet};
 
 use crate::convert::{self, ConvertCache, StoreRecords};
 use crate::driver::Paths;
@@ -238,6 +239,15 @@ pub(crate) struct Snapshot {
     bolt_loaded: bool,
     pub(crate) podman: Arc<HashSet<String>>,
     cache: ConvertCache,
+    /// Converted images by ID with the record (and store) they came from, reused while
+    /// the record and the layers are unchanged.
+    converted: HashMap<String, (usize, usize, Arc<Image>)>,
+    /// The image records `converted` indexes into, per store.
+    converted_from: Vec<Arc<Vec<ImageRecord>>>,
+    /// Incremented whenever a layers file is re-read.
+    layers_gen: u64,
+    /// `layers_gen` when `converted` was built.
+    converted_gen: u64,
     /// The probe the catalog corresponds to.
     probe: Option<Probe>,
     /// The catalog of the records above.
@@ -272,6 +282,10 @@ impl Snapshot {
             bolt_loaded: false,
             podman: Arc::new(HashSet::new()),
             cache: ConvertCache::default(),
+            converted: HashMap::new(),
+            converted_from: Vec::new(),
+            layers_gen: 0,
+            converted_gen: 0,
             probe: None,
             catalog: Arc::new(Catalog::new()),
         }
@@ -302,13 +316,18 @@ impl Snapshot {
     /// rebuilds the catalog when anything did; `probe` (taken under those locks) is
     /// recorded as current.
     pub(crate) fn reload(&mut self, probe: Probe) -> Result<()> {
-        let mut changed = false;
-        changed |= self.layers.refresh()?;
+        let mut layers_changed = self.layers.refresh()?;
+        for r in &mut self.ro {
+            layers_changed |= r.layers.refresh()?;
+        }
+        if layers_changed {
+            self.layers_gen += 1;
+        }
+        let mut changed = layers_changed;
         changed |= self.images.refresh()?;
         changed |= self.containers.refresh()?;
         changed |= self.mounts.refresh()?;
         for r in &mut self.ro {
-            changed |= r.layers.refresh()?;
             changed |= r.images.refresh()?;
         }
         if let Some(b) = &self.bolt {
@@ -352,6 +371,7 @@ impl Snapshot {
             layers: &self.layers.records,
             read_only: false,
         }];
+        let mut from = vec![Arc::clone(&self.images.records)];
         for r in &self.ro {
             stores.push(StoreRecords {
                 paths: &r.paths,
@@ -359,24 +379,55 @@ impl Snapshot {
                 layers: &r.layers.records,
                 read_only: true,
             });
+            from.push(Arc::clone(&r.images.records));
         }
         let layers = convert::layer_index(&stores);
-        let mut images = Vec::new();
+        let reuse = self.converted_gen == self.layers_gen;
+        let mut converted: HashMap<String, (usize, usize, Arc<Image>)> =
+            HashMap::with_capacity(self.converted.len());
+        let mut images: Vec<Arc<Image>> = Vec::new();
         let mut ids: HashSet<Digest> = HashSet::new();
-        let mut names: HashSet<String> = HashSet::new();
+        let mut names: HashSet<&str> = HashSet::new();
         let mut live: HashSet<&str> = HashSet::new();
-        for s in &stores {
-            for rec in s.images {
-                let Some(mut img) = convert::image(rec, s, &layers, &mut self.cache) else {
-                    tracing::warn!(id = %rec.id, "image record with an invalid ID ignored");
-                    continue;
+        for (n, s) in stores.iter().enumerate() {
+            for (k, rec) in s.images.iter().enumerate() {
+                let same = |sn: usize, idx: usize| {
+                    sn == n
+                        && self
+                            .converted_from
+                            .get(sn)
+                            .and_then(|v| v.get(idx))
+                            .is_some_and(|r| r == rec)
+                };
+                let img = match self.converted.get(&rec.id) {
+                    Some((sn, idx, img)) if reuse && same(*sn, *idx) => Arc::clone(img),
+                    _ => match convert::image(rec, s, &layers, &mut self.cache) {
+                        Some(img) => Arc::new(img),
+                        None => {
+                            tracing::warn!(id = %rec.id, "image record with an invalid ID ignored");
+                            continue;
+                        }
+                    },
                 };
                 if !ids.insert(img.id) {
                     // The primary store's record wins over an additional store's.
                     continue;
                 }
                 live.insert(rec.id.as_str());
-                img.names.retain(|n| names.insert(n.clone()));
+                converted.insert(rec.id.clone(), (n, k, Arc::clone(&img)));
+                // A name on two records: the first keeps it (c/storage repairs the file
+                // on its next write).
+                let dup = img.names.iter().any(|x| names.contains(x.as_str()));
+                let img = if dup {
+                    let mut i = (*img).clone();
+                    i.names.retain(|x| !names.contains(x.as_str()));
+                    Arc::new(i)
+                } else {
+                    img
+                };
+                for n in &rec.names {
+                    names.insert(n.as_str());
+                }
                 images.push(img);
             }
         }
@@ -390,6 +441,40 @@ impl Snapshot {
             .collect();
         let containers =
             convert::containers(&self.containers.records, &ids, &mounted, &self.podman);
+        drop(live);
+        self.converted = converted;
+        self.converted_from = from;
+        self.converted_gen = self.layers_gen;
+
+        // Derive the new catalog from the previous one when possible: O(change).
+        let prev = &self.catalog;
+        if !prev.is_empty() || prev.containers().next().is_some() {
+            let mut change = ChangeSet::default();
+            for img in &images {
+                if !prev.image(&img.id).is_some_and(|p| Arc::ptr_eq(p, img)) {
+                    change.put_images.push(Arc::clone(img));
+                }
+            }
+            change.delete_images = prev
+                .images()
+                .map(|i| i.id)
+                .filter(|id| !ids.contains(id))
+                .collect();
+            let cids: HashSet<&str> = containers.iter().map(|c| c.id.as_str()).collect();
+            change.delete_containers = prev
+                .containers()
+                .filter(|c| !cids.contains(c.id.as_str()))
+                .map(|c| c.id.clone())
+                .collect();
+            for c in &containers {
+                if prev.container(&c.id).is_none_or(|p| **p != *c) {
+                    change.put_containers.push(Arc::new(c.clone()));
+                }
+            }
+            if let Ok(applied) = prev.apply(&change) {
+                return Ok(applied.catalog);
+            }
+        }
         Catalog::from_records(images, containers)
     }
 }

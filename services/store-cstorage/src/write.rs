@@ -299,11 +299,15 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     for img in &change.put_images {
         let hex = img.id.hex();
         let Some(&at) = index.get(&hex) else {
-            if snap
+            let ro = snap
                 .ro
                 .iter()
-                .any(|r| r.images.records.iter().any(|i| i.id == hex))
-            {
+                .find_map(|r| r.images.records.iter().find(|i| i.id == hex));
+            if let Some(ro) = ro {
+                if ro.names == img.names {
+                    // Nothing to write (e.g. only `last_used` changed).
+                    continue;
+                }
                 return Err(Error::new(
                     ErrorKind::ReadOnlyImage,
                     format!("image {} is in a read-only image store", img.id),
@@ -465,8 +469,7 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
     let before_view = store.refresh();
     // New images: copied in by skopeo without any of our locks held (skopeo takes them).
     for img in &change.put_images {
-        let exists = before_view.image(&img.id).is_some_and(|i| !i.read_only);
-        if exists {
+        if before_view.image(&img.id).is_some() {
             continue;
         }
         let name = img

@@ -177,3 +177,44 @@ fn podman_changes_show_in_the_next_view() {
     s.podman_ok(&["rmi", "localhost/bb:1"]).unwrap();
     assert!(store.view().is_empty());
 }
+
+/// Images of an additional image store are listed read-only and can't be changed.
+#[test]
+fn additional_image_stores_are_read_only() {
+    let ro = PodmanStore::new("vfs").unwrap();
+    ro.load_archive(&busybox_archive("localhost/ro:1").unwrap())
+        .unwrap();
+    let s = PodmanStore::new("vfs").unwrap();
+    let mut opts = StoreOptions::new(s.root.clone(), s.run.clone(), Driver::Vfs);
+    opts.additional_image_stores = vec![ro.root.clone()];
+    let store = imaged_store_cstorage::open(opts).unwrap();
+    let v = store.view();
+    let img = v.image_by_name("localhost/ro:1").unwrap();
+    assert!(img.read_only);
+    assert_eq!(
+        img.stored_size,
+        our_images(&open(&ro)).values().next().map(|x| x.3)
+    );
+    let err = store
+        .apply(&imaged_core::ChangeSet {
+            delete_images: vec![img.id],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, imaged_core::ErrorKind::ReadOnlyImage);
+    let mut renamed = (**img).clone();
+    renamed.names = vec!["localhost/ro:2".to_owned()];
+    let err = store
+        .apply(&imaged_core::ChangeSet {
+            put_images: vec![Arc::new(renamed)],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(err.kind, imaged_core::ErrorKind::ReadOnlyImage);
+    assert_eq!(
+        ro.podman_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .unwrap()
+            .trim(),
+        "localhost/ro:1"
+    );
+}

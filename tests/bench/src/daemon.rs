@@ -1,6 +1,7 @@
 //! A real `imaged` process on a unix socket: start-up time (spawn → ready line), RSS,
 //! graceful stop.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -17,7 +18,7 @@ const START_LIMIT: Duration = Duration::from_secs(300);
 /// Longest graceful stop accepted before SIGKILL.
 const STOP_LIMIT: Duration = Duration::from_secs(60);
 
-/// A running `imaged --store local`.
+/// A running `imaged` (local or containers-storage store).
 #[derive(Debug)]
 pub(crate) struct Daemon {
     child: Option<Child>,
@@ -47,6 +48,24 @@ impl Daemon {
     /// Starts `bin --store local --root root --listen unix://socket`, logging to `log`,
     /// and waits for the ready line.
     pub(crate) fn start(bin: &Path, root: &Path, socket: &Path, log: &Path) -> Result<Self> {
+        let store = [
+            OsString::from("--store"),
+            OsString::from("local"),
+            OsString::from("--root"),
+            root.as_os_str().to_owned(),
+        ];
+        Self::start_with(bin, &store, socket, log)
+    }
+
+    /// Starts `bin <store_args> --listen unix://socket` (`store_args` select the store:
+    /// `--store containers-storage --root … --runroot … --storage-driver …`), logging to
+    /// `log`, and waits for the ready line.
+    pub(crate) fn start_with(
+        bin: &Path,
+        store_args: &[OsString],
+        socket: &Path,
+        log: &Path,
+    ) -> Result<Self> {
         let log_file = File::options()
             .create(true)
             .append(true)
@@ -54,10 +73,7 @@ impl Daemon {
             .with_context(|| format!("opening {}", log.display()))?;
         let t0 = Instant::now();
         let mut child = Command::new(bin)
-            .arg("--store")
-            .arg("local")
-            .arg("--root")
-            .arg(root)
+            .args(store_args)
             .arg("--listen")
             .arg(format!("unix://{}", socket.display()))
             .env("IMAGED_LOG", "warn")

@@ -13,6 +13,7 @@
 
 mod bulk;
 mod containerd;
+mod cstorage;
 mod daemon;
 mod floors;
 mod grpc;
@@ -77,6 +78,18 @@ struct Args {
     /// Only build the stores and keep them (to profile the daemon on them); no report.
     #[arg(long)]
     build_only: bool,
+    /// Skip the local-store sizes (`--sizes`): only the containers-storage comparison.
+    #[arg(long)]
+    no_local: bool,
+    /// Sizes (images) of the containers-storage comparison: imaged
+    /// `--store containers-storage` and podman on one podman-built overlay store (root and
+    /// the podman tools needed).
+    #[arg(long, value_delimiter = ',')]
+    cstorage_sizes: Vec<usize>,
+    /// Where podman-built stores are cached between runs [default:
+    /// `<workdir or $TMPDIR>/imaged-bench-cache`].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
 }
 
 /// The workspace root (two levels above this crate).
@@ -164,11 +177,36 @@ fn real_main(args: Args) -> Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     let mut results = Vec::new();
-    for &size in &cfg.sizes {
+    let local_sizes: &[usize] = if args.no_local { &[] } else { &cfg.sizes };
+    for &size in local_sizes {
         let r = rt
             .block_on(run::run_size(&cfg, size))
             .with_context(|| format!("size {size}"))?;
         results.push(r);
+    }
+    let cs_cfg = cstorage::CsConfig {
+        cache: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| base.join("imaged-bench-cache")),
+        imaged: cfg.imaged.clone(),
+        imagectl: cfg.imagectl.clone(),
+        workdir: scratch.path().to_owned(),
+        build_only: args.build_only,
+    };
+    let mut cs_results = Vec::new();
+    for &size in &args.cstorage_sizes {
+        match rt.block_on(cstorage::run_size(&cs_cfg, size)) {
+            Ok(r) => cs_results.push(r),
+            Err(e) => {
+                eprintln!("containers-storage, size {size}: {e:#}");
+                cs_results.push(cstorage::CsResult {
+                    size,
+                    notes: vec![format!("{e:#}")],
+                    ..cstorage::CsResult::default()
+                });
+            }
+        }
     }
     if args.build_only {
         eprintln!("stores kept in {}", scratch.keep().display());
@@ -179,7 +217,7 @@ fn real_main(args: Args) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let date = imaged_core::time::format_rfc3339(imaged_core::time::now());
-    let md = report::render(&machine, &command, &date, &results);
+    let md = report::render(&machine, &command, &date, &results, &cs_results);
     let out = args
         .out
         .clone()

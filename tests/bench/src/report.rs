@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::cstorage::{CsResult, CsTimes};
 use crate::machine::Machine;
 use crate::results::{Build, ProcTimes, RemoveResult, SizeResult};
 use crate::stats::{Summary, ms, ratio};
@@ -65,6 +66,7 @@ pub(crate) fn render(
     command: &str,
     date: &str,
     results: &[SizeResult],
+    cs: &[CsResult],
 ) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# imaged benchmarks\n");
@@ -76,12 +78,15 @@ pub(crate) fn render(
          unix socket unless it says otherwise; method and caveats in `tests/bench/README.md`.\n",
         machine.cpu, machine.cores, machine.memory_gib, machine.kernel, machine.os, machine.disk
     );
-    scenario(&mut o, results);
-    imaged(&mut o, results);
-    floors(&mut o, results);
-    podman(&mut o, results);
-    containerd(&mut o, results);
-    bars(&mut o, results);
+    if !results.is_empty() {
+        scenario(&mut o, results);
+        imaged(&mut o, results);
+        floors(&mut o, results);
+        podman(&mut o, results);
+        containerd(&mut o, results);
+    }
+    cstorage(&mut o, cs);
+    bars(&mut o, results, cs);
     let notes: Vec<String> = results
         .iter()
         .flat_map(|r| {
@@ -89,6 +94,11 @@ pub(crate) fn render(
                 .iter()
                 .map(move |n| format!("- {}: {n}", size_label(r.size)))
         })
+        .chain(cs.iter().flat_map(|r| {
+            r.notes
+                .iter()
+                .map(move |n| format!("- containers-storage {}: {n}", size_label(r.size)))
+        }))
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(o, "## Notes of this run\n\n{}\n", notes.join("\n"));
@@ -340,7 +350,74 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-fn bars(o: &mut String, rs: &[SizeResult]) {
+/// A containers-storage table row: label, the time it shows, the bar.
+type CsRow = (&'static str, fn(&CsTimes) -> Duration, &'static str);
+
+fn cstorage(o: &mut String, cs: &[CsResult]) {
+    for r in cs {
+        let (Some(p), Some(i)) = (&r.podman, &r.imagectl) else {
+            continue;
+        };
+        let _ = writeln!(
+            o,
+            "## containers-storage (overlay) vs podman 4.3 on the same store, {} images, whole processes\n\n\
+             `imaged --store containers-storage --storage-driver overlay` on a store podman \
+             built from the {} scenario ({} images as `podman images -a` counts; built in \
+             {:.0} s{}, restored from a pristine copy in {:.1} s before each phase). Medians \
+             of 5 runs after a warm-up; `rm` of 5 different images on each side; `prune` and \
+             `prune -a` one run each, on the same state (the store restored, the same images \
+             removed and tags added). Pruned: imagectl {} / {}, podman {} / {} images.\n",
+            r.build.images,
+            size_label(r.size),
+            r.build.images,
+            r.build.build.as_secs_f64(),
+            if r.build.cached {
+                ", cached from an earlier run"
+            } else {
+                ""
+            },
+            r.build.restore.as_secs_f64(),
+            i.pruned,
+            i.pruned_all,
+            p.pruned,
+            p.pruned_all,
+        );
+        let _ = writeln!(
+            o,
+            "| command | podman | imagectl | podman ÷ imagectl | bar |\n|---|---:|---:|---:|---|"
+        );
+        let rows: [CsRow; 4] = [
+            ("`images` / `ls`", |t| t.ls.p50, "≥ 100×"),
+            ("`rmi <one>` / `rm <one>`", |t| t.rm_one.p50, "≥ 10×"),
+            ("`image prune` / `prune`", |t| t.prune, ""),
+            ("`image prune -a` / `prune -a`", |t| t.prune_all, "≥ 100×"),
+        ];
+        for (label, f, bar) in rows {
+            let _ = writeln!(
+                o,
+                "| {label} | {} | {} | {} | {bar} |",
+                ms(f(p)),
+                ms(f(i)),
+                ratio(f(p), f(i))
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\nPick-up of a change made by podman: after each of {} `podman tag` runs, the \
+             first ListImages (`reference=<new tag>`, gRPC) took {} p50 / {} p99 \
+             ({} did not show the tag yet); the same ListImages with nothing changed: {} p50. \
+             Pick-up cost (p50 difference): {}.\n",
+            r.pickup.n + r.pickup_misses,
+            ms(r.pickup.p50),
+            ms(r.pickup.p99),
+            r.pickup_misses,
+            ms(r.pickup_baseline.p50),
+            ms(r.pickup.p50.saturating_sub(r.pickup_baseline.p50)),
+        );
+    }
+}
+
+fn bars(o: &mut String, rs: &[SizeResult], cs: &[CsResult]) {
     let _ = writeln!(
         o,
         "## The bars of the issue\n\n| bar | measured | verdict |\n|---|---|---|"
@@ -462,5 +539,44 @@ fn bars(o: &mut String, rs: &[SizeResult]) {
         },
         a.zip(b).map(|(a, b)| per(b) <= 1.5 * per(a)),
     );
+    for r in cs {
+        let (Some(p), Some(i)) = (&r.podman, &r.imagectl) else {
+            bar(
+                &format!("containers-storage {}", size_label(r.size)),
+                "not measured (see the notes)".into(),
+                None,
+            );
+            continue;
+        };
+        for (name, a, b, x) in [
+            ("ls ≥ 100× podman images", p.ls.p50, i.ls.p50, 100.0),
+            ("prune -a ≥ 100× podman", p.prune_all, i.prune_all, 100.0),
+            ("rm ≥ 10× podman rmi", p.rm_one.p50, i.rm_one.p50, 10.0),
+        ] {
+            let q = a.as_secs_f64() / b.as_secs_f64().max(1e-12);
+            bar(
+                &format!("containers-storage {}: {name}", size_label(r.size)),
+                format!("{q:.1}×"),
+                Some(q >= x),
+            );
+        }
+        if r.size <= 1000 {
+            let cost = r.pickup.p50.saturating_sub(r.pickup_baseline.p50);
+            bar(
+                &format!(
+                    "containers-storage {}: pick-up of a podman change ≤ 20 ms",
+                    size_label(r.size)
+                ),
+                format!(
+                    "{} ({} first ListImages − {} unchanged; {} misses)",
+                    ms(cost),
+                    ms(r.pickup.p50),
+                    ms(r.pickup_baseline.p50),
+                    r.pickup_misses
+                ),
+                Some(cost <= Duration::from_millis(20) && r.pickup_misses == 0),
+            );
+        }
+    }
     let _ = writeln!(o);
 }

@@ -36,6 +36,10 @@ pub(crate) struct Flags {
     pub store: Option<String>,
     /// `--root DIR`.
     pub root: Option<PathBuf>,
+    /// `--runroot DIR` (containers-storage).
+    pub runroot: Option<PathBuf>,
+    /// `--storage-driver overlay|vfs` (containers-storage).
+    pub storage_driver: Option<String>,
 }
 
 /// The store backend.
@@ -45,6 +49,8 @@ pub(crate) enum StoreKind {
     Local,
     /// In memory, lost at exit.
     Memory,
+    /// podman's / CRI-O's containers-storage, managed in place (`imaged_store_cstorage`).
+    CStorage,
 }
 
 /// A listener address.
@@ -87,8 +93,12 @@ pub(crate) struct Settings {
     pub listen: Vec<Listen>,
     /// Store backend.
     pub store: StoreKind,
-    /// The store's data directory (local store).
+    /// The store's data directory (local store; for containers-storage the `--root` given,
+    /// empty when none was).
     pub root: PathBuf,
+    /// containers-storage: what the flags and the file say; the rest comes from
+    /// `storage.conf` and podman's database when the store is opened.
+    pub cstorage: imaged_store_cstorage::config::Overrides,
     /// Unqualified-search registries.
     pub search_registries: Vec<String>,
     /// Pinned image patterns.
@@ -157,6 +167,8 @@ pub(crate) fn load(
         listen: (!flags.listen.is_empty()).then(|| flags.listen.clone()),
         store: flags.store.clone(),
         root: flags.root.as_ref().map(|p| p.display().to_string()),
+        runroot: flags.runroot.as_ref().map(|p| p.display().to_string()),
+        storage_driver: flags.storage_driver.clone(),
         ..Raw::default()
     });
     let settings = validate(raw, get, is_root, purpose, &mut errors);
@@ -178,19 +190,25 @@ fn validate(
     let store = match raw.store.as_deref().unwrap_or("local") {
         "local" => StoreKind::Local,
         "memory" => StoreKind::Memory,
+        "containers-storage" => StoreKind::CStorage,
         other => {
             errors.push(format!(
-                "store: unknown store {other:?} (expected local or memory)"
+                "store: unknown store {other:?} (expected local, memory or containers-storage)"
             ));
             StoreKind::Memory
         }
     };
-    let root = match raw.root {
+    let explicit_root = match raw.root.clone() {
         Some(r) if r.is_empty() => {
             errors.push("root: must not be empty".to_owned());
-            PathBuf::new()
+            None
         }
-        Some(r) => std::path::absolute(&r).unwrap_or_else(|_| PathBuf::from(r)),
+        Some(r) => Some(std::path::absolute(&r).unwrap_or_else(|_| PathBuf::from(r))),
+        None => None,
+    };
+    let root = match explicit_root.clone() {
+        Some(r) => r,
+        None if store == StoreKind::CStorage => PathBuf::new(),
         None => match default_root(get, is_root) {
             Some(r) => r,
             None if store == StoreKind::Local => {
@@ -200,6 +218,7 @@ fn validate(
             None => PathBuf::new(),
         },
     };
+    let cstorage = cstorage(&raw, store, explicit_root, errors);
     let tls = tls(&raw.tls, errors);
     let insecure_tcp = raw.insecure_tcp.unwrap_or(false);
     let listen = if purpose == Purpose::Serve {
@@ -252,6 +271,7 @@ fn validate(
         listen,
         store,
         root,
+        cstorage,
         search_registries,
         pinned_images,
         max_load_bytes,
@@ -306,6 +326,51 @@ fn validate(
         tls,
         metrics_listen,
         log,
+    }
+}
+
+/// `runroot` and `storage_driver`: containers-storage only.
+fn cstorage(
+    raw: &Raw,
+    store: StoreKind,
+    root: Option<PathBuf>,
+    errors: &mut Vec<String>,
+) -> imaged_store_cstorage::config::Overrides {
+    use imaged_store_cstorage::config::{Driver, Overrides};
+    if store != StoreKind::CStorage {
+        for (key, given) in [
+            ("runroot", raw.runroot.is_some()),
+            ("storage_driver", raw.storage_driver.is_some()),
+        ] {
+            if given {
+                errors.push(format!("{key}: only for store containers-storage"));
+            }
+        }
+        return Overrides::default();
+    }
+    let runroot = match raw.runroot.as_deref() {
+        Some("") => {
+            errors.push("runroot: must not be empty".to_owned());
+            None
+        }
+        Some(r) => Some(std::path::absolute(r).unwrap_or_else(|_| PathBuf::from(r))),
+        None => None,
+    };
+    let driver = match raw.storage_driver.as_deref().map(Driver::parse) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => {
+            errors.push(format!(
+                "storage_driver: {:?} is not supported (expected overlay or vfs)",
+                raw.storage_driver.as_deref().unwrap_or_default()
+            ));
+            None
+        }
+    };
+    Overrides {
+        root,
+        runroot,
+        driver,
     }
 }
 

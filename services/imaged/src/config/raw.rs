@@ -29,6 +29,8 @@ pub(crate) struct Raw {
     pub listen: Option<Vec<String>>,
     pub store: Option<String>,
     pub root: Option<String>,
+    pub runroot: Option<String>,
+    pub storage_driver: Option<String>,
     pub search_registries: Option<Vec<String>>,
     pub pinned_images: Option<Vec<String>>,
     pub max_load_bytes: Option<i64>,
@@ -64,6 +66,8 @@ impl Raw {
         pick(&mut self.listen, over.listen);
         pick(&mut self.store, over.store);
         pick(&mut self.root, over.root);
+        pick(&mut self.runroot, over.runroot);
+        pick(&mut self.storage_driver, over.storage_driver);
         pick(&mut self.search_registries, over.search_registries);
         pick(&mut self.pinned_images, over.pinned_images);
         pick(&mut self.max_load_bytes, over.max_load_bytes);
@@ -264,6 +268,8 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "listen" => raw.listen = keys.strings(&key, v),
             "store" => raw.store = keys.string(&key, v),
             "root" => raw.root = keys.string(&key, v),
+            "runroot" => raw.runroot = keys.string(&key, v),
+            "storage_driver" => raw.storage_driver = keys.string(&key, v),
             "search_registries" => raw.search_registries = keys.strings(&key, v),
             "pinned_images" => raw.pinned_images = keys.strings(&key, v),
             "max_load_bytes" => raw.max_load_bytes = keys.int(&key, v),
@@ -345,6 +351,8 @@ pub(crate) const ENV_KEYS: &[&str] = &[
     "IMAGED_LISTEN",
     "IMAGED_STORE",
     "IMAGED_ROOT",
+    "IMAGED_RUNROOT",
+    "IMAGED_STORAGE_DRIVER",
     "IMAGED_SEARCH_REGISTRIES",
     "IMAGED_PINNED_IMAGES",
     "IMAGED_MAX_LOAD_BYTES",
@@ -377,6 +385,8 @@ pub(crate) fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String
             "IMAGED_LISTEN" => raw.listen = Some(list(&v)),
             "IMAGED_STORE" => raw.store = Some(v),
             "IMAGED_ROOT" => raw.root = Some(v),
+            "IMAGED_RUNROOT" => raw.runroot = Some(v),
+            "IMAGED_STORAGE_DRIVER" => raw.storage_driver = Some(v),
             "IMAGED_SEARCH_REGISTRIES" => raw.search_registries = Some(list(&v)),
             "IMAGED_PINNED_IMAGES" => raw.pinned_images = Some(list(&v)),
             "IMAGED_MAX_LOAD_BYTES"

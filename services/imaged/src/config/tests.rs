@@ -426,3 +426,124 @@ fn connection_limits() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn containers_storage_store() {
+    use imaged_store_cstorage::config::{Driver, Overrides};
+    // No flags: nothing overridden (storage.conf and podman's database decide at open),
+    // and no imaged default root is invented.
+    let flags = Flags {
+        store: Some("containers-storage".into()),
+        ..Flags::default()
+    };
+    let s = load(&flags, &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(s.store, StoreKind::CStorage);
+    assert_eq!(s.cstorage, Overrides::default());
+    assert_eq!(s.root, PathBuf::new());
+    // A non-root user without HOME is fine too (podman's rules apply at open).
+    let s = load(&flags, &env(&[]), false, Purpose::Fsck).expect("valid");
+    assert_eq!(s.cstorage, Overrides::default());
+
+    // Flags.
+    let flags = Flags {
+        store: Some("containers-storage".into()),
+        root: Some("/g".into()),
+        runroot: Some("/r".into()),
+        storage_driver: Some("overlay2".into()),
+        ..Flags::default()
+    };
+    let s = load(&flags, &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(
+        s.cstorage,
+        Overrides {
+            root: Some("/g".into()),
+            runroot: Some("/r".into()),
+            driver: Some(Driver::Overlay),
+        }
+    );
+
+    // File, then environment, then flags, key by key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        dir.path(),
+        "c.toml",
+        "store = \"containers-storage\"\nroot = \"/fg\"\nrunroot = \"/fr\"\nstorage_driver = \"vfs\"\n",
+    );
+    let flags = Flags {
+        config: Some(file),
+        storage_driver: Some("overlay".into()),
+        ..Flags::default()
+    };
+    let s = load(
+        &flags,
+        &env(&[("IMAGED_RUNROOT", "/er")]),
+        true,
+        Purpose::Fsck,
+    )
+    .expect("valid");
+    assert_eq!(
+        s.cstorage,
+        Overrides {
+            root: Some("/fg".into()),
+            runroot: Some("/er".into()),
+            driver: Some(Driver::Overlay),
+        }
+    );
+    let s = load(
+        &Flags {
+            store: Some("containers-storage".into()),
+            ..Flags::default()
+        },
+        &env(&[("IMAGED_STORAGE_DRIVER", "vfs")]),
+        true,
+        Purpose::Fsck,
+    )
+    .expect("valid");
+    assert_eq!(s.cstorage.driver, Some(Driver::Vfs));
+}
+
+#[test]
+fn containers_storage_errors() {
+    // An unsupported driver, an empty runroot: both reported.
+    let flags = Flags {
+        store: Some("containers-storage".into()),
+        runroot: Some("".into()),
+        storage_driver: Some("btrfs".into()),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("invalid");
+    let joined = errs.join("\n");
+    assert!(
+        joined.contains("storage_driver: \"btrfs\" is not supported (expected overlay or vfs)"),
+        "{joined}"
+    );
+    assert!(joined.contains("runroot: must not be empty"), "{joined}");
+    assert_eq!(errs.len(), 2, "{joined}");
+    // runroot / storage_driver with another store: refused, not ignored.
+    let flags = Flags {
+        runroot: Some("/r".into()),
+        storage_driver: Some("vfs".into()),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("invalid");
+    assert_eq!(
+        errs,
+        [
+            "runroot: only for store containers-storage",
+            "storage_driver: only for store containers-storage"
+        ]
+    );
+    // An unknown store names the three.
+    let flags = Flags {
+        store: Some("podman".into()),
+        ..Flags::default()
+    };
+    let errs = load(&flags, &env(&[]), true, Purpose::Serve).expect_err("invalid");
+    assert!(
+        errs[0].contains("expected local, memory or containers-storage"),
+        "{errs:?}"
+    );
+    // Wrong types in the file.
+    let (_, errors) = raw::from_toml("runroot = 1\nstorage_driver = []\n", "f.toml");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}

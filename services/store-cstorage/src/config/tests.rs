@@ -260,37 +260,77 @@ fn rootless_run_dir_fallbacks() {
     let m = Machine::new();
     m.mkdir("/home/u");
     let home = [("HOME", "/home/u")];
-    // /proc/1/comm unreadable: /run/user/<uid> when the user owns it with mode 0700.
+    let own = |p: &str, uid: u32| {
+        let p = m.path(p);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        nix::unistd::chown(&p, Some(nix::unistd::Uid::from_raw(uid)), None).unwrap();
+    };
+    // No XDG_RUNTIME_DIR: podman picks /run/user/<uid> when the user owns it ...
     m.mkdir("/run/user/1000");
-    let ru = m.path("/run/user/1000");
-    std::fs::set_permissions(&ru, std::fs::Permissions::from_mode(0o700)).unwrap();
-    nix::unistd::chown(&ru, Some(nix::unistd::Uid::from_raw(1000)), None).unwrap();
+    own("/run/user/1000", 1000);
     let r = m.resolve(1000, &home).unwrap();
     assert_eq!(r.options.run_root, Path::new("/run/user/1000/containers"));
-    // c/storage compares /proc/1/comm ("systemd\n") with "systemd": never equal, so with a
-    // readable comm the per-user temporary directory is next (c/storage creates it).
-    m.write("/proc/1/comm", "systemd\n");
+    // ... else $TMPDIR/podman-run-<uid> (podman creates it) ...
+    own("/run/user/1000", 0);
     let r = m.resolve(1000, &home).unwrap();
     assert_eq!(
         r.options.run_root,
-        Path::new("/tmp/containers-user-1000/containers")
+        Path::new("/tmp/podman-run-1000/containers")
     );
     let r = m
         .resolve(1000, &[("HOME", "/home/u"), ("TMPDIR", "/var/tmp")])
         .unwrap();
     assert_eq!(
         r.options.run_root,
-        Path::new("/var/tmp/containers-user-1000/containers")
+        Path::new("/var/tmp/podman-run-1000/containers")
     );
-    // It exists but belongs to someone else: $HOME/rundir.
-    m.mkdir("/tmp/containers-user-1000");
+    // ... else $HOME/rundir.
+    m.mkdir("/tmp/podman-run-1000");
+    own("/tmp/podman-run-1000", 0);
     let r = m.resolve(1000, &home).unwrap();
     assert_eq!(r.options.run_root, Path::new("/home/u/rundir/containers"));
-    // XDG_RUNTIME_DIR that does not exist is skipped like the others.
-    let r = m
-        .resolve(1000, &[("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "/gone")])
-        .unwrap();
+
+    // An XDG_RUNTIME_DIR that does not resolve: c/storage's own fallbacks. /proc/1/comm
+    // unreadable: /run/user/<uid> if owned with mode 0700 ...
+    let gone = [("HOME", "/home/u"), ("XDG_RUNTIME_DIR", "/gone")];
+    own("/run/user/1000", 1000);
+    let r = m.resolve(1000, &gone).unwrap();
+    assert_eq!(r.options.run_root, Path::new("/run/user/1000/containers"));
+    // ... c/storage compares /proc/1/comm ("systemd\n") with "systemd": never equal, so
+    // with a readable comm the per-user temporary directory is next (c/storage creates it)
+    m.write("/proc/1/comm", "systemd\n");
+    let r = m.resolve(1000, &gone).unwrap();
+    assert_eq!(
+        r.options.run_root,
+        Path::new("/tmp/containers-user-1000/containers")
+    );
+    // ... and when it belongs to someone else, $HOME/rundir.
+    m.mkdir("/tmp/containers-user-1000");
+    let r = m.resolve(1000, &gone).unwrap();
     assert_eq!(r.options.run_root, Path::new("/home/u/rundir/containers"));
+}
+
+#[test]
+fn with_a_user_file_the_run_root_is_c_storage_s_own() {
+    // podman's first resolution, before it sets XDG_RUNTIME_DIR, sticks when a user file
+    // exists (verified with rootless podman 4.3): /proc/1/comm is not "systemd" here, so
+    // $TMPDIR/containers-user-<uid>.
+    let m = Machine::new();
+    m.mkdir("/home/u");
+    m.write("/proc/1/comm", "init\n");
+    let vars = [("HOME", "/home/u")];
+    assert_eq!(
+        m.resolve(1000, &vars).unwrap().options.run_root,
+        Path::new("/tmp/podman-run-1000/containers")
+    );
+    m.write(
+        "/home/u/.config/containers/storage.conf",
+        "[storage]\ndriver = \"vfs\"\n",
+    );
+    assert_eq!(
+        m.resolve(1000, &vars).unwrap().options.run_root,
+        Path::new("/tmp/containers-user-1000/containers")
+    );
 }
 
 #[test]
