@@ -276,9 +276,11 @@ pub fn setup_with(
                 None => deferred.push((*key, spec.clone())),
             }
         }
-        let specs: Vec<_> = deferred.iter().map(|(_, s)| s.clone()).collect();
-        let later = crate::images::add_images(store, &specs).map_err(err)?;
-        ids.extend(deferred.iter().map(|(k, _)| *k).zip(later));
+        if !deferred.is_empty() {
+            let specs: Vec<_> = deferred.iter().map(|(_, s)| s.clone()).collect();
+            let later = crate::images::add_images(store, &specs).map_err(err)?;
+            ids.extend(deferred.iter().map(|(k, _)| *k).zip(later));
+        }
     }
     for (key, spec) in &case.images {
         fixture
