@@ -1,10 +1,16 @@
-//! Hand-built images for tests, benchmarks and the conformance suite: small fake blobs
-//! staged into any [`Store`], with layers and history chosen so that libimage's parent rule
-//! holds where a test wants it ([`ImageSpec::child`]).
+//! Hand-built images for tests, benchmarks and the conformance suite, staged into any
+//! [`Store`], with layers and history chosen so that libimage's parent rule holds where a
+//! test wants it ([`ImageSpec::child`]). The blobs are real and deterministic (tar layers,
+//! JSON config, OCI manifest: [`ImageSpec::synth`]), so a store that hands them to real
+//! tools (containers-storage through skopeo) can hold every image; manifest lists
+//! ([`ImageSpec::list`]) are placeholders that name their instances (a backend with its
+//! own list tool makes them instead: `SetupHook::list`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::archive::SynthImage;
+use imaged_core::archive::{MT_OCI_CONFIG, MT_OCI_LAYER, MT_OCI_MANIFEST, manifest_json};
 use imaged_core::catalog::ChangeSet;
 use imaged_core::digest::Digest;
 use imaged_core::error::Result;
@@ -12,6 +18,9 @@ use imaged_core::model::{
     BlobRef, HistoryEntry, Image, ImageConfig, ImageId, Layer, ManifestInstance, Platform,
 };
 use imaged_core::store::Store;
+
+/// The environment the generator's configs carry ([`crate::archive`]).
+const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What an image is made of.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -118,7 +127,6 @@ impl ImageSpec {
     /// The blobs (bytes) and the image record, without storing anything.
     pub fn build(&self) -> (Vec<Vec<u8>>, Image) {
         let created = self.created * 1_000_000_000;
-        let platform = self.platform.clone().unwrap_or_else(Platform::host);
         let mut blobs = Vec::new();
         let blob = |bytes: &[u8], media: &str| BlobRef {
             digest: Digest::of(bytes),
@@ -159,51 +167,26 @@ impl ImageSpec {
             };
             return (blobs, img);
         }
-        let layers: Vec<Layer> = self
-            .layers
+        let synth = self.synth("");
+        let layer_tars: Vec<Vec<u8>> = (0..self.layers.len()).map(|i| synth.layer_tar(i)).collect();
+        let layers: Vec<Layer> = layer_tars
             .iter()
-            .map(|l| {
-                let b = blob(l, "application/vnd.oci.image.layer.v1.tar");
+            .map(|t| {
+                let b = blob(t, MT_OCI_LAYER);
                 Layer {
                     diff_id: b.digest,
                     blob: b,
                 }
             })
             .collect();
-        blobs.extend(self.layers.iter().cloned());
-        let history: Vec<HistoryEntry> = self
-            .history
-            .iter()
-            .map(|h| HistoryEntry {
-                created_by: h.clone(),
-                ..HistoryEntry::default()
-            })
-            .collect();
-        let config_text = format!(
-            "config created={} layers={:?} history={:?} labels={:?} platform={:?} salt={}",
-            self.created,
-            layers
-                .iter()
-                .map(|l| l.diff_id.to_string())
-                .collect::<Vec<_>>(),
-            self.history,
-            self.labels,
-            platform,
-            self.salt
-        )
-        .into_bytes();
-        let config_blob = blob(&config_text, "application/vnd.oci.image.config.v1+json");
-        blobs.push(config_text);
-        let manifest_text = format!(
-            "manifest config={} layers={:?}",
-            config_blob.digest,
-            layers
-                .iter()
-                .map(|l| l.blob.digest.to_string())
-                .collect::<Vec<_>>()
-        )
-        .into_bytes();
-        let manifest = blob(&manifest_text, "application/vnd.oci.image.manifest.v1+json");
+        let config_json = synth.config_json();
+        let config_blob = blob(&config_json, MT_OCI_CONFIG);
+        let layer_refs: Vec<BlobRef> = layers.iter().map(|l| l.blob.clone()).collect();
+        let manifest_text = manifest_json(&config_blob, &layer_refs)
+            .unwrap_or_else(|e| panic!("writing a manifest: {e}"));
+        let manifest = blob(&manifest_text, MT_OCI_MANIFEST);
+        blobs.extend(layer_tars);
+        blobs.push(config_json);
         blobs.push(manifest_text);
         let img = Image {
             id: config_blob.digest,
@@ -212,11 +195,14 @@ impl ImageSpec {
             manifest,
             config_blob: Some(config_blob),
             layers,
+            // What a store parsing the config blob gets (core's `parse_config`).
             config: Arc::new(ImageConfig {
                 created: Some(created),
-                platform,
+                platform: synth.platform.clone(),
                 labels: self.labels.clone(),
-                history,
+                user: synth.user.clone(),
+                env: vec![PATH_ENV.to_owned()],
+                history: synth.history.clone(),
                 ..ImageConfig::default()
             }),
             instances: None,
@@ -226,6 +212,36 @@ impl ImageSpec {
             stored_size: None,
         };
         (blobs, img)
+    }
+
+    /// The real image this spec stands for ([`crate::archive`]'s generator): each layer a
+    /// tar holding one file `file-<index>` with the layer's content (so equal content at
+    /// equal positions gives equal layers), a JSON config with the same history (`ADD …`
+    /// steps carry a layer, any other step is an empty layer), labels, creation time and
+    /// platform, and the salt plus `extra_salt` as the config's user (a different config,
+    /// nothing else changed). [`ImageSpec::build`] gives exactly these blobs.
+    pub fn synth(&self, extra_salt: &str) -> SynthImage {
+        let mut img = SynthImage {
+            layers: self.layers.clone(),
+            history: self
+                .history
+                .iter()
+                .map(|h| HistoryEntry {
+                    created_by: h.clone(),
+                    empty_layer: !h.starts_with("ADD "),
+                    ..HistoryEntry::default()
+                })
+                .collect(),
+            labels: self.labels.clone(),
+            created: Some(self.created * 1_000_000_000),
+            user: format!("{}{extra_salt}", self.salt),
+            names: self.names.clone(),
+            ..SynthImage::default()
+        };
+        if let Some(p) = &self.platform {
+            img.platform = p.clone();
+        }
+        img
     }
 }
 

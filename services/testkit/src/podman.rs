@@ -348,3 +348,518 @@ fn busybox_layer(busybox: &[u8]) -> std::io::Result<Vec<u8>> {
     }
     b.into_inner()
 }
+
+impl PodmanStore {
+    /// `podman create` (or, `external`, `buildah from`) of a container named `name` on the
+    /// image `image` (an ID or a name), without pulling; gives the container's ID. podman's
+    /// container gets a command (the suite's images have none) and no network.
+    pub fn create_container(
+        &self,
+        name: &str,
+        image: &str,
+        external: bool,
+    ) -> Result<String, String> {
+        if external {
+            self.buildah_ok(&["from", "--pull-never", "--quiet", "--name", name, image])?;
+            let id = self.buildah_ok(&[
+                "inspect",
+                "--type",
+                "container",
+                "--format",
+                "{{.ContainerID}}",
+                name,
+            ])?;
+            Ok(id.trim().to_owned())
+        } else {
+            let id = self.podman_ok(&[
+                "create",
+                "--quiet",
+                "--pull",
+                "never",
+                "--network",
+                "none",
+                "--name",
+                name,
+                image,
+                "/bin/true",
+            ])?;
+            Ok(id.trim().to_owned())
+        }
+    }
+
+    /// Mounts the container's layer (`podman mount` / `buildah mount`): containers-storage
+    /// counts a container whose layer is mounted as running. Undone by [`Self::unmount_all`].
+    pub fn mount_container(&self, name: &str, external: bool) -> Result<(), String> {
+        if external {
+            self.buildah_ok(&["mount", name])?;
+        } else {
+            self.podman_ok(&["mount", name])?;
+        }
+        Ok(())
+    }
+
+    /// Writes the blobs of the image `spec` builds as an OCI layout (one manifest, no name)
+    /// in a new directory of this store's temporary directory; the caller removes it.
+    fn oci_layout(&self, spec: &crate::images::ImageSpec) -> Result<PathBuf, String> {
+        let (blobs, img) = spec.build();
+        let io = |e: std::io::Error| format!("OCI layout: {e}");
+        let dir = self.dir().join(format!("oci-{}", fastrand_name()));
+        std::fs::create_dir_all(dir.join("blobs/sha256")).map_err(io)?;
+        for b in &blobs {
+            let d = imaged_core::digest::Digest::of(b);
+            std::fs::write(dir.join("blobs/sha256").join(d.hex()), b).map_err(io)?;
+        }
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
+        let index = serde_json::json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": img.manifest.media_type,
+            "digest": img.manifest.digest.to_string(),
+            "size": img.manifest.size,
+        }]});
+        std::fs::write(dir.join("index.json"), index.to_string()).map_err(io)?;
+        Ok(dir)
+    }
+
+    /// Copies the image `spec` builds into this store with skopeo from an OCI layout (as
+    /// imaged's load does: `containers-storage:[…]NAME@ID`), named with the spec's first
+    /// name and tagged with the others in order; gives its ID.
+    pub fn copy_image(
+        &self,
+        spec: &crate::images::ImageSpec,
+    ) -> Result<imaged_core::model::ImageId, String> {
+        let img = spec.build().1;
+        let dir = self.oci_layout(spec)?;
+        let src = format!("oci:{}", dir.display());
+        let first = spec.names.first().map_or("", String::as_str);
+        let dest = self.skopeo_ref(&format!("{first}@{}", img.id.hex()));
+        let r = self.skopeo_ok(&["copy", "--quiet", "--insecure-policy", &src, &dest]);
+        let _ = std::fs::remove_dir_all(&dir);
+        r?;
+        for n in spec.names.iter().skip(1) {
+            self.tag(&img.id.hex(), n)?;
+        }
+        Ok(img.id)
+    }
+
+    /// A manifest list made as podman users make one: `podman manifest create NAME`, then
+    /// `podman manifest add LIST containers-storage:ID` for each instance in order, with
+    /// `--os/--arch/--variant` so the list gives the instance the platform asked for. An
+    /// instance given as a spec (not in the store) is added from an OCI layout of that image
+    /// (`oci:DIR`: podman records the instance's digest and platform without copying it).
+    /// c/storage gets an image with a random ID, no layer, and the list (an OCI index) as
+    /// its `manifest` big data next to podman's `instances.json`. Gives the list's ID.
+    pub fn create_manifest_list(
+        &self,
+        name: &str,
+        instances: &[(ListSource<'_>, &imaged_core::model::Platform)],
+    ) -> Result<imaged_core::model::ImageId, String> {
+        let out = self.podman_ok(&["manifest", "create", name])?;
+        let hex = out.trim();
+        let id = imaged_core::digest::Digest::from_hex(hex)
+            .map_err(|e| format!("podman manifest create gave {hex:?}: {e}"))?;
+        for (source, platform) in instances {
+            let (src, dir) = match source {
+                ListSource::Stored(image) => (format!("containers-storage:{}", image.hex()), None),
+                ListSource::Absent(spec) => {
+                    let dir = self.oci_layout(spec)?;
+                    (format!("oci:{}", dir.display()), Some(dir))
+                }
+            };
+            let mut args = vec![
+                "manifest",
+                "add",
+                "--os",
+                &platform.os,
+                "--arch",
+                &platform.architecture,
+            ];
+            if !platform.variant.is_empty() {
+                args.extend(["--variant", &platform.variant]);
+            }
+            args.extend([hex, &src]);
+            let r = self.podman_ok(&args);
+            if let Some(d) = dir {
+                let _ = std::fs::remove_dir_all(d);
+            }
+            r?;
+        }
+        Ok(id)
+    }
+
+    /// The manifest digest podman reports for the image `id` (`podman images --digests`:
+    /// c/storage's `digest` field, which for a list stays the digest it had when created).
+    pub fn reported_digest(
+        &self,
+        id: &imaged_core::model::ImageId,
+    ) -> Result<imaged_core::digest::Digest, String> {
+        let out = self.podman_ok(&[
+            "images",
+            "--all",
+            "--no-trunc",
+            "--format",
+            "{{.ID}} {{.Digest}}",
+        ])?;
+        let want = id.to_string();
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix(&want)?.strip_prefix(' '))
+            .ok_or_else(|| format!("podman images does not list {want}:\n{out}"))?;
+        imaged_core::digest::Digest::parse(line.trim())
+            .map_err(|e| format!("podman's digest {line:?} of {want}: {e}"))
+    }
+
+    /// `podman untag <image> <name>`.
+    pub fn untag(&self, image: &str, name: &str) -> Result<(), String> {
+        self.podman_ok(&["untag", image, name]).map(|_| ())
+    }
+
+    /// `podman tag <image> <name>`.
+    pub fn tag(&self, image: &str, name: &str) -> Result<(), String> {
+        self.podman_ok(&["tag", image, name]).map(|_| ())
+    }
+}
+
+/// The conformance suite's setup steps done by the real tools on a containers-storage store
+/// (a backend that refuses container records): every case container is made by `podman
+/// create` (by `buildah from` when external), named with the case's ID; a running one has its
+/// layer mounted (`podman mount` / `buildah mount`). A stopped container is made as a created
+/// one: the suite's images hold no program to run, and no case tells the two apart (both keep
+/// their image, neither blocks a forced removal). A name the case adds to an image without
+/// names goes through `podman tag`; further names go through the store's own name write,
+/// because `podman tag` appends while the cases' names are newest first (TagImage's order).
+/// Read-only images (`ImageSpec::read_only`) are copied into `read_only`, the store's
+/// additional image store, when there is one.
+#[derive(Debug, Clone)]
+pub struct PodmanSetup {
+    /// The store under test.
+    pub store: std::sync::Arc<PodmanStore>,
+    /// Its additional (read-only) image store, same driver.
+    pub read_only: Option<std::sync::Arc<PodmanStore>>,
+}
+
+impl crate::conformance::SetupHook for PodmanSetup {
+    fn container(
+        &self,
+        c: &crate::conformance::SetupContainer,
+        image: &imaged_core::model::ImageId,
+    ) -> Result<crate::conformance::RealContainer, String> {
+        let id = self
+            .store
+            .create_container(c.id, &image.hex(), c.external)?;
+        if c.state == imaged_core::model::ContainerState::Running {
+            self.store.mount_container(c.id, c.external)?;
+        }
+        Ok(crate::conformance::RealContainer {
+            id,
+            name: c.id.to_owned(),
+        })
+    }
+
+    fn tag(
+        &self,
+        image: &imaged_core::model::ImageId,
+        current: &[String],
+        name: &str,
+    ) -> Result<bool, String> {
+        if !current.is_empty() {
+            return Ok(false);
+        }
+        self.store.tag(&image.hex(), name)?;
+        Ok(true)
+    }
+
+    fn read_only_image(
+        &self,
+        spec: &crate::images::ImageSpec,
+    ) -> Result<Option<imaged_core::model::ImageId>, String> {
+        match &self.read_only {
+            Some(ro) => ro.copy_image(spec).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The case's list made by `podman manifest create/add` ([`PodmanStore::create_manifest_list`]):
+    /// instances the case stored are added by ID; an instance the case only names is a
+    /// stand-in image (not stored) with the platform asked for, so the list names an absent
+    /// manifest as the case's does (under another digest, which no case refers to). An
+    /// unnamed list is created under a temporary name that is then moved to another image
+    /// of the case and untagged there: `podman untag` of a list untags its instance
+    /// (libimage resolves a list to the instance for the host), and a name that moves away
+    /// is how podman leaves a list unnamed. podman cannot give a list a second name
+    /// (`podman tag` too names the instance).
+    fn list(
+        &self,
+        spec: &crate::images::ImageSpec,
+        instances: &[crate::conformance::ListInstance<'_>],
+        stored: &[imaged_core::model::ImageId],
+    ) -> Result<Option<crate::conformance::RealList>, String> {
+        if spec.names.len() > 1 {
+            return Err(format!(
+                "podman names a manifest list once (podman tag names its instance): {:?}",
+                spec.names
+            ));
+        }
+        let stand_ins: Vec<crate::images::ImageSpec> = instances
+            .iter()
+            .map(|i| {
+                let mut s = crate::images::ImageSpec::base(&format!("absent {}", i.digest), 0);
+                s.platform = Some(i.platform.clone());
+                s
+            })
+            .collect();
+        let sources: Vec<(ListSource<'_>, &imaged_core::model::Platform)> = instances
+            .iter()
+            .zip(&stand_ins)
+            .map(|(i, s)| {
+                let src = i
+                    .local
+                    .as_ref()
+                    .map_or(ListSource::Absent(s), ListSource::Stored);
+                (src, i.platform)
+            })
+            .collect();
+        let temporary = format!("localhost/imaged-unnamed-list-{}:latest", fastrand_name());
+        let name = spec.names.first().unwrap_or(&temporary);
+        let id = self.store.create_manifest_list(name, &sources)?;
+        if spec.names.is_empty() {
+            let other = stored
+                .first()
+                .ok_or("an unnamed manifest list needs another image to take its name away")?
+                .hex();
+            self.store.tag(&other, &temporary)?;
+            self.store.untag(&other, &temporary)?;
+        }
+        let digest = self.store.reported_digest(&id)?;
+        Ok(Some(crate::conformance::RealList { id, digest }))
+    }
+}
+
+/// Where an instance of a manifest list comes from ([`PodmanStore::create_manifest_list`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ListSource<'a> {
+    /// An image of this store.
+    Stored(&'a imaged_core::model::ImageId),
+    /// An image not in the store (listed, absent).
+    Absent(&'a crate::images::ImageSpec),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{SetupContainer, SetupHook};
+    use imaged_core::model::{ContainerState, ImageId};
+    use std::sync::Arc;
+
+    /// The conformance hook on a real store: a podman container, a mounted (running)
+    /// buildah container, a first name through `podman tag`, a second one left to the store.
+    #[test]
+    fn podman_setup_makes_real_containers_and_names() {
+        let s = Arc::new(PodmanStore::new("vfs").unwrap());
+        let rootfs = s.dir().join("rootfs.tar");
+        let mut t = crate::archive::TarOut::new();
+        t.file("f", b"content");
+        std::fs::write(&rootfs, t.finish()).unwrap();
+        let out = s
+            .podman_ok(&["import", "-q", &rootfs.to_string_lossy()])
+            .unwrap();
+        let id = ImageId::parse(out.trim()).unwrap();
+        let hook = PodmanSetup {
+            store: Arc::clone(&s),
+            read_only: None,
+        };
+        let ctr = |id: &'static str, state, external| SetupContainer {
+            id,
+            image: "i",
+            state,
+            external,
+        };
+        let c1 = hook
+            .container(&ctr("ctr1", ContainerState::Stopped, false), &id)
+            .unwrap();
+        let x1 = hook
+            .container(&ctr("x1", ContainerState::Running, true), &id)
+            .unwrap();
+        assert_eq!((c1.name.as_str(), c1.id.len()), ("ctr1", 64));
+        assert_eq!((x1.name.as_str(), x1.id.len()), ("x1", 64));
+        let ps = s
+            .podman_ok(&[
+                "ps",
+                "-a",
+                "--external",
+                "--no-trunc",
+                "--format",
+                "{{.ID}} {{.Names}} {{.Status}}",
+            ])
+            .unwrap();
+        assert!(ps.contains(&format!("{} ctr1 Created", c1.id)), "{ps}");
+        assert!(ps.contains(&format!("{} x1 Storage", x1.id)), "{ps}");
+        let mounts = std::fs::read_to_string(s.run.join("vfs-layers/mountpoints.json")).unwrap();
+        assert!(mounts.contains("\"count\":1"), "{mounts}");
+        assert!(hook.tag(&id, &[], "localhost/a:latest").unwrap());
+        assert!(
+            !hook
+                .tag(&id, &["localhost/a:latest".into()], "localhost/b:latest")
+                .unwrap()
+        );
+        let names = s
+            .podman_ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .unwrap();
+        assert_eq!(names.trim(), "localhost/a:latest");
+    }
+
+    /// Manifest lists made by the conformance hook: `podman manifest create/add` gives a
+    /// layer-less record holding an OCI index with the instances in order (a stored one
+    /// under its own digest, an absent stand-in with the platform asked for); an unnamed
+    /// list loses its temporary name to another image, which is untagged again; the
+    /// containers-storage store reads both as lists with those instances.
+    #[test]
+    fn podman_setup_makes_manifest_lists() {
+        use crate::conformance::ListInstance;
+        use crate::images::ImageSpec;
+        use imaged_core::model::Platform;
+        let s = Arc::new(PodmanStore::new("vfs").unwrap());
+        let inst = ImageSpec::base("inst", 1);
+        let inst_digest = inst.build().1.digest();
+        let inst_id = s.copy_image(&inst).unwrap();
+        let hook = PodmanSetup {
+            store: Arc::clone(&s),
+            read_only: None,
+        };
+        let plan9 = Platform {
+            os: "plan9".into(),
+            architecture: "mips".into(),
+            variant: String::new(),
+        };
+        let host = Platform::host();
+        let absent = imaged_core::digest::Digest::of(b"absent");
+        let named = ImageSpec::list(
+            vec![(absent, plan9.clone()), (inst_digest, host.clone())],
+            2,
+        )
+        .name("localhost/list:latest");
+        let instances = [
+            ListInstance {
+                digest: absent,
+                platform: &plan9,
+                local: None,
+            },
+            ListInstance {
+                digest: inst_digest,
+                platform: &host,
+                local: Some(inst_id),
+            },
+        ];
+        let list = hook.list(&named, &instances, &[inst_id]).unwrap().unwrap();
+        let unnamed = ImageSpec::list(vec![(inst_digest, host.clone())], 3);
+        let bare = hook
+            .list(&unnamed, &instances[1..], &[inst_id])
+            .unwrap()
+            .unwrap();
+        assert_ne!(list.id, bare.id);
+
+        let records: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(s.root.join("vfs-images/images.json")).unwrap())
+                .unwrap();
+        let record = |id: &ImageId| {
+            records
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id.hex())
+                .unwrap()
+                .clone()
+        };
+        let r = record(&list.id);
+        assert_eq!(r["names"], serde_json::json!(["localhost/list:latest"]));
+        assert!(r.get("layer").is_none(), "{r}");
+        assert_eq!(r["digest"], list.digest.to_string());
+        assert!(record(&bare.id).get("names").is_none());
+        assert!(record(&inst_id).get("names").is_none());
+        let index: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                s.root
+                    .join("vfs-images")
+                    .join(list.id.hex())
+                    .join("manifest"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            index["mediaType"],
+            "application/vnd.oci.image.index.v1+json"
+        );
+        let m = index["manifests"].as_array().unwrap();
+        assert_eq!(m.len(), 2, "{index}");
+        assert_eq!(m[0]["platform"]["os"], "plan9");
+        assert_eq!(m[0]["platform"]["architecture"], "mips");
+        assert_eq!(m[1]["digest"], inst_digest.to_string());
+        assert_eq!(m[1]["platform"]["architecture"], host.architecture);
+
+        let store = imaged_store_cstorage::open(imaged_store_cstorage::StoreOptions::new(
+            s.root.clone(),
+            s.run.clone(),
+            imaged_store_cstorage::Driver::Vfs,
+        ))
+        .unwrap();
+        let view = imaged_core::store::Store::view(&store);
+        let img = view.image(&list.id).unwrap();
+        let got: Vec<_> = img.instances.clone().unwrap_or_default();
+        assert_eq!(got.len(), 2, "{img:?}");
+        assert_eq!((got[1].digest, &got[1].platform), (inst_digest, &host));
+        assert_eq!(got[0].platform, plan9);
+        assert!(img.layers.is_empty() && img.config_blob.is_none());
+        let img = view.image(&bare.id).unwrap();
+        assert!(img.names.is_empty(), "{img:?}");
+        assert_eq!(img.instances.as_ref().map(Vec::len), Some(1));
+    }
+
+    /// The conformance fixtures as containers-storage holds them: each spec's blobs copied
+    /// by skopeo from an OCI layout (as the store's load does) keep the ID, manifest digest,
+    /// layers (shared between parent and child), history and labels the in-process record
+    /// has; a layer-less image loads too.
+    #[test]
+    fn image_specs_load_unchanged_through_skopeo() {
+        use crate::images::ImageSpec;
+        let s = PodmanStore::new("vfs").unwrap();
+        let base = ImageSpec::base("p", 1).label("k", "v");
+        let specs = [
+            base.clone(),
+            base.child("c", 2),
+            base.child("", 3),
+            ImageSpec {
+                history: vec!["ENV a=1".into()],
+                created: 4,
+                ..ImageSpec::default()
+            },
+            ImageSpec::base("arm", 5)
+                .platform("linux", "arm64")
+                .salt("x"),
+        ];
+        for spec in &specs {
+            let img = spec.build().1;
+            assert_eq!(s.copy_image(spec).unwrap(), img.id);
+            let out = s.podman_ok(&["image", "inspect", &img.id.hex()]).unwrap();
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let v = &v[0];
+            assert_eq!(v["Id"], img.id.hex());
+            assert_eq!(v["Digest"], img.manifest.digest.to_string());
+            let layers: Vec<String> = img.layers.iter().map(|l| l.diff_id.to_string()).collect();
+            let got: Vec<String> = v["RootFS"]["Layers"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_owned()).collect())
+                .unwrap_or_default();
+            assert_eq!(got, layers, "{spec:?}");
+            assert_eq!(
+                v["History"].as_array().map_or(0, Vec::len),
+                img.config.history.len()
+            );
+            assert_eq!(
+                v["Labels"]["k"].as_str(),
+                img.config.labels.get("k").map(String::as_str)
+            );
+            assert_eq!(v["Architecture"], img.config.platform.architecture);
+        }
+        let ls = s.podman_ok(&["images", "-a", "-q", "--no-trunc"]).unwrap();
+        assert_eq!(ls.lines().count(), specs.len(), "{ls}");
+    }
+}

@@ -5,16 +5,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::remote::Observation;
-use super::{Action, Case, Rec, Reclaim, Ref};
+use super::{Action, Case, Rec, Reclaim, Ref, SetupContainer};
 use imaged_core::catalog::{Catalog, ChangeSet};
 use imaged_core::digest::Digest;
 use imaged_core::engine::Engine;
 use imaged_core::error::Error;
-use imaged_core::model::{Container, ImageId};
+use imaged_core::model::{Container, ImageId, Platform};
 use imaged_core::ops::{
     ImageSummary, ListOptions, PruneReport, Record, RemoveOptions, RemoveReport,
 };
 use imaged_core::store::Store;
+
+use crate::images::ImageSpec;
 
 /// The IDs of a case's images once stored.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +25,80 @@ pub struct Fixture {
     pub ids: BTreeMap<&'static str, ImageId>,
     /// Manifest digest by key.
     pub digests: BTreeMap<&'static str, Digest>,
+    /// The store's container ID (and name) of each case container, for a backend whose
+    /// containers are made by its engine ([`SetupHook::container`]); a container missing
+    /// here has the case's ID as its store ID.
+    pub containers: BTreeMap<&'static str, RealContainer>,
+}
+
+/// A container a backend made for a case container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealContainer {
+    /// The store's container ID (64 hex).
+    pub id: String,
+    /// Its name in the engine.
+    pub name: String,
+}
+
+/// What a backend does itself when a case's setup asks for it, instead of the suite's
+/// change sets: containers made by the engine's own tools (a backend whose containers are
+/// not registered through the store, e.g. containers-storage: `podman create`,
+/// `buildah from`, mounts for running ones) and names added with the engine's own command.
+pub trait SetupHook: Send {
+    /// Creates the case container `c` on the image `image` (stored already) in the state
+    /// and kind the case asks for; gives its ID and name in the store.
+    fn container(&self, c: &SetupContainer, image: &ImageId) -> Result<RealContainer, String>;
+
+    /// Adds `name` to `image` (whose names are `current`, newest first) natively; `Ok(false)`
+    /// when this hook leaves it to the store's name write (a change set through
+    /// `Store::apply`).
+    fn tag(&self, image: &ImageId, current: &[String], name: &str) -> Result<bool, String> {
+        let _ = (image, current, name);
+        Ok(false)
+    }
+
+    /// Stores the read-only image `spec` where the backend keeps such images (an additional
+    /// image store); its ID, or `None` when the store's own load takes it.
+    fn read_only_image(&self, spec: &ImageSpec) -> Result<Option<ImageId>, String> {
+        let _ = spec;
+        Ok(None)
+    }
+
+    /// Makes the manifest list `spec` with the engine's own tools, once the case's other
+    /// images are stored: `instances` are `spec.instances` in order, each with the ID of the
+    /// case image it names when the case has one (`stored`: every image of the case in the
+    /// store, lists aside). Gives the list's ID and digest as the engine reports them, or
+    /// `None` when the store's own load takes the list as the case writes it.
+    fn list(
+        &self,
+        spec: &ImageSpec,
+        instances: &[ListInstance<'_>],
+        stored: &[ImageId],
+    ) -> Result<Option<RealList>, String> {
+        let _ = (spec, instances, stored);
+        Ok(None)
+    }
+}
+
+/// An instance of a case's manifest list, for [`SetupHook::list`].
+#[derive(Debug, Clone, Copy)]
+pub struct ListInstance<'a> {
+    /// The manifest digest the case lists.
+    pub digest: Digest,
+    /// The platform the case gives it.
+    pub platform: &'a Platform,
+    /// The stored case image with this manifest digest, if the case has one (else the
+    /// instance is absent from the store).
+    pub local: Option<ImageId>,
+}
+
+/// A manifest list a backend made itself ([`SetupHook::list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealList {
+    /// Its image ID in the store.
+    pub id: ImageId,
+    /// Its manifest digest as the engine reports it.
+    pub digest: Digest,
 }
 
 impl Fixture {
@@ -31,6 +107,35 @@ impl Fixture {
             .get(key)
             .copied()
             .ok_or_else(|| format!("the case has no image {key:?}"))
+    }
+
+    /// The store's container ID of the case container `id`.
+    pub fn container_id(&self, id: &str) -> String {
+        self.containers
+            .get(id)
+            .map_or_else(|| id.to_owned(), |c| c.id.clone())
+    }
+
+    /// The ways an error message may spell the case's containers: the message as written
+    /// when the case's IDs are the store's, else with every case container ID (as a whole
+    /// word) replaced by the store's ID, its 12-hex short form, or its name.
+    fn message_variants(&self, m: &str) -> Vec<String> {
+        if self.containers.is_empty() {
+            return vec![m.to_owned()];
+        }
+        let forms: [fn(&RealContainer) -> String; 3] = [
+            |c| c.id.clone(),
+            |c| c.id.get(..12).unwrap_or(&c.id).to_owned(),
+            |c| c.name.clone(),
+        ];
+        forms
+            .iter()
+            .map(|form| {
+                self.containers
+                    .iter()
+                    .fold(m.to_owned(), |acc, (k, c)| replace_word(&acc, k, &form(c)))
+            })
+            .collect()
     }
 
     /// The string a reference stands for.
@@ -79,21 +184,127 @@ impl Fixture {
     }
 }
 
+/// `s` with every whole-word occurrence of `word` (not next to an alphanumeric character)
+/// replaced by `by`.
+fn replace_word(s: &str, word: &str, by: &str) -> String {
+    let word_char = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let mut out = String::new();
+    let mut done = 0;
+    for (i, _) in s.match_indices(word) {
+        if i < done {
+            continue;
+        }
+        let end = i + word.len();
+        if !word_char(s[..i].chars().next_back()) && !word_char(s[end..].chars().next()) {
+            out.push_str(&s[done..i]);
+            out.push_str(by);
+            done = end;
+        }
+    }
+    out.push_str(&s[done..]);
+    out
+}
+
 /// Stores a case's images, tags and containers in `store`.
 pub fn setup(case: &Case, store: &dyn Store) -> Result<Fixture, String> {
+    setup_with(case, store, None)
+}
+
+/// [`setup`], with the backend's own ways of making containers and names where it has
+/// them (`hook`).
+pub fn setup_with(
+    case: &Case,
+    store: &dyn Store,
+    hook: Option<&dyn SetupHook>,
+) -> Result<Fixture, String> {
     let err = |e: Error| format!("setup: {e}");
     let mut fixture = Fixture::default();
-    let specs: Vec<_> = case.images.iter().map(|(_, s)| s.clone()).collect();
+    let is_list = |s: &ImageSpec| s.instances.is_some();
+    let mut elsewhere = BTreeMap::new();
+    if let Some(h) = hook {
+        for (key, spec) in case
+            .images
+            .iter()
+            .filter(|(_, s)| s.read_only && !is_list(s))
+        {
+            if let Some(id) = h.read_only_image(spec)? {
+                elsewhere.insert(*key, id);
+            }
+        }
+    }
+    // With a hook, lists come after the other images (their instances must be stored).
+    let first: Vec<_> = case
+        .images
+        .iter()
+        .filter(|(k, s)| !(elsewhere.contains_key(k) || (hook.is_some() && is_list(s))))
+        .collect();
+    let specs: Vec<_> = first.iter().map(|(_, s)| s.clone()).collect();
     let ids = crate::images::add_images(store, &specs).map_err(err)?;
-    for ((key, spec), id) in case.images.iter().zip(ids) {
-        fixture.ids.insert(key, id);
-        fixture.digests.insert(key, spec.build().1.digest());
+    let mut ids: BTreeMap<&'static str, ImageId> = first
+        .iter()
+        .map(|(k, _)| *k)
+        .zip(ids)
+        .chain(elsewhere)
+        .collect();
+    let mut made: BTreeMap<&'static str, Digest> = BTreeMap::new();
+    if let Some(h) = hook {
+        let stored: Vec<ImageId> = first
+            .iter()
+            .filter(|(_, s)| !is_list(s))
+            .filter_map(|(k, _)| ids.get(k).copied())
+            .collect();
+        let mut deferred = Vec::new();
+        for (key, spec) in case.images.iter().filter(|(_, s)| is_list(s)) {
+            let instances: Vec<ListInstance<'_>> = spec
+                .instances
+                .iter()
+                .flatten()
+                .map(|(digest, platform)| ListInstance {
+                    digest: *digest,
+                    platform,
+                    local: first
+                        .iter()
+                        .find(|(_, s)| !is_list(s) && s.build().1.digest() == *digest)
+                        .and_then(|(k, _)| ids.get(k).copied()),
+                })
+                .collect();
+            match h.list(spec, &instances, &stored)? {
+                Some(real) => {
+                    ids.insert(key, real.id);
+                    made.insert(key, real.digest);
+                }
+                None => deferred.push((*key, spec.clone())),
+            }
+        }
+        if !deferred.is_empty() {
+            let specs: Vec<_> = deferred.iter().map(|(_, s)| s.clone()).collect();
+            let later = crate::images::add_images(store, &specs).map_err(err)?;
+            ids.extend(deferred.iter().map(|(k, _)| *k).zip(later));
+        }
+    }
+    for (key, spec) in &case.images {
+        fixture
+            .ids
+            .insert(key, *ids.get(key).ok_or("an image was not stored")?);
+        let digest = made
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| spec.build().1.digest());
+        fixture.digests.insert(key, digest);
     }
     for (key, name) in &case.tags {
         let view = store.view();
         let img = view
             .image(&fixture.id(key)?)
             .ok_or("tagged image missing")?;
+        // A list is named through the store: the engine's tag command names its instance.
+        let list = case.images.iter().any(|(k, s)| k == key && is_list(s));
+        if let Some(h) = hook
+            && !list
+            && h.tag(&img.id, &img.names, name)?
+        {
+            continue;
+        }
         let mut next = (**img).clone();
         next.names.insert(0, (*name).to_owned());
         store
@@ -103,7 +314,12 @@ pub fn setup(case: &Case, store: &dyn Store) -> Result<Fixture, String> {
             })
             .map_err(err)?;
     }
-    if !case.containers.is_empty() {
+    if let Some(h) = hook {
+        for c in &case.containers {
+            let real = h.container(c, &fixture.id(c.image)?)?;
+            fixture.containers.insert(c.id, real);
+        }
+    } else if !case.containers.is_empty() {
         let mut change = ChangeSet::default();
         for c in &case.containers {
             change.put_containers.push(Arc::new(Container {
@@ -236,8 +452,9 @@ pub(super) fn check_state(
         (Some(_), Some(e)) => {
             if let Some(m) = x.message {
                 let m = f.expand(m)?;
-                if !e.message.contains(&m) {
-                    return Err(format!("error message {:?} lacks {m:?}", e.message));
+                let variants = f.message_variants(&m);
+                if !variants.iter().any(|v| e.message.contains(v)) {
+                    return Err(format!("error message {:?} lacks {variants:?}", e.message));
                 }
             }
         }
@@ -269,7 +486,7 @@ pub(super) fn check_state(
         }
     }
     if let (Some(want), Some(got)) = (&x.removed_containers, removed)
-        && want.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>() != *got
+        && want.iter().map(|s| f.container_id(s)).collect::<Vec<_>>() != *got
     {
         return Err(format!(
             "removed containers: expected {want:?}, got {got:?}"
@@ -313,7 +530,7 @@ pub(super) fn check_state(
     }
     if let Some(want) = &x.containers {
         let got: Vec<&str> = after.containers.iter().map(String::as_str).collect();
-        let mut want = want.clone();
+        let mut want: Vec<String> = want.iter().map(|c| f.container_id(c)).collect();
         want.sort_unstable();
         if got != want {
             return Err(format!("containers: expected {want:?}, got {got:?}"));
@@ -359,4 +576,46 @@ pub(super) fn check_state(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_are_replaced_as_whole_words() {
+        assert_eq!(
+            replace_word("container ctr1 is running", "ctr1", "X"),
+            "container X is running"
+        );
+        assert_eq!(
+            replace_word("ctr1,ctr12 xctr1 ctr1", "ctr1", "X"),
+            "X,ctr12 xctr1 X"
+        );
+        assert_eq!(replace_word("no match", "ctr1", "X"), "no match");
+    }
+
+    #[test]
+    fn messages_name_real_containers_by_id_short_id_or_name() {
+        let mut f = Fixture::default();
+        assert_eq!(f.message_variants("used by x1"), vec!["used by x1"]);
+        let id = "ab".repeat(32);
+        f.containers.insert(
+            "x1",
+            RealContainer {
+                id: id.clone(),
+                name: "x1".into(),
+            },
+        );
+        assert_eq!(
+            f.message_variants("used by x1: in use"),
+            vec![
+                format!("used by {id}: in use"),
+                format!("used by {}: in use", &id[..12]),
+                "used by x1: in use".to_owned(),
+            ]
+        );
+        assert_eq!(f.container_id("x1"), id);
+        assert_eq!(f.container_id("other"), "other");
+    }
 }

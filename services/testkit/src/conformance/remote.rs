@@ -27,7 +27,7 @@ use crate::archive::{self as synth, ArchiveOptions, SynthImage, corrupt};
 use crate::images::ImageSpec;
 use imaged_core::catalog::Catalog;
 use imaged_core::digest::Digest;
-use imaged_core::model::{HistoryEntry, ImageId};
+use imaged_core::model::ImageId;
 
 /// A case ready for an API driver.
 #[derive(Debug, Clone)]
@@ -117,28 +117,7 @@ fn common_prefix(a: &str, b: &str) -> usize {
 /// The synthetic image standing for a testkit image (same layers, history, labels,
 /// creation time, platform, names); `salt` goes into the config's user.
 fn synth_of(spec: &ImageSpec, salt: &str) -> SynthImage {
-    let mut img = SynthImage {
-        layers: spec.layers.clone(),
-        history: spec
-            .history
-            .iter()
-            .map(|h| HistoryEntry {
-                created_by: h.clone(),
-                // testkit writes "ADD <content>" for layer steps, anything else is empty.
-                empty_layer: !h.starts_with("ADD "),
-                ..HistoryEntry::default()
-            })
-            .collect(),
-        labels: spec.labels.clone(),
-        created: Some(spec.created * 1_000_000_000),
-        user: format!("{}{salt}", spec.salt),
-        names: spec.names.clone(),
-        ..SynthImage::default()
-    };
-    if let Some(p) = &spec.platform {
-        img.platform = p.clone();
-    }
-    img
+    spec.synth(salt)
 }
 
 /// Turns a case into archives, a fixture and a rewritten case; `Err` with the reason when
