@@ -29,6 +29,7 @@ use crate::schema::{ContainerRecord, ImageRecord, LayerRecord};
 
 const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const MT_DOCKER_V1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
 const MT_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -55,7 +56,8 @@ pub(crate) struct ManifestInfo {
 pub(crate) struct ConvertCache {
     /// `(created string, config)` by image ID.
     configs: HashMap<String, (String, Arc<ImageConfig>)>,
-    /// Manifest info by image ID and `digest` field.
+    /// Manifest info by image ID, with the digest of the `manifest` item it was read from
+    /// (`podman manifest add` rewrites that item and leaves the record's `digest` alone).
     manifests: HashMap<String, (String, ManifestInfo)>,
 }
 
@@ -137,7 +139,14 @@ fn read_manifest(paths: &Paths, id: &str) -> Option<(Vec<u8>, ManifestInfo)> {
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     let mt = v.get("mediaType").and_then(Value::as_str).unwrap_or("");
     let schema = v.get("schemaVersion").and_then(Value::as_i64).unwrap_or(2);
-    let list = v.get("manifests").and_then(Value::as_array);
+    // A list is known by its media type; `podman manifest create` writes an empty one
+    // with `"manifests": null`, which is still a list (of no instances).
+    let is_list_type = mt == MT_OCI_INDEX || mt == MT_DOCKER_LIST;
+    let empty: Vec<Value> = Vec::new();
+    let list = v
+        .get("manifests")
+        .and_then(Value::as_array)
+        .or_else(|| is_list_type.then_some(&empty));
     let media_type = if !mt.is_empty() {
         mt.to_owned()
     } else if schema == 1 {
@@ -308,14 +317,16 @@ pub(crate) fn image(
     let has = |k: &str| rec.big_data_names.iter().any(|n| n == k);
 
     let manifest = if has("manifest") {
+        let item = rec
+            .big_data_digests
+            .get("manifest")
+            .map_or_else(|| rec.digest.clone(), Clone::clone);
         match cache.manifests.get(&rec.id) {
-            Some((d, info)) if *d == rec.digest => Some(info.clone()),
+            Some((d, info)) if *d == item => Some(info.clone()),
             _ => {
                 let info = read_manifest(paths, &rec.id).map(|(_, i)| i);
                 if let Some(i) = &info {
-                    cache
-                        .manifests
-                        .insert(rec.id.clone(), (rec.digest.clone(), i.clone()));
+                    cache.manifests.insert(rec.id.clone(), (item, i.clone()));
                 }
                 info
             }

@@ -20,8 +20,12 @@ pub struct CStorageStore {
     pub(crate) locks: Locks,
     /// The records and catalog; held by one refresh or one apply at a time.
     pub(crate) snap: Mutex<Snapshot>,
-    /// The last published catalog (served while `snap` is busy).
+    /// The last published catalog (served while an apply holds `snap`).
     current: RwLock<Arc<Catalog>>,
+    /// Serialises readers' refreshes: a reader waits for another reader's refresh (reads
+    /// only, short) rather than serve a catalog older than a change that finished before
+    /// its call; it never waits for an apply.
+    refreshing: Mutex<()>,
     pub(crate) loads: Arc<Loads>,
 }
 
@@ -58,6 +62,7 @@ impl CStorageStore {
             locks,
             snap: Mutex::new(snap),
             current: RwLock::new(Arc::new(Catalog::new())),
+            refreshing: Mutex::new(()),
             loads,
             opts,
         };
@@ -97,8 +102,14 @@ impl CStorageStore {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Refreshes the snapshot if the store moved, without waiting for any lock.
+    /// Refreshes the snapshot if the store moved. Waits only for another reader's refresh,
+    /// never for an apply (its catalog is served until it publishes) nor for another
+    /// process's write lock (the previous snapshot is served and the next call retries).
     pub(crate) fn refresh(&self) -> Arc<Catalog> {
+        let _one_reader = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut snap = match self.snap.try_lock() {
             Ok(s) => s,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),

@@ -218,3 +218,66 @@ fn additional_image_stores_are_read_only() {
         "localhost/ro:1"
     );
 }
+
+/// Readers that ask at the same time after a podman change all see it: none is served the
+/// catalog from before because another reader was refreshing.
+#[test]
+fn concurrent_readers_all_see_a_finished_podman_change() {
+    let s = PodmanStore::new("vfs").unwrap();
+    s.load_archive(&busybox_archive("localhost/cr:1").unwrap())
+        .unwrap();
+    let store = Arc::new(open(&s));
+    assert!(store.view().image_by_name("localhost/cr:1").is_some());
+    for round in 0..5 {
+        let name = format!("localhost/cr:r{round}");
+        s.podman_ok(&["tag", "localhost/cr:1", &name]).unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let seen: Vec<bool> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..8)
+                .map(|_| {
+                    let (store, barrier, name) = (Arc::clone(&store), Arc::clone(&barrier), &name);
+                    sc.spawn(move || {
+                        barrier.wait();
+                        store.view().image_by_name(name).is_some()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(seen.iter().all(|&b| b), "round {round}: {seen:?}");
+    }
+}
+
+/// Manifest lists as `podman manifest create` / `add` make them: an empty list is a list
+/// (its `manifests` is null), and an instance added later shows in the next view although
+/// the record's `digest` field keeps the first list's digest.
+#[test]
+fn manifest_lists_podman_makes_and_grows() {
+    let s = PodmanStore::new("vfs").unwrap();
+    s.load_archive(&busybox_archive("localhost/inst:1").unwrap())
+        .unwrap();
+    let store = open(&s);
+    let inst = store.view().image_by_name("localhost/inst:1").unwrap().id;
+    s.podman_ok(&["manifest", "create", "localhost/list:1"])
+        .unwrap();
+    let v = store.view();
+    let list = v.image_by_name("localhost/list:1").unwrap();
+    assert_eq!(list.instances.as_deref(), Some(&[][..]), "{list:?}");
+    let arch = imaged_core::model::Platform::host().architecture;
+    s.podman_ok(&[
+        "manifest",
+        "add",
+        "--os",
+        "linux",
+        "--arch",
+        &arch,
+        "localhost/list:1",
+        &format!("containers-storage:{}", inst.hex()),
+    ])
+    .unwrap();
+    let v = store.view();
+    let list = v.image_by_name("localhost/list:1").unwrap();
+    let instances = list.instances.as_ref().unwrap();
+    assert_eq!(instances.len(), 1, "{list:?}");
+    assert_eq!(instances[0].platform.architecture, arch);
+}

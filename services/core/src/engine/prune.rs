@@ -22,6 +22,10 @@ use crate::graph::tree::Tree;
 use crate::graph::{Facts, IndexFacts, TreeFacts};
 use crate::model::{Image, ImageId};
 
+/// How many times a prune round is planned again after the store refused it as stale
+/// (another program changed the store meanwhile) before the prune gives up.
+const MAX_STALE_ROUNDS: u32 = 5;
+
 impl Engine {
     /// PruneImages (SPEC §4). `deadline`: give up waiting for a running prune then
     /// (`DeadlineExceeded`).
@@ -41,6 +45,7 @@ impl Engine {
         let mut report = PruneReport::default();
         let mut failed: HashSet<ImageId> = HashSet::new();
         let mut dry_view: Option<Arc<Catalog>> = None;
+        let mut stale_rounds = 0;
         loop {
             let _w = (!opts.dry_run).then(|| self.write_lock());
             let view = dry_view.clone().unwrap_or_else(|| self.view());
@@ -96,7 +101,20 @@ impl Engine {
                 report.reclaimed_bytes += applied.released.iter().map(|(_, s)| s).sum::<u64>();
                 dry_view = Some(Arc::new(applied.catalog));
             } else {
-                report.reclaimed_bytes += self.apply_plan(&view, &plan, false)?;
+                match self.apply_plan(&view, &plan, false) {
+                    Ok(n) => report.reclaimed_bytes += n,
+                    // Another program changed the store since this round's view (a store
+                    // with other writers refuses a stale plan whole): select again on a
+                    // fresh view, a bounded number of times.
+                    Err(e)
+                        if e.kind == ErrorKind::ConcurrentModification
+                            && stale_rounds < MAX_STALE_ROUNDS =>
+                    {
+                        stale_rounds += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             // On the index another round is cheap and decides exactly.
             let again = tree.as_ref().is_none_or(|tree| {
