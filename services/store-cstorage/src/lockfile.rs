@@ -163,7 +163,9 @@ impl LockFile {
             .map(|file| ReadGuard { _file: file, _g: g }))
     }
 
-    /// An exclusive lock, waiting for every holder.
+    /// An exclusive lock, waiting for every holder (tests; the store bounds its wait with
+    /// [`LockFile::write_until`]).
+    #[cfg(test)]
     pub(crate) fn write(&self) -> io::Result<WriteGuard<'_>> {
         if self.read_only {
             return Err(io::Error::new(
@@ -181,8 +183,25 @@ impl LockFile {
         Ok(WriteGuard { file, _g: g })
     }
 
+    /// An exclusive lock, waiting until `deadline` at most (retrying every 10 ms, as
+    /// c/storage does on errors): a process that holds the lock for longer (a hung podman)
+    /// makes this fail with `TimedOut` instead of blocking imaged forever.
+    pub(crate) fn write_until(&self, deadline: std::time::Instant) -> io::Result<WriteGuard<'_>> {
+        loop {
+            if let Some(g) = self.try_write()? {
+                return Ok(g);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "held by another process for too long",
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// An exclusive lock if nobody holds one now; `None` otherwise.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn try_write(&self) -> io::Result<Option<WriteGuard<'_>>> {
         let g = match self.inproc.try_write() {
             Ok(g) => g,
@@ -280,6 +299,25 @@ mod tests {
         let r = b.try_read().unwrap().expect("released");
         assert!(a.try_write().unwrap().is_none());
         drop(r);
+    }
+
+    /// A lock held by someone else for too long: the bounded wait gives up with
+    /// `TimedOut`; once it is released the wait succeeds.
+    #[test]
+    fn bounded_write_wait_gives_up_on_a_held_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("y.lock");
+        let holder = LockFile::open(&p, false).unwrap();
+        let waiter = LockFile::open(&p, false).unwrap();
+        let held = holder.write().unwrap();
+        let soon = std::time::Instant::now() + std::time::Duration::from_millis(50);
+        match waiter.write_until(soon) {
+            Ok(_) => panic!("must time out while the lock is held"),
+            Err(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+        }
+        drop(held);
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        assert!(waiter.write_until(later).is_ok());
     }
 
     /// While imaged holds a lock, a classic (non-OFD) fcntl lock of another process —

@@ -105,6 +105,11 @@ fn lock(path: PathBuf, ro: bool) -> Result<LockFile> {
     LockFile::open(&path, ro).map_err(|e| Error::io(&format!("opening {}", path.display()), &e))
 }
 
+/// How long an apply waits for the store's write locks before it gives up with
+/// `ConcurrentModification` (another process holds them: podman normally for
+/// milliseconds).
+const WRITE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn lock_err(f: &LockFile, e: &io::Error) -> Error {
     crate::store::lock_error(&f.path().display().to_string(), e)
 }
@@ -162,13 +167,14 @@ impl Locks {
 
     /// Write locks layers → images → (read-only stores R) → containers, waiting.
     pub(crate) fn write(&self) -> Result<WriteLocks<'_>> {
+        let deadline = std::time::Instant::now() + WRITE_LOCK_WAIT;
         let layers = self
             .layers
-            .write()
+            .write_until(deadline)
             .map_err(|e| lock_err(&self.layers, &e))?;
         let images = self
             .images
-            .write()
+            .write_until(deadline)
             .map_err(|e| lock_err(&self.images, &e))?;
         let mut ro = Vec::new();
         for (l, i) in &self.ro {
@@ -177,7 +183,7 @@ impl Locks {
         }
         let containers = self
             .containers
-            .write()
+            .write_until(deadline)
             .map_err(|e| lock_err(&self.containers, &e))?;
         Ok(WriteLocks {
             layers,
