@@ -86,8 +86,8 @@ struct Args {
     /// the podman tools needed).
     #[arg(long, value_delimiter = ',')]
     cstorage_sizes: Vec<usize>,
-    /// Where podman-built stores are cached between runs [default:
-    /// `<workdir or $TMPDIR>/imaged-bench-cache`].
+    /// Where podman-built stores are cached between runs (default:
+    /// `<workdir or $TMPDIR>/imaged-bench-cache`).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
 }
