@@ -30,4 +30,5 @@ mod remove;
 mod cstorage_concurrency;
 mod cstorage_crash;
 mod cstorage_differential;
+mod cstorage_listing;
 mod cstorage_support;

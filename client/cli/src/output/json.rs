@@ -4,7 +4,7 @@
 use imaged_client::proto;
 use serde_json::{Map, Value, json};
 
-use super::human::{bare_id, rfc3339};
+use super::human::{bare_id, rfc3339, rfc3339_seconds};
 
 fn opt_id(id: &str) -> Value {
     Value::String(bare_id(id).to_owned())
@@ -30,7 +30,8 @@ pub(crate) fn image(img: &proto::Image) -> Value {
         "Digest": img.digest,
         "Digests": img.digests,
         "Created": created.map_or(0, |t| t.seconds),
-        "CreatedAt": rfc3339(created),
+        // podman prints the Unix seconds as RFC 3339 (no fraction).
+        "CreatedAt": rfc3339_seconds(created),
         "Size": img.size,
         "SharedSize": img.shared_size,
         "UniqueSize": img.unique_size,
