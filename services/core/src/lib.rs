@@ -15,6 +15,7 @@
 //! * [`filter`] — the filter language of list and prune (SPEC §5.3).
 //! * [`archive`] — reading docker-archive / oci-archive tars for LoadImages.
 //! * [`error`] — error kinds with their `ErrorInfo` reasons, declared once.
+//! * [`transfer`] — the pull/push contract a registry client implements (no network here).
 //! * [`work`] — work counters that tests use to assert linear cost.
 
 pub mod archive;
@@ -29,6 +30,7 @@ pub mod model;
 pub mod reference;
 pub mod store;
 pub mod time;
+pub mod transfer;
 pub mod work;
 
 pub use catalog::{Catalog, ChangeSet};
