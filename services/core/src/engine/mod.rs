@@ -17,6 +17,7 @@ mod load;
 pub mod ops;
 pub(crate) mod pinned;
 mod prune;
+pub mod staged;
 pub(crate) mod remove;
 pub mod repair;
 mod tag;
