@@ -82,11 +82,14 @@ impl RegistryClient {
 
     /// The default platform for manifest lists.
     pub(crate) fn default_platform(&self) -> Platform {
-        self.opts.default_platform.clone().unwrap_or_else(|| Platform {
-            os: "linux".to_owned(),
-            architecture: host_arch().to_owned(),
-            variant: String::new(),
-        })
+        self.opts
+            .default_platform
+            .clone()
+            .unwrap_or_else(|| Platform {
+                os: "linux".to_owned(),
+                architecture: host_arch().to_owned(),
+                variant: String::new(),
+            })
     }
 
     /// Where `reference` may be pulled from, in order. Seam for `conf::RegistriesConf`
@@ -112,7 +115,12 @@ impl RegistryClient {
 
     /// The credentials to use for `host`/`repo`. Seam for `auth::lookup` (auth files,
     /// credential helpers): until it lands, the request's credentials or anonymous.
-    pub(crate) fn auth(&self, given: Option<&Credentials>, _host: &str, _repo: &str) -> RegistryAuth {
+    pub(crate) fn auth(
+        &self,
+        given: Option<&Credentials>,
+        _host: &str,
+        _repo: &str,
+    ) -> RegistryAuth {
         match given {
             Some(c) if !c.registry_token.is_empty() => {
                 RegistryAuth::Bearer(c.registry_token.clone())
@@ -195,11 +203,8 @@ fn host_arch() -> &'static str {
 /// Parses a fully-qualified reference (its first component names a registry).
 pub(crate) fn parse_qualified(reference: &str) -> Result<Reference> {
     let invalid = |why: &str| {
-        Error::new(
-            ErrorKind::InvalidReference,
-            format!("{reference}: {why}"),
-        )
-        .with_meta("reference", reference)
+        Error::new(ErrorKind::InvalidReference, format!("{reference}: {why}"))
+            .with_meta("reference", reference)
     };
     let first = reference.split('/').next().unwrap_or_default();
     let qualified = reference.contains('/')
@@ -228,7 +233,12 @@ pub(crate) fn digest_of(s: &str) -> Result<Digest> {
 /// "manifest/blob unknown" (the caller adds the candidates tried).
 pub(crate) fn map_err(e: OciDistributionError, what: &str) -> Error {
     use OciDistributionError as E;
-    let not_found = || Error::new(ErrorKind::NotFoundInRegistries, format!("{what}: not found"));
+    let not_found = || {
+        Error::new(
+            ErrorKind::NotFoundInRegistries,
+            format!("{what}: not found"),
+        )
+    };
     let unauthorized = || {
         Error::new(
             ErrorKind::RegistryUnauthorized,
@@ -272,10 +282,7 @@ pub(crate) fn map_err(e: OciDistributionError, what: &str) -> Error {
         E::DigestError(d) => Error::new(ErrorKind::DigestMismatch, format!("{what}: {d}")),
         E::RequestError(r) => request_error(&r, what),
         E::IoError(io) => io_error(&io, what),
-        other => Error::new(
-            ErrorKind::RegistryUnreachable,
-            format!("{what}: {other}"),
-        ),
+        other => Error::new(ErrorKind::RegistryUnreachable, format!("{what}: {other}")),
     }
 }
 
@@ -290,7 +297,10 @@ fn request_error(r: &reqwest::Error, what: &str) -> Error {
     }
     if let Some(s) = r.status() {
         return match s.as_u16() {
-            404 => Error::new(ErrorKind::NotFoundInRegistries, format!("{what}: not found")),
+            404 => Error::new(
+                ErrorKind::NotFoundInRegistries,
+                format!("{what}: not found"),
+            ),
             401 | 403 => Error::new(
                 ErrorKind::RegistryUnauthorized,
                 format!("{what}: the registry refused the credentials (unauthorized)"),
@@ -380,7 +390,11 @@ impl Drop for OwnerGuard<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&self.digest);
-        *self.slot.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *self
+            .slot
+            .done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         self.slot.cv.notify_all();
     }
 }

@@ -133,7 +133,10 @@ fn fetch_manifest(
     if bytes.len() > MAX_MANIFEST {
         return Err(Error::new(
             ErrorKind::TooLarge,
-            format!("{what}: {} bytes, over the limit of {MAX_MANIFEST}", bytes.len()),
+            format!(
+                "{what}: {} bytes, over the limit of {MAX_MANIFEST}",
+                bytes.len()
+            ),
         ));
     }
     let digest = Digest::of(&bytes);
@@ -225,7 +228,10 @@ fn pull_from(
                     }
                 ),
             )
-            .with_meta("platform", format!("{}/{}", platform.os, platform.architecture)));
+            .with_meta(
+                "platform",
+                format!("{}/{}", platform.os, platform.architecture),
+            ));
         };
         let ir = r.clone_with_digest(d.to_string());
         (

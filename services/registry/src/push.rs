@@ -26,7 +26,10 @@ pub(crate) fn push(
     if image.instances.is_some() {
         return Err(Error::new(
             ErrorKind::Unimplemented,
-            format!("{}: pushing a manifest list is not supported yet", req.source),
+            format!(
+                "{}: pushing a manifest list is not supported yet",
+                req.source
+            ),
         ));
     }
     let dest = if req.destination.is_empty() {
@@ -51,13 +54,20 @@ pub(crate) fn push(
     progress(TransferEvent::Resolved {
         reference: r.whole(),
     });
-    let blobs: Vec<&BlobRef> = image.config_blob.iter().chain(image.layers.iter().map(|l| &l.blob)).collect();
+    let blobs: Vec<&BlobRef> = image
+        .config_blob
+        .iter()
+        .chain(image.layers.iter().map(|l| &l.blob))
+        .collect();
     for b in blobs {
         push_blob(client, engine, &oci, &r, &auth, b, progress)?;
     }
     let manifest = read(engine, &image.manifest.digest, "manifest")?;
     let ct = HeaderValue::from_str(&image.manifest.media_type).map_err(|e| {
-        Error::internal(format!("manifest media type {:?}: {e}", image.manifest.media_type))
+        Error::internal(format!(
+            "manifest media type {:?}: {e}",
+            image.manifest.media_type
+        ))
     })?;
     client
         .rt

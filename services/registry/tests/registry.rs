@@ -35,7 +35,10 @@ fn client(hosts: &[&str]) -> RegistryClient {
 fn mem_engine() -> (Engine, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
     (
-        Engine::new(Arc::clone(&store) as Arc<dyn Store>, EngineConfig::default()),
+        Engine::new(
+            Arc::clone(&store) as Arc<dyn Store>,
+            EngineConfig::default(),
+        ),
         store,
     )
 }
@@ -48,7 +51,11 @@ fn req(reference: &str) -> PullRequest {
     }
 }
 
-fn pull(c: &RegistryClient, e: &Engine, r: &PullRequest) -> imaged_core::Result<imaged_core::transfer::PullOutcome> {
+fn pull(
+    c: &RegistryClient,
+    e: &Engine,
+    r: &PullRequest,
+) -> imaged_core::Result<imaged_core::transfer::PullOutcome> {
     c.pull(e, r, &mut |_| {})
 }
 
@@ -70,7 +77,11 @@ fn base() -> SynthImage {
 fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
     let reg = TestRegistry::start();
     let img = base().child(b"app layer", "RUN app");
-    let digest = reg.push_archive(&oci_archive_with(&[img.clone()], &gz()), "app:1", false);
+    let digest = reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&img), &gz()),
+        "app:1",
+        false,
+    );
     let c = client(&[reg.host()]);
     let name = format!("{}/app:1", reg.host());
 
@@ -80,7 +91,10 @@ fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
     assert_eq!(out.image_id, img.id());
     assert_eq!(out.digest, digest);
     assert!(!out.up_to_date);
-    assert!(matches!(events.first(), Some(TransferEvent::Resolved { .. })));
+    assert!(matches!(
+        events.first(),
+        Some(TransferEvent::Resolved { .. })
+    ));
     let view = e.view();
     let got = view.image_by_name(&name).expect("named after the pull");
     assert_eq!(got.id, img.id());
@@ -88,7 +102,15 @@ fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
 
     // Again: nothing fetched (Missing policy answers locally, Always finds it current).
-    let again = pull(&c, &e, &PullRequest { policy: PullPolicy::Missing, ..req(&name) }).unwrap();
+    let again = pull(
+        &c,
+        &e,
+        &PullRequest {
+            policy: PullPolicy::Missing,
+            ..req(&name)
+        },
+    )
+    .unwrap();
     assert!(again.up_to_date);
     let again = pull(&c, &e, &req(&name)).unwrap();
     assert!(again.up_to_date);
@@ -101,7 +123,10 @@ fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
     let out = pull(&c, &le, &req(&by_digest)).unwrap();
     assert_eq!(out.image_id, img.id());
     assert!(le.view().image(&img.id()).is_some());
-    assert_eq!(le.store().check(false).unwrap().problems, Vec::<String>::new());
+    assert_eq!(
+        le.store().check(false).unwrap().problems,
+        Vec::<String>::new()
+    );
 
     // Not there: NOT_FOUND_IN_REGISTRIES listing the candidate.
     let err = pull(&c, &e, &req(&format!("{}/nope:1", reg.host()))).unwrap_err();
@@ -132,7 +157,10 @@ fn platform_of_a_manifest_list() {
     assert_eq!(out.image_id, arm.id());
     assert_eq!(out.digest, list);
     assert!(e.view().image(&arm.id()).unwrap().digests.contains(&list));
-    assert!(e.view().image(&amd.id()).is_none(), "only the chosen instance");
+    assert!(
+        e.view().image(&amd.id()).is_none(),
+        "only the chosen instance"
+    );
 
     let (e, _) = mem_engine();
     let r = PullRequest {
@@ -164,14 +192,27 @@ fn blobs_the_store_has_are_not_fetched_again() {
     let reg = TestRegistry::start();
     let b = base();
     let child = b.child(b"child", "RUN child");
-    reg.push_archive(&oci_archive_with(&[b.clone()], &gz()), "base:1", false);
-    reg.push_archive(&oci_archive_with(&[child.clone()], &gz()), "child:1", false);
+    reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&b), &gz()),
+        "base:1",
+        false,
+    );
+    reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&child), &gz()),
+        "child:1",
+        false,
+    );
     let c = client(&[reg.host()]);
     let (e, _) = mem_engine();
     pull(&c, &e, &req(&format!("{}/base:1", reg.host()))).unwrap();
     let mut skipped = Vec::new();
     c.pull(&e, &req(&format!("{}/child:1", reg.host())), &mut |ev| {
-        if let TransferEvent::Blob { digest, skipped: true, .. } = ev {
+        if let TransferEvent::Blob {
+            digest,
+            skipped: true,
+            ..
+        } = ev
+        {
             skipped.push(digest);
         }
     })
@@ -266,7 +307,8 @@ fn relay(client: TcpStream, upstream: &str, target: Digest) -> std::io::Result<(
             .iter()
             .find_map(|l| {
                 let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
             })
             .unwrap_or(0);
         for l in &resp {

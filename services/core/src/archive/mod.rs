@@ -35,8 +35,7 @@ use crate::store::{Staging, Store};
 pub(crate) use stream::{Collected, StagedBlob, collect, stage_blob};
 pub use verify::{
     IndexEntry, MT_DOCKER_CONFIG, MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_CONFIG, MT_OCI_INDEX,
-    MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_LAYER_ZSTD, MT_OCI_MANIFEST, index_json,
-    manifest_json,
+    MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_LAYER_ZSTD, MT_OCI_MANIFEST, index_json, manifest_json,
 };
 
 /// The limits of one load, from [`EngineConfig`]'s `max_load_*` fields.

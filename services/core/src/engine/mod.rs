@@ -17,9 +17,9 @@ mod load;
 pub mod ops;
 pub(crate) mod pinned;
 mod prune;
-pub mod staged;
 pub(crate) mod remove;
 pub mod repair;
+pub mod staged;
 mod tag;
 pub(crate) mod token;
 
