@@ -80,6 +80,18 @@ error_kinds! {
     Internal => "INTERNAL",
     /// Not offered.
     Unimplemented => "UNIMPLEMENTED",
+    /// A pull found the image in none of the registries tried (`candidates` metadata).
+    NotFoundInRegistries => "NOT_FOUND_IN_REGISTRIES",
+    /// A registry refused the credentials (or asked for some and none were given).
+    RegistryUnauthorized => "REGISTRY_UNAUTHORIZED",
+    /// The TLS handshake with a registry failed (unknown CA, bad certificate, ...).
+    TlsFailure => "TLS_FAILURE",
+    /// Content received does not match its digest.
+    DigestMismatch => "DIGEST_MISMATCH",
+    /// A manifest list has no instance for the requested platform.
+    NoMatchingPlatform => "NO_MATCHING_PLATFORM",
+    /// A registry could not be reached (connection refused, DNS, timeout, 5xx).
+    RegistryUnreachable => "REGISTRY_UNREACHABLE",
 }
 
 impl ErrorKind {

@@ -241,3 +241,69 @@ fn format_can_be_forced() {
     assert!(err.message.contains("oci-layout"), "{err}");
     assert!(synth::is_gzip(&synth::gzip(b"x")));
 }
+
+/// zstd layers (`+zstd`, as podman and containerd push them) load: the diff ID is the
+/// digest of the decompressed tar; a zstd layer whose content is not the config's diff
+/// ID is refused.
+#[test]
+fn loads_zstd_layers() {
+    use imaged_core::archive::{
+        IndexEntry, MT_OCI_CONFIG, MT_OCI_LAYER_ZSTD, MT_OCI_MANIFEST, index_json, manifest_json,
+    };
+    use imaged_core::model::BlobRef;
+    let image = img("z").named("quay.io/org/z:1");
+    let build = |layer_tar: &[u8]| {
+        let layer = zstd::stream::encode_all(layer_tar, 3).unwrap();
+        let config = image.config_json();
+        let lref = BlobRef {
+            digest: Digest::of(&layer),
+            size: layer.len() as u64,
+            media_type: MT_OCI_LAYER_ZSTD.into(),
+        };
+        let cref = BlobRef {
+            digest: Digest::of(&config),
+            size: config.len() as u64,
+            media_type: MT_OCI_CONFIG.into(),
+        };
+        let manifest = manifest_json(&cref, std::slice::from_ref(&lref)).unwrap();
+        let mref = BlobRef {
+            digest: Digest::of(&manifest),
+            size: manifest.len() as u64,
+            media_type: MT_OCI_MANIFEST.into(),
+        };
+        let mut t = synth::TarOut::new();
+        t.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#);
+        for b in [&layer, &config, &manifest] {
+            t.file(&format!("blobs/sha256/{}", Digest::of(b).hex()), b);
+        }
+        let annotations = std::collections::BTreeMap::from([(
+            "org.opencontainers.image.ref.name",
+            "quay.io/org/z:1",
+        )]);
+        let index = index_json(
+            None,
+            &[IndexEntry {
+                blob: &mref,
+                platform: None,
+                annotations,
+            }],
+        )
+        .unwrap();
+        t.file("index.json", &index);
+        (t.finish(), lref.digest)
+    };
+    let rig = Rig::new();
+    let (archive, layer_digest) = build(&image.layer_tar(0));
+    let report = rig.load(&archive).unwrap();
+    assert_eq!(report.images[0].id, image.id());
+    let loaded = rig.image(&image.id());
+    assert_eq!(loaded.layers[0].blob.digest, layer_digest);
+    assert_eq!(loaded.layers[0].blob.media_type, MT_OCI_LAYER_ZSTD);
+    assert_eq!(loaded.diff_ids().collect::<Vec<_>>(), image.diff_ids());
+
+    let rig = Rig::new();
+    let (bad, _) = build(b"not the layer the config describes");
+    let err = rig.load(&bad).unwrap_err();
+    assert!(err.message.contains("diff ID mismatch"), "{err}");
+    assert_eq!(rig.store.blob_count(), 0);
+}

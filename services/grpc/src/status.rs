@@ -51,9 +51,14 @@ fn short(text: &str) -> String {
 /// The gRPC code of an error kind. This is the only place where the mapping lives.
 pub fn code(kind: ErrorKind) -> Code {
     match kind {
-        ErrorKind::ImageNotKnown | ErrorKind::ContainerNotKnown | ErrorKind::TagNotKnown => {
-            Code::NotFound
-        }
+        ErrorKind::ImageNotKnown
+        | ErrorKind::ContainerNotKnown
+        | ErrorKind::TagNotKnown
+        | ErrorKind::NotFoundInRegistries
+        | ErrorKind::NoMatchingPlatform => Code::NotFound,
+        ErrorKind::RegistryUnauthorized => Code::PermissionDenied,
+        ErrorKind::TlsFailure | ErrorKind::RegistryUnreachable => Code::Unavailable,
+        ErrorKind::DigestMismatch => Code::DataLoss,
         ErrorKind::InvalidReference
         | ErrorKind::InvalidFilter
         | ErrorKind::InvalidPageToken
@@ -155,6 +160,12 @@ mod tests {
         (ErrorKind::PermissionDenied, Code::PermissionDenied),
         (ErrorKind::Internal, Code::Internal),
         (ErrorKind::Unimplemented, Code::Unimplemented),
+        (ErrorKind::NotFoundInRegistries, Code::NotFound),
+        (ErrorKind::RegistryUnauthorized, Code::PermissionDenied),
+        (ErrorKind::TlsFailure, Code::Unavailable),
+        (ErrorKind::DigestMismatch, Code::DataLoss),
+        (ErrorKind::NoMatchingPlatform, Code::NotFound),
+        (ErrorKind::RegistryUnreachable, Code::Unavailable),
     ];
 
     fn check_row(kind: ErrorKind, want: Code) {

@@ -11,3 +11,9 @@
 pub mod auth;
 pub mod certs;
 pub mod conf;
+
+mod client;
+mod pull;
+mod push;
+
+pub use client::{Options, RegistryClient};

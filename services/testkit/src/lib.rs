@@ -11,6 +11,7 @@
 //!   every case as its own named test on every backend.
 //! * [`counting`] — a memory store that counts what a load stages.
 //! * [`podman`] — real podman / buildah / skopeo stores in temporary directories.
+//! * [`registry`] — a real `docker-registry` on 127.0.0.1 for pull and push tests.
 //!
 //! May depend on `imaged-core` (and, in its own tests, on the store crates); nothing but
 //! tests and benchmarks may depend on it.
@@ -21,5 +22,6 @@ pub mod conformance;
 pub mod counting;
 pub mod images;
 pub mod podman;
+pub mod registry;
 
 pub use images::{ImageSpec, add_images};

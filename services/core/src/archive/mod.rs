@@ -21,7 +21,7 @@
 //! the metadata a load holds or parses in total (`TooLarge`).
 
 mod docker;
-mod oci;
+pub(crate) mod oci;
 mod stream;
 mod tap;
 mod verify;
@@ -32,10 +32,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::model::Image;
 use crate::store::{Staging, Store};
 
-pub(crate) use stream::collect;
+pub(crate) use stream::{Collected, StagedBlob, collect, stage_blob};
 pub use verify::{
-    IndexEntry, MT_OCI_CONFIG, MT_OCI_INDEX, MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_MANIFEST,
-    index_json, manifest_json,
+    IndexEntry, MT_DOCKER_CONFIG, MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_CONFIG, MT_OCI_INDEX,
+    MT_OCI_LAYER, MT_OCI_LAYER_GZIP, MT_OCI_LAYER_ZSTD, MT_OCI_MANIFEST, index_json, manifest_json,
 };
 
 /// The limits of one load, from [`EngineConfig`]'s `max_load_*` fields.

@@ -31,12 +31,12 @@ use crate::model::{BlobRef, Image, ManifestInstance, Platform};
 use crate::store::Store;
 
 /// The annotation Docker and containerd put the full image name in.
-const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub(crate) const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// Deepest nesting of indexes followed.
 const MAX_DEPTH: usize = 8;
 
 /// Reads the images of an oci-archive.
-pub(super) fn parse(files: &Collected, store: &dyn Store) -> Result<Vec<Found>> {
+pub(crate) fn parse(files: &Collected, store: &dyn Store) -> Result<Vec<Found>> {
     let layout = files
         .meta("oci-layout")
         .ok_or_else(|| invalid("oci-layout: missing from the archive"))?;

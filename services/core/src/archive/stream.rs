@@ -46,7 +46,9 @@ pub(crate) struct StagedBlob {
     pub size: u64,
     /// Starts with the gzip magic.
     pub gzip: bool,
-    /// For gzip blobs: digest of the decompressed bytes, or why decompression failed.
+    /// Starts with the zstd magic.
+    pub zstd: bool,
+    /// For gzip and zstd blobs: digest of the decompressed bytes, or why decompression failed.
     pub uncompressed: Option<std::result::Result<Digest, String>>,
     /// The bytes, when they look like JSON and are small.
     pub json: Option<Vec<u8>>,
@@ -112,12 +114,23 @@ pub(crate) struct Collected {
 }
 
 impl Collected {
-    fn new(limits: &Limits) -> Self {
+    pub(crate) fn new(limits: &Limits) -> Self {
         Self {
             files: HashMap::new(),
             meta_limit: limits.metadata,
             budget: Budget::new(limits.metadata_total),
         }
+    }
+
+    /// Records a metadata file (pulls build their `index.json` this way).
+    pub(crate) fn insert_meta(&mut self, path: &str, bytes: Vec<u8>) -> Result<()> {
+        self.insert(path.to_owned(), Node::Meta(bytes), false)
+    }
+
+    /// Records a staged blob under `blobs/sha256/<hex>`.
+    pub(crate) fn insert_blob(&mut self, blob: StagedBlob) -> Result<()> {
+        let path = format!("blobs/sha256/{}", blob.digest.hex());
+        self.insert(path, Node::Blob(blob), false)
     }
 
     /// Records `node` at `path`, charging it to the budget unless `charged` already.
@@ -523,6 +536,23 @@ fn drain(entry: &mut dyn Read, p: &Progress, path: &str) -> Result<()> {
     Ok(())
 }
 
+/// Stages a blob of unknown size from `data` (a pull), keeping a copy of JSON-looking
+/// content up to [`JSON_KEEP_LIMIT`]. Read errors are the store's (the caller knows
+/// better what its reader failed on).
+pub(crate) fn stage_blob(data: &mut dyn Read, staging: &mut dyn Staging) -> Result<StagedBlob> {
+    let mut tap = Tap::new(data, JSON_KEEP_LIMIT);
+    let (digest, size) = staging.put(&mut tap, None)?;
+    let (gzip, uncompressed) = tap.finish();
+    Ok(StagedBlob {
+        digest,
+        size,
+        gzip,
+        zstd: tap.zstd,
+        uncompressed,
+        json: tap.json.take(),
+    })
+}
+
 /// Stages one entry, keeping a copy of JSON-looking content of up to `keep` bytes.
 fn stage_entry(
     entry: &mut dyn Read,
@@ -546,6 +576,7 @@ fn stage_entry(
         digest,
         size,
         gzip,
+        zstd: tap.zstd,
         uncompressed,
         json: tap.json,
     })

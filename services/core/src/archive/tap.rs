@@ -1,16 +1,19 @@
 //! The tap between a tar entry and [`crate::store::Staging::put`]: it sees every byte of
-//! a blob once as it streams by, detects gzip content and hashes the decompressed bytes
+//! a blob once as it streams by, detects gzip or zstd content and hashes the decompressed bytes
 //! (the layer's diff ID) without a second pass, and keeps a copy of small JSON.
 
 use std::io::{self, Read, Write};
 
 use flate2::write::MultiGzDecoder as GzWriteDecoder;
+use zstd::stream::write::Decoder as ZstdWriteDecoder;
 
 use crate::digest::{Digest, Hasher};
 
 /// JSON-looking blobs up to this size may be kept in memory (configs, manifests); larger
 /// ones are read back from the store when parsed.
 pub(super) const JSON_KEEP_LIMIT: u64 = 1 << 20;
+/// The magic number of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 /// Hashes what is written to it.
 #[derive(Default)]
@@ -33,6 +36,9 @@ pub(super) struct Tap<'a> {
     head: Vec<u8>,
     decided: bool,
     gz: Option<GzWriteDecoder<HashSink>>,
+    zs: Option<ZstdWriteDecoder<'static, HashSink>>,
+    /// The content starts with the zstd frame magic.
+    pub(super) zstd: bool,
     gz_err: Option<String>,
     pub(super) json: Option<Vec<u8>>,
     /// Largest copy kept in `json`.
@@ -50,6 +56,8 @@ impl<'a> Tap<'a> {
             head: Vec::new(),
             decided: false,
             gz: None,
+            zs: None,
+            zstd: false,
             gz_err: None,
             json: None,
             json_limit: usize::try_from(json_limit).unwrap_or(usize::MAX),
@@ -73,7 +81,7 @@ impl<'a> Tap<'a> {
             self.gz_write(data);
         } else {
             self.head.extend_from_slice(data);
-            if self.head.len() >= 2 {
+            if self.head.len() >= ZSTD_MAGIC.len() {
                 self.decide();
             }
         }
@@ -85,22 +93,47 @@ impl<'a> Tap<'a> {
         if head.starts_with(&[0x1f, 0x8b]) {
             self.gz = Some(GzWriteDecoder::new(HashSink::default()));
             self.gz_write(&head);
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            self.zstd = true;
+            match ZstdWriteDecoder::new(HashSink::default()) {
+                Ok(d) => self.zs = Some(d),
+                Err(e) => self.gz_err = Some(e.to_string()),
+            }
+            self.gz_write(&head);
         }
     }
 
     fn gz_write(&mut self, data: &[u8]) {
-        if let Some(gz) = &mut self.gz
-            && self.gz_err.is_none()
-            && let Err(e) = gz.write_all(data)
-        {
+        if self.gz_err.is_some() {
+            return;
+        }
+        let r = match (&mut self.gz, &mut self.zs) {
+            (Some(gz), _) => gz.write_all(data),
+            (None, Some(zs)) => zs.write_all(data),
+            (None, None) => Ok(()),
+        };
+        if let Err(e) = r {
             self.gz_err = Some(e.to_string());
         }
     }
 
-    /// Whether the content is gzip, and the digest of its decompressed bytes.
+    /// Whether the content is gzip, and the digest of its decompressed bytes (for gzip
+    /// and zstd content; [`Tap::zstd`] tells which).
     pub(super) fn finish(&mut self) -> (bool, Option<std::result::Result<Digest, String>>) {
         if !self.decided {
             self.decide();
+        }
+        if let Some(mut zs) = self.zs.take() {
+            if let Some(e) = self.gz_err.take() {
+                return (false, Some(Err(e)));
+            }
+            return match zs.flush() {
+                Ok(()) => (false, Some(Ok(zs.into_inner().0.finish()))),
+                Err(e) => (false, Some(Err(e.to_string()))),
+            };
+        }
+        if self.zstd {
+            return (false, self.gz_err.take().map(Err));
         }
         let Some(gz) = self.gz.take() else {
             return (false, None);
@@ -168,6 +201,19 @@ mod tests {
         tap.read_to_end(&mut Vec::new()).unwrap();
         assert_eq!(tap.finish(), (false, None));
         assert_eq!(tap.json.as_deref(), Some(&b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn tap_detects_zstd_and_hashes_decompressed_bytes() {
+        let plain = b"hello zstd layer".repeat(1000);
+        let z = zstd::stream::encode_all(&plain[..], 3).unwrap();
+        let mut src: &[u8] = &z;
+        let mut tap = Tap::new(&mut src, 0);
+        let mut sink = Vec::new();
+        tap.read_to_end(&mut sink).unwrap();
+        assert_eq!(sink, z);
+        assert_eq!(tap.finish(), (false, Some(Ok(Digest::of(&plain)))));
+        assert!(tap.zstd);
     }
 
     #[test]

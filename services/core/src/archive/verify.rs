@@ -24,12 +24,14 @@ pub const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 /// Gzip OCI layer.
 pub const MT_OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Zstd OCI layer.
+pub const MT_OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 /// Docker schema 2 manifest.
-pub(crate) const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list.
-pub(crate) const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Docker image config.
-pub(crate) const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const MT_DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 
 /// A parsed image config: the model's view and the diff IDs.
 #[derive(Debug, Clone)]
@@ -114,21 +116,14 @@ pub(crate) fn check_layer(
     media_type: Option<&str>,
     what: &str,
 ) -> Result<Layer> {
-    if let Some(mt) = media_type
-        && (mt.ends_with("+zstd") || mt.ends_with(".zstd"))
-    {
-        return Err(invalid(format!(
-            "layer {what} ({}): zstd-compressed layers are not supported",
-            blob.digest
-        )));
-    }
     let content = match &blob.uncompressed {
         None => blob.digest,
         Some(Ok(d)) => *d,
         Some(Err(e)) => {
             return Err(invalid(format!(
-                "layer {what} ({}) is not a valid gzip stream: {e}",
-                blob.digest
+                "layer {what} ({}) is not a valid {} stream: {e}",
+                blob.digest,
+                if blob.zstd { "zstd" } else { "gzip" }
             )));
         }
     };
@@ -140,6 +135,7 @@ pub(crate) fn check_layer(
     let media_type = match media_type {
         Some(mt) => mt.to_owned(),
         None if blob.gzip => MT_OCI_LAYER_GZIP.to_owned(),
+        None if blob.zstd => MT_OCI_LAYER_ZSTD.to_owned(),
         None => MT_OCI_LAYER.to_owned(),
     };
     Ok(Layer {

@@ -47,11 +47,18 @@ impl Engine {
             f.names = default_names;
         }
 
+        let report = self.commit_found(found)?;
+        drop(staging);
+        Ok(report)
+    }
+
+    /// Commits images read and verified into a running staging (by a load or a pull),
+    /// with LoadImages' naming rules, and emits their events.
+    pub(crate) fn commit_found(&self, found: Vec<Found>) -> Result<LoadReport> {
         let _w = self.write_lock();
         let view = self.view();
         let plan = plan(&view, found, crate::time::now())?;
         self.commit(&view, &plan.change)?;
-        drop(staging);
         let now = crate::time::now();
         let events: Vec<Event> = plan
             .report

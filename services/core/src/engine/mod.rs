@@ -19,6 +19,7 @@ pub(crate) mod pinned;
 mod prune;
 pub(crate) mod remove;
 pub mod repair;
+pub mod staged;
 mod tag;
 pub(crate) mod token;
 

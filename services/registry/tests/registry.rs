@@ -1,0 +1,390 @@
+//! The registry client against a real `docker-registry` (plain HTTP on 127.0.0.1):
+//! pulls by tag and digest into a memory and a local store, platform choice, blobs the
+//! store has not fetched again, concurrent pulls fetching each blob once, a corrupting
+//! proxy → DIGEST_MISMATCH with nothing stored, and a push that skopeo agrees with.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+use imaged_core::digest::Digest;
+use imaged_core::error::ErrorKind;
+use imaged_core::model::Platform;
+use imaged_core::transfer::{PullPolicy, PullRequest, PushRequest, Registry, TransferEvent};
+use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
+use imaged_registry::{Options, RegistryClient};
+use imaged_testkit::archive::{ArchiveOptions, SynthImage, oci_archive_with, oci_index_archive};
+use imaged_testkit::registry::Registry as TestRegistry;
+
+fn gz() -> ArchiveOptions {
+    ArchiveOptions {
+        gzip_layers: true,
+        ..ArchiveOptions::default()
+    }
+}
+
+fn client(hosts: &[&str]) -> RegistryClient {
+    RegistryClient::new(Options {
+        insecure_registries: hosts.iter().map(|h| (*h).to_owned()).collect(),
+        ..Options::default()
+    })
+    .unwrap()
+}
+
+fn mem_engine() -> (Engine, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    (
+        Engine::new(
+            Arc::clone(&store) as Arc<dyn Store>,
+            EngineConfig::default(),
+        ),
+        store,
+    )
+}
+
+fn req(reference: &str) -> PullRequest {
+    PullRequest {
+        reference: reference.to_owned(),
+        policy: PullPolicy::Always,
+        ..PullRequest::default()
+    }
+}
+
+fn pull(
+    c: &RegistryClient,
+    e: &Engine,
+    r: &PullRequest,
+) -> imaged_core::Result<imaged_core::transfer::PullOutcome> {
+    c.pull(e, r, &mut |_| {})
+}
+
+/// The blob digests (config, layers) of a manifest.
+fn blobs_of(raw: &[u8]) -> Vec<Digest> {
+    let v: serde_json::Value = serde_json::from_slice(raw).unwrap();
+    let mut out = vec![Digest::parse(v["config"]["digest"].as_str().unwrap()).unwrap()];
+    for l in v["layers"].as_array().unwrap() {
+        out.push(Digest::parse(l["digest"].as_str().unwrap()).unwrap());
+    }
+    out
+}
+
+fn base() -> SynthImage {
+    SynthImage::new("reg-base")
+}
+
+#[test]
+fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
+    let reg = TestRegistry::start();
+    let img = base().child(b"app layer", "RUN app");
+    let digest = reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&img), &gz()),
+        "app:1",
+        false,
+    );
+    let c = client(&[reg.host()]);
+    let name = format!("{}/app:1", reg.host());
+
+    let (e, store) = mem_engine();
+    let mut events = Vec::new();
+    let out = c.pull(&e, &req(&name), &mut |ev| events.push(ev)).unwrap();
+    assert_eq!(out.image_id, img.id());
+    assert_eq!(out.digest, digest);
+    assert!(!out.up_to_date);
+    assert!(matches!(
+        events.first(),
+        Some(TransferEvent::Resolved { .. })
+    ));
+    let view = e.view();
+    let got = view.image_by_name(&name).expect("named after the pull");
+    assert_eq!(got.id, img.id());
+    assert!(got.digests.contains(&digest));
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+
+    // Again: nothing fetched (Missing policy answers locally, Always finds it current).
+    let again = pull(
+        &c,
+        &e,
+        &PullRequest {
+            policy: PullPolicy::Missing,
+            ..req(&name)
+        },
+    )
+    .unwrap();
+    assert!(again.up_to_date);
+    let again = pull(&c, &e, &req(&name)).unwrap();
+    assert!(again.up_to_date);
+
+    // By digest, into a local store.
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(imaged_store_local::open(dir.path()).unwrap());
+    let le = Engine::new(local as Arc<dyn Store>, EngineConfig::default());
+    let by_digest = format!("{}/app@{digest}", reg.host());
+    let out = pull(&c, &le, &req(&by_digest)).unwrap();
+    assert_eq!(out.image_id, img.id());
+    assert!(le.view().image(&img.id()).is_some());
+    assert_eq!(
+        le.store().check(false).unwrap().problems,
+        Vec::<String>::new()
+    );
+
+    // Not there: NOT_FOUND_IN_REGISTRIES listing the candidate.
+    let err = pull(&c, &e, &req(&format!("{}/nope:1", reg.host()))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFoundInRegistries, "{err:?}");
+    assert!(err.message.contains("nope"), "{}", err.message);
+}
+
+#[test]
+fn platform_of_a_manifest_list() {
+    let reg = TestRegistry::start();
+    let amd = base().child(b"amd", "RUN amd").on("linux", "amd64", "");
+    let arm = base().child(b"arm", "RUN arm").on("linux", "arm64", "v8");
+    let (archive, _) = oci_index_archive(None, &[amd.clone(), arm.clone()], &gz());
+    let list = reg.push_archive(&archive, "multi:1", true);
+    let c = client(&[reg.host()]);
+    let name = format!("{}/multi:1", reg.host());
+
+    let (e, _) = mem_engine();
+    let r = PullRequest {
+        platform: Some(Platform {
+            os: "linux".into(),
+            architecture: "arm64".into(),
+            variant: String::new(),
+        }),
+        ..req(&name)
+    };
+    let out = pull(&c, &e, &r).unwrap();
+    assert_eq!(out.image_id, arm.id());
+    assert_eq!(out.digest, list);
+    assert!(e.view().image(&arm.id()).unwrap().digests.contains(&list));
+    assert!(
+        e.view().image(&amd.id()).is_none(),
+        "only the chosen instance"
+    );
+
+    let (e, _) = mem_engine();
+    let r = PullRequest {
+        platform: Some(Platform {
+            os: "linux".into(),
+            architecture: "amd64".into(),
+            variant: String::new(),
+        }),
+        ..req(&name)
+    };
+    assert_eq!(pull(&c, &e, &r).unwrap().image_id, amd.id());
+
+    let r = PullRequest {
+        platform: Some(Platform {
+            os: "linux".into(),
+            architecture: "s390x".into(),
+            variant: String::new(),
+        }),
+        ..req(&name)
+    };
+    let (e, store) = mem_engine();
+    let err = pull(&c, &e, &r).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NoMatchingPlatform, "{err:?}");
+    assert_eq!(store.blob_count(), 0);
+}
+
+#[test]
+fn blobs_the_store_has_are_not_fetched_again() {
+    let reg = TestRegistry::start();
+    let b = base();
+    let child = b.child(b"child", "RUN child");
+    reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&b), &gz()),
+        "base:1",
+        false,
+    );
+    reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&child), &gz()),
+        "child:1",
+        false,
+    );
+    let c = client(&[reg.host()]);
+    let (e, _) = mem_engine();
+    pull(&c, &e, &req(&format!("{}/base:1", reg.host()))).unwrap();
+    let mut skipped = Vec::new();
+    c.pull(&e, &req(&format!("{}/child:1", reg.host())), &mut |ev| {
+        if let TransferEvent::Blob {
+            digest,
+            skipped: true,
+            ..
+        } = ev
+        {
+            skipped.push(digest);
+        }
+    })
+    .unwrap();
+    let base_layers = blobs_of(&reg.skopeo_raw("base:1"));
+    let shared = base_layers[1];
+    assert!(skipped.contains(&shared), "{skipped:?}");
+    assert_eq!(reg.blob_gets(&shared), 1, "{}", reg.access_log());
+}
+
+#[test]
+fn concurrent_pulls_fetch_each_blob_once() {
+    let reg = TestRegistry::start();
+    let b = base().child(b"shared middle", "RUN mid");
+    let mut names = Vec::new();
+    for i in 0..8 {
+        let img = b.child(format!("leaf {i}").as_bytes(), "RUN leaf");
+        let tag = format!("leaf{i}:1");
+        reg.push_archive(&oci_archive_with(&[img], &gz()), &tag, false);
+        names.push(tag);
+    }
+    let c = client(&[reg.host()]);
+    let (e, store) = mem_engine();
+    std::thread::scope(|s| {
+        for n in &names {
+            let (c, e) = (&c, &e);
+            let r = req(&format!("{}/{n}", reg.host()));
+            s.spawn(move || pull(c, e, &r).unwrap());
+        }
+    });
+    assert_eq!(e.view().len(), 8);
+    let mut all = std::collections::BTreeSet::new();
+    for n in &names {
+        all.extend(blobs_of(&reg.skopeo_raw(n)));
+    }
+    for d in &all {
+        assert_eq!(reg.blob_gets(d), 1, "blob {d} fetched more than once");
+    }
+    assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
+}
+
+/// A proxy in front of the registry that flips the last byte of one blob's body.
+fn corrupting_proxy(upstream: String, target: Digest) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(client) = conn else { return };
+            let upstream = upstream.clone();
+            std::thread::spawn(move || {
+                let _ = relay(client, &upstream, target);
+            });
+        }
+    });
+    addr
+}
+
+fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(lines);
+        }
+        if line == "\r\n" {
+            return Ok(lines);
+        }
+        lines.push(line);
+    }
+}
+
+fn relay(client: TcpStream, upstream: &str, target: Digest) -> std::io::Result<()> {
+    let up = TcpStream::connect(upstream)?;
+    let mut cr = BufReader::new(client.try_clone()?);
+    let mut cw = client;
+    let mut ur = BufReader::new(up.try_clone()?);
+    let mut uw = up;
+    loop {
+        let head = read_head(&mut cr)?;
+        if head.is_empty() {
+            return Ok(());
+        }
+        let first = head[0].clone();
+        let corrupt = first.starts_with("GET ") && first.contains(&format!("/blobs/{target}"));
+        let head_req = first.starts_with("HEAD ");
+        for l in &head {
+            uw.write_all(l.as_bytes())?;
+        }
+        uw.write_all(b"\r\n")?;
+        let resp = read_head(&mut ur)?;
+        let len: usize = resp
+            .iter()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        for l in &resp {
+            cw.write_all(l.as_bytes())?;
+        }
+        cw.write_all(b"\r\n")?;
+        if head_req {
+            continue;
+        }
+        let mut body = vec![0; len];
+        ur.read_exact(&mut body)?;
+        if corrupt && let Some(b) = body.last_mut() {
+            *b ^= 0xff;
+        }
+        cw.write_all(&body)?;
+    }
+}
+
+#[test]
+fn a_corrupt_blob_is_a_digest_mismatch_and_leaves_nothing() {
+    let reg = TestRegistry::start();
+    let img = base().child(b"to corrupt", "RUN x");
+    reg.push_archive(&oci_archive_with(&[img], &gz()), "bad:1", false);
+    let layers = blobs_of(&reg.skopeo_raw("bad:1"));
+    let proxy = corrupting_proxy(reg.host().to_owned(), *layers.last().unwrap());
+    let c = client(&[&proxy]);
+    let (e, store) = mem_engine();
+    let err = pull(&c, &e, &req(&format!("{proxy}/bad:1"))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::DigestMismatch, "{err:?}");
+    assert_eq!(e.view().len(), 0);
+    assert_eq!(store.blob_count(), 0, "nothing stored");
+}
+
+#[test]
+fn push_of_a_pulled_image_agrees_with_skopeo() {
+    let reg = TestRegistry::start();
+    let img = base().child(b"pushed", "RUN push");
+    let digest = reg.push_archive(&oci_archive_with(&[img], &gz()), "src:1", false);
+    let c = client(&[reg.host()]);
+    let (e, _) = mem_engine();
+    let src = format!("{}/src:1", reg.host());
+    pull(&c, &e, &req(&src)).unwrap();
+    let mut skipped = 0;
+    let out = c
+        .push(
+            &e,
+            &PushRequest {
+                source: src.clone(),
+                destination: format!("{}/other/dst:2", reg.host()),
+                ..PushRequest::default()
+            },
+            &mut |ev| {
+                if matches!(ev, TransferEvent::Blob { skipped: true, .. }) {
+                    skipped += 1;
+                }
+            },
+        )
+        .unwrap();
+    assert_eq!(out.digest, digest);
+    assert_eq!(reg.digest_of("other/dst:2"), digest);
+    // Pushing again: every blob is already there.
+    let mut again = 0;
+    c.push(
+        &e,
+        &PushRequest {
+            source: src,
+            destination: format!("{}/other/dst:2", reg.host()),
+            ..PushRequest::default()
+        },
+        &mut |ev| {
+            if matches!(ev, TransferEvent::Blob { skipped: true, .. }) {
+                again += 1;
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(again, 3, "config and two layers skipped");
+    let _ = skipped;
+}

@@ -1,0 +1,168 @@
+//! A real OCI registry for tests: Debian's `docker-registry` (distribution 2.8) on
+//! 127.0.0.1 with a free port, plain HTTP, storage in a tempdir, stopped on drop. Images
+//! go in with `skopeo copy` from archives [`crate::archive`] generates; the registry's
+//! access log tells which blobs were fetched how often.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use imaged_core::Digest;
+
+/// A running `docker-registry`.
+#[derive(Debug)]
+pub struct Registry {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: String,
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Registry {
+    /// Starts a registry (fails the test when `docker-registry` is missing: install the
+    /// `docker-registry` package, as `scripts/setup` does).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A port just released by the kernel; on the rare clash, try again.
+        for _ in 0..5 {
+            let addr = format!("127.0.0.1:{}", free_port());
+            let config = dir.path().join("config.yml");
+            let storage = dir.path().join("storage");
+            std::fs::create_dir_all(&storage).expect("storage dir");
+            std::fs::write(
+                &config,
+                format!(
+                    "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
+                     storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                     http:\n  addr: {addr}\n",
+                    storage.display()
+                ),
+            )
+            .expect("write registry config");
+            let out = std::fs::File::create(dir.path().join("access.log")).expect("log");
+            let err = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+            let mut child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("starting docker-registry (apt-get install docker-registry): {e}")
+                });
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    // Exited: most likely the port was taken meanwhile.
+                    let log = std::fs::read_to_string(dir.path().join("registry.log"))
+                        .unwrap_or_default();
+                    eprintln!("docker-registry exited ({status}): {log}");
+                    break;
+                }
+                if TcpStream::connect(&addr).is_ok() {
+                    return Self { child, dir, addr };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("docker-registry did not listen on {addr} within 20s");
+                }
+                // Polling for the listening socket: there is no readiness signal.
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("could not start docker-registry");
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> &str {
+        &self.addr
+    }
+
+    /// The registry's directory (config, storage, logs).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Copies the image of an `oci-archive` into `repo_tag` (`repo:tag`, without host)
+    /// with skopeo; `all`: every instance of a manifest list. Gives the manifest digest
+    /// in the registry.
+    pub fn push_archive(&self, archive: &[u8], repo_tag: &str, all: bool) -> Digest {
+        let path: PathBuf = self.dir.path().join(format!(
+            "push-{}.tar",
+            Digest::of(archive).hex().get(..12).unwrap_or("x")
+        ));
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(archive))
+            .expect("write archive");
+        let dest = format!("docker://{}/{repo_tag}", self.addr);
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if all {
+            cmd.arg("--all");
+        }
+        let out = cmd
+            .arg(format!("oci-archive:{}", path.display()))
+            .arg(&dest)
+            .output()
+            .expect("skopeo (apt-get install skopeo)");
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "skopeo copy to {dest}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.digest_of(repo_tag)
+    }
+
+    /// The manifest digest of `repo_tag` in the registry (`skopeo inspect`).
+    pub fn digest_of(&self, repo_tag: &str) -> Digest {
+        let raw = self.skopeo_raw(repo_tag);
+        Digest::of(&raw)
+    }
+
+    /// The raw manifest of `repo_tag` (`skopeo inspect --raw`).
+    pub fn skopeo_raw(&self, repo_tag: &str) -> Vec<u8> {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/{repo_tag}", self.addr))
+            .output()
+            .expect("skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo inspect {repo_tag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// The access log so far.
+    pub fn access_log(&self) -> String {
+        let a = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        let b = std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default();
+        a + &b
+    }
+
+    /// How many `GET`s of blob `digest` the registry served so far (any repository).
+    pub fn blob_gets(&self, digest: &Digest) -> usize {
+        let needle = format!("/blobs/{digest} ");
+        self.access_log()
+            .lines()
+            .filter(|l| l.contains("\"GET ") && l.contains(&needle))
+            .count()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
