@@ -99,7 +99,7 @@ impl Registry for FakeRegistry {
                 let pw = req.credentials.as_ref().map(|c| c.password.clone());
                 if pw.as_deref() != Some(SECRET) {
                     return Err(Error::new(
-                        ErrorKind::Unauthenticated,
+                        ErrorKind::RegistryUnauthorized,
                         format!("registry.test: unauthorized with password {pw:?}"),
                     )
                     .with_meta("registry", format!("registry.test (tried {pw:?})")));
@@ -116,7 +116,7 @@ impl Registry for FakeRegistry {
             }
             _ => {
                 return Err(Error::new(
-                    ErrorKind::ImageNotKnown,
+                    ErrorKind::NotFoundInRegistries,
                     format!("{reference}: image not known"),
                 )
                 .with_meta("candidates", reference.clone()));
@@ -373,7 +373,7 @@ async fn errors_map_to_their_reasons_and_nothing_is_stored() {
     .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
     let info = err.get_details_error_info().expect("ErrorInfo");
-    assert_eq!(info.reason, "IMAGE_NOT_KNOWN");
+    assert_eq!(info.reason, "NOT_FOUND_IN_REGISTRIES");
     assert_eq!(info.metadata["candidates"], "registry.test/nope:1");
 
     for (req, code, reason) in [
@@ -439,7 +439,11 @@ async fn credentials_reach_the_registry_but_no_status_and_no_log_line() {
     )
     .await
     .expect_err("wrong password");
-    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(
+        err.get_details_error_info().expect("info").reason,
+        "REGISTRY_UNAUTHORIZED"
+    );
     let shown = everything(&err);
     assert!(!shown.contains(wrong), "{shown}");
     assert!(shown.contains("***"), "redacted, not dropped: {shown}");
@@ -503,7 +507,7 @@ async fn credentials_reach_the_registry_but_no_status_and_no_log_line() {
         })
         .await
         .expect_err("CRI wrong password");
-    assert_eq!(err.code(), Code::Unauthenticated);
+    assert_eq!(err.code(), Code::PermissionDenied);
     let shown = everything(&err);
     assert!(!shown.contains(wrong) && !shown.contains(&auth), "{shown}");
 

@@ -108,10 +108,11 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         max_recv_message_bytes: settings.max_recv_message_bytes,
         max_send_message_bytes: settings.max_send_message_bytes,
         load_idle_timeout: settings.load_idle_timeout,
-        // The registry client (issue 13) lands in crate imaged-registry; until then
-        // PullImage / PushImage / CRI PullImage answer UNIMPLEMENTED. Wire it here:
-        // `registry: Some(Arc::new(imaged_registry::RegistryClient::new(...))),`
-        registry: None,
+        // PullImage / PushImage / CRI PullImage (issue 13). `Options` gains the
+        // registries.conf settings (insecure registries, mirrors) when they are read.
+        registry: Some(Arc::new(imaged_registry::RegistryClient::new(
+            imaged_registry::Options::default(),
+        )?)),
         ..GrpcOptions::default()
     };
     let services = Arc::new(
