@@ -133,7 +133,8 @@ fn grpcurl_calls_every_cri_method() {
         &spec(&format!("127.0.0.1:{port}/e2e/none:1")),
     );
     assert_ne!(run.code(), 0, "{run}");
-    run.stderr_has("Unavailable").stderr_has("REGISTRY_UNREACHABLE");
+    run.stderr_has("Unavailable")
+        .stderr_has("REGISTRY_UNREACHABLE");
 
     let v = call_json(&d, &method("RemoveImage"), &spec("localhost/e2e/cri:2"));
     assert_eq!(v, json!({}));

@@ -24,7 +24,10 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     let err: Vec<&str> = run.stderr.lines().collect();
     assert_eq!(err[0], format!("Trying to pull {reference}..."), "{run}");
     assert_eq!(err[1], "Getting image source signatures", "{run}");
-    let blobs = err.iter().filter(|l| l.starts_with("Copying blob sha256:")).count();
+    let blobs = err
+        .iter()
+        .filter(|l| l.starts_with("Copying blob sha256:"))
+        .count();
     assert_eq!(blobs, 2, "one line per layer:\n{run}");
     assert!(
         err.contains(&format!("Copying config {}", img.id()).as_str()),
@@ -32,7 +35,10 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     );
     assert_eq!(
         err[err.len() - 2..],
-        ["Writing manifest to image destination", "Storing signatures"],
+        [
+            "Writing manifest to image destination",
+            "Storing signatures"
+        ],
         "{run}"
     );
     let snap = snapshot(&d, &[]);
@@ -40,7 +46,13 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     assert_eq!(listed.names(), [reference.clone()], "{}", snap.raw);
 
     // Policy missing: the local image answers.
-    let run = d.imagectl(&["pull", "--policy", "missing", "--tls-verify=false", &reference]);
+    let run = d.imagectl(&[
+        "pull",
+        "--policy",
+        "missing",
+        "--tls-verify=false",
+        &reference,
+    ]);
     run.ok();
     assert_eq!(run.lines(), [img.hex_id()], "{run}");
 
@@ -48,7 +60,10 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     let copy = format!("{}/e2e/copy:2", reg.host());
     let run = d.imagectl(&["push", "--tls-verify=false", &reference, &copy]);
     run.ok();
-    assert!(run.stdout.is_empty(), "push prints nothing on stdout: {run}");
+    assert!(
+        run.stdout.is_empty(),
+        "push prints nothing on stdout: {run}"
+    );
     assert!(
         run.stderr.contains("Writing manifest to image destination"),
         "{run}"
