@@ -43,7 +43,7 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     );
     let snap = snapshot(&d, &[]);
     let listed = snap.by_id(&img.id()).expect("pulled image listed");
-    assert_eq!(listed.names(), [reference.clone()], "{}", snap.raw);
+    assert_eq!(listed.names(), [reference.as_str()], "{}", snap.raw);
 
     // Policy missing: the local image answers.
     let run = d.imagectl(&[
