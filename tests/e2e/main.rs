@@ -24,6 +24,7 @@ mod load;
 mod peers;
 mod prune;
 mod python;
+mod registry_pull;
 mod remove;
 
 // containers-storage (issue 12): a real podman store shared with imaged.

@@ -284,12 +284,35 @@ def test_image_fs_info_always_answers(pb, cri_pb, cri_env, store):
     assert fs2.timestamp >= fs.timestamp and fs2.fs_id.mountpoint == mount
 
 
-def test_pull_is_unimplemented_and_says_to_load(pb, cri_pb, cri_env):
+def test_pull_reaches_the_registry_client_and_never_echoes_credentials(pb, cri_pb, cri_env):
+    """PullImage goes to the daemon's registry client: a registry nobody listens on is
+    UNAVAILABLE / REGISTRY_UNREACHABLE, with or without AuthConfig, and neither the
+    password nor the `auth` string comes back in the status."""
+    import base64
+    import socket
+
     env = cri_env()
-    with pytest.raises(grpc.RpcError) as e:
-        env.cri.PullImage(cri_pb.api_pb2.PullImageRequest(image=spec(cri_pb, "busybox")), timeout=10)
-    assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "load" in e.value.details().lower() and "LoadImages" in e.value.details()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ref = f"127.0.0.1:{port}/cri/none:1"
+    secret = "pa55-PYTHON-secret"
+    auth = base64.b64encode(f"bob:{secret}".encode()).decode()
+    for cfg in [None,
+                cri_pb.api_pb2.AuthConfig(username="bob", password=secret),
+                cri_pb.api_pb2.AuthConfig(auth=auth, server_address=f"127.0.0.1:{port}")]:
+        req = cri_pb.api_pb2.PullImageRequest(image=spec(cri_pb, ref))
+        if cfg is not None:
+            req.auth.CopyFrom(cfg)
+        with pytest.raises(grpc.RpcError) as e:
+            env.cri.PullImage(req, timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE, e.value.details()
+        info = support.error_info(e.value)
+        assert info["reason"] == "REGISTRY_UNREACHABLE", info
+        shown = repr(e.value.details()) + repr(e.value.trailing_metadata())
+        assert secret not in shown and auth not in shown
+    assert list_all(cri_pb, env) == []
+    assert secret not in env.daemon.log() and auth not in env.daemon.log()
 
 
 def test_stream_images_matches_list_images(pb, cri_pb, cri_env):

@@ -43,6 +43,10 @@ pub(crate) enum Command {
     Prune(PruneArgs),
     /// Load images from a docker-archive or oci-archive tarball
     Load(LoadArgs),
+    /// Pull an image from a registry (the daemon fetches it)
+    Pull(PullArgs),
+    /// Push an image to a registry (the daemon sends it)
+    Push(PushArgs),
     /// Add names to an image
     Tag(TagArgs),
     /// Remove names from an image (every name when none is given)
@@ -190,6 +194,66 @@ pub(crate) struct LoadArgs {
     /// Do not show a progress bar
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// When `imagectl pull` contacts the registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum PullPolicyArg {
+    /// Always ask the registry (podman pull's default)
+    Always,
+    /// Only when no local image has the reference
+    Missing,
+    /// When the registry's image differs from the local one
+    Newer,
+}
+
+/// Registry credentials and TLS of `pull` and `push`.
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// Credentials for the registry, USERNAME:PASSWORD (sent to the daemon for this call
+    /// only)
+    #[arg(long, value_name = "USERNAME:PASSWORD", conflicts_with = "authfile")]
+    pub creds: Option<String>,
+    /// auth.json to take the registry's credentials from (podman's / Docker's format);
+    /// the matching entry is sent to the daemon for this call only
+    #[arg(long, value_name = "FILE", env = "REGISTRY_AUTH_FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Require HTTPS and verify certificates (false: allow plain HTTP and skip
+    /// verification) [default: as the daemon's registries.conf says]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub tls_verify: Option<bool>,
+    /// Print only the result, no progress
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `imagectl pull`.
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// The image: a fully-qualified reference or a short name the daemon resolves
+    pub reference: String,
+    /// The platform of a multi-platform image, OS/ARCH[/VARIANT] [default: the daemon's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// When to contact the registry
+    #[arg(long, value_enum, default_value_t = PullPolicyArg::Always)]
+    pub policy: PullPolicyArg,
+    /// Credentials and TLS
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// `imagectl push`.
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// The local image: name, ID or ID prefix
+    pub source: String,
+    /// Where to push, a fully-qualified reference [default: SOURCE]
+    pub destination: Option<String>,
+    /// Credentials and TLS
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// `imagectl tag`.

@@ -159,6 +159,54 @@ impl Client {
         }
     }
 
+    /// `PullImage`: starts a pull and returns its progress stream (`resolved`, `blob`s,
+    /// `done`). The pull runs in the daemon; dropping the stream stops listening.
+    pub async fn pull(&self, req: pb::PullImageRequest) -> Result<PullStream, ClientError> {
+        let inner = self.images.clone().pull_image(req).await?.into_inner();
+        Ok(PullStream { inner })
+    }
+
+    /// `PullImage` to the end: calls `on_event` with every progress message and returns
+    /// the final `done`.
+    pub async fn pull_wait(
+        &self,
+        req: pb::PullImageRequest,
+        mut on_event: impl FnMut(&pb::pull_image_response::Event),
+    ) -> Result<pb::PullDone, ClientError> {
+        let mut s = self.pull(req).await?;
+        while let Some(ev) = s.next_event().await? {
+            on_event(&ev);
+            if let pb::pull_image_response::Event::Done(d) = ev {
+                return Ok(d);
+            }
+        }
+        Err(missing("PullImageResponse.done"))
+    }
+
+    /// `PushImage`: starts a push and returns its progress stream (`resolved`, `blob`s,
+    /// `done`).
+    pub async fn push(&self, req: pb::PushImageRequest) -> Result<PushStream, ClientError> {
+        let inner = self.images.clone().push_image(req).await?.into_inner();
+        Ok(PushStream { inner })
+    }
+
+    /// `PushImage` to the end: calls `on_event` with every progress message and returns
+    /// the final `done`.
+    pub async fn push_wait(
+        &self,
+        req: pb::PushImageRequest,
+        mut on_event: impl FnMut(&pb::push_image_response::Event),
+    ) -> Result<pb::PushDone, ClientError> {
+        let mut s = self.push(req).await?;
+        while let Some(ev) = s.next_event().await? {
+            on_event(&ev);
+            if let pb::push_image_response::Event::Done(d) = ev {
+                return Ok(d);
+            }
+        }
+        Err(missing("PushImageResponse.done"))
+    }
+
     /// `TagImage`: adds `names` to the image `source`.
     pub async fn tag_image(
         &self,
@@ -304,5 +352,49 @@ impl Stream for EventStream {
         Pin::new(&mut self.inner)
             .poll_next(cx)
             .map(|item| item.map(|r| r.map_err(ClientError::from)))
+    }
+}
+
+/// The progress of [`Client::pull`].
+#[derive(Debug)]
+pub struct PullStream {
+    inner: tonic::Streaming<pb::PullImageResponse>,
+}
+
+impl PullStream {
+    /// The next progress message; `None` after `done` (the daemon closed the stream).
+    /// A failed pull ends with an error instead of `done`.
+    pub async fn next_event(
+        &mut self,
+    ) -> Result<Option<pb::pull_image_response::Event>, ClientError> {
+        loop {
+            match self.inner.message().await? {
+                None => return Ok(None),
+                // A message without an event (a newer daemon's event kind): skipped.
+                Some(pb::PullImageResponse { event: None }) => {}
+                Some(pb::PullImageResponse { event: Some(e) }) => return Ok(Some(e)),
+            }
+        }
+    }
+}
+
+/// The progress of [`Client::push`].
+#[derive(Debug)]
+pub struct PushStream {
+    inner: tonic::Streaming<pb::PushImageResponse>,
+}
+
+impl PushStream {
+    /// The next progress message; `None` after `done`. A failed push ends with an error.
+    pub async fn next_event(
+        &mut self,
+    ) -> Result<Option<pb::push_image_response::Event>, ClientError> {
+        loop {
+            match self.inner.message().await? {
+                None => return Ok(None),
+                Some(pb::PushImageResponse { event: None }) => {}
+                Some(pb::PushImageResponse { event: Some(e) }) => return Ok(Some(e)),
+            }
+        }
     }
 }

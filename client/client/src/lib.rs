@@ -7,7 +7,8 @@
 //! * One typed method per RPC of `imaged.v1.ImageService` and `imaged.v1.ContainerService`,
 //!   returning the generated messages re-exported as [`proto`]; [`Client::list_all`]
 //!   follows the page tokens, [`Client::load`] streams an archive,
-//!   [`Client::watch_events`] returns an [`EventStream`].
+//!   [`Client::watch_events`] returns an [`EventStream`], [`Client::pull`] and
+//!   [`Client::push`] a [`PullStream`] / [`PushStream`] of progress messages.
 //! * Failures are [`ClientError`]s whose [`ErrorKind`] is the [`ErrorReason`] of the
 //!   `google.rpc.ErrorInfo` the daemon attaches (domain `imaged.io`), or the gRPC code
 //!   without one.
@@ -35,7 +36,7 @@ mod error;
 pub mod load;
 mod target;
 
-pub use client::{Client, EventStream, MAX_RESPONSE_BYTES};
+pub use client::{Client, EventStream, MAX_RESPONSE_BYTES, PullStream, PushStream};
 pub use connect::{BearerAuth, ConnectOptions, DEFAULT_CONNECT_TIMEOUT};
 pub use error::{
     ClientError, ERROR_DOMAIN, ErrorKind, ErrorReason, FieldViolation, PreconditionViolation,

@@ -118,6 +118,53 @@ impl ImageService for Fake {
         }))
     }
 
+    async fn pull_image(
+        &self,
+        request: Request<proto::PullImageRequest>,
+    ) -> Result<Response<tonic::codegen::BoxStream<proto::PullImageResponse>>, Status> {
+        use proto::pull_image_response::Event;
+        let req = request.into_inner();
+        let msg = |e: Event| Ok(proto::PullImageResponse { event: Some(e) });
+        let blob = |done| proto::BlobProgress {
+            digest: "sha256:l".into(),
+            bytes_done: done,
+            size: 10,
+            skipped: false,
+        };
+        let msgs = vec![
+            msg(Event::Resolved(proto::TransferResolved {
+                reference: format!("localhost:5000/{}", req.reference),
+            })),
+            // A message without an event (a newer daemon's kind) is skipped.
+            Ok(proto::PullImageResponse { event: None }),
+            msg(Event::Blob(blob(4))),
+            msg(Event::Blob(blob(10))),
+            msg(Event::Done(proto::PullDone {
+                image_id: "sha256:abc".into(),
+                reference: req.reference,
+                digest: "sha256:def".into(),
+                up_to_date: false,
+            })),
+        ];
+        Ok(Response::new(Box::pin(futures_util::stream::iter(msgs))))
+    }
+
+    async fn push_image(
+        &self,
+        _request: Request<proto::PushImageRequest>,
+    ) -> Result<Response<tonic::codegen::BoxStream<proto::PushImageResponse>>, Status> {
+        use proto::push_image_response::Event;
+        let msgs = vec![
+            Ok(proto::PushImageResponse {
+                event: Some(Event::Resolved(proto::TransferResolved {
+                    reference: "localhost:5000/x:1".into(),
+                })),
+            }),
+            Err(Status::unauthenticated("registry said no")),
+        ];
+        Ok(Response::new(Box::pin(futures_util::stream::iter(msgs))))
+    }
+
     async fn watch_events(
         &self,
         request: Request<proto::WatchEventsRequest>,
@@ -285,4 +332,42 @@ async fn tls_options_on_a_unix_socket_are_rejected() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn pull_and_push_stream_their_progress() {
+    use proto::pull_image_response::Event as Pull;
+    use proto::push_image_response::Event as Push;
+    let server = start().await;
+    let client = Client::connect(&server.url).await.unwrap();
+    let mut seen = Vec::new();
+    let done = client
+        .pull_wait(
+            proto::PullImageRequest {
+                reference: "app:1".into(),
+                ..Default::default()
+            },
+            |e| seen.push(e.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.image_id, "sha256:abc");
+    assert!(matches!(&seen[0], Pull::Resolved(r) if r.reference == "localhost:5000/app:1"));
+    let done_bytes: Vec<u64> = seen
+        .iter()
+        .filter_map(|e| match e {
+            Pull::Blob(b) => Some(b.bytes_done),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done_bytes, [4, 10]);
+    assert!(matches!(seen.last(), Some(Pull::Done(_))));
+
+    let mut seen = Vec::new();
+    let err = client
+        .push_wait(proto::PushImageRequest::default(), |e| seen.push(e.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::Unauthenticated);
+    assert!(matches!(&seen[..], [Push::Resolved(_)]), "{seen:?}");
 }

@@ -31,6 +31,7 @@ pub use call::auth;
 pub use cri::{PULL_UNIMPLEMENTED, STREAM_BATCH as CRI_STREAM_BATCH};
 pub use metrics::{Metrics, code_name};
 pub use native::events::EventHub;
+pub use native::transfer::TRANSFER_UNIMPLEMENTED;
 pub use services::{
     BuildError, DEFAULT_LOAD_IDLE_TIMEOUT, GrpcOptions, HEALTH_SERVICE, REFLECTION_V1,
     REFLECTION_V1ALPHA, Services,

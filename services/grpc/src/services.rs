@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use imaged_core::transfer::Registry;
 use imaged_core::{Engine, EngineConfig, Store};
 use imaged_proto::imaged::v1::container_service_server::ContainerServiceServer;
 use tonic::service::Routes;
@@ -17,6 +18,7 @@ use crate::metrics::Metrics;
 use crate::native::containers::ContainerApi;
 use crate::native::events::{self, EventHub};
 use crate::native::list_route::ImageRoutes;
+use crate::native::transfer::RegistrySlot;
 
 /// `grpc.health.v1.Health`.
 pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
@@ -26,7 +28,7 @@ pub const REFLECTION_V1: &str = "grpc.reflection.v1.ServerReflection";
 pub const REFLECTION_V1ALPHA: &str = "grpc.reflection.v1alpha.ServerReflection";
 
 /// Settings of the gRPC layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GrpcOptions {
     /// Who may do what.
     pub auth: AuthConfig,
@@ -39,6 +41,22 @@ pub struct GrpcOptions {
     /// How long a LoadImages stream may send nothing before the load is abandoned
     /// (`DEADLINE_EXCEEDED`, nothing stored).
     pub load_idle_timeout: Duration,
+    /// The registry client PullImage, PushImage and CRI PullImage use; without one they
+    /// answer UNIMPLEMENTED (the default).
+    pub registry: Option<Arc<dyn Registry>>,
+}
+
+impl std::fmt::Debug for GrpcOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcOptions")
+            .field("auth", &self.auth)
+            .field("max_recv_message_bytes", &self.max_recv_message_bytes)
+            .field("max_send_message_bytes", &self.max_send_message_bytes)
+            .field("event_capacity", &self.event_capacity)
+            .field("load_idle_timeout", &self.load_idle_timeout)
+            .field("registry", &self.registry.is_some())
+            .finish()
+    }
 }
 
 /// Default of [`GrpcOptions::load_idle_timeout`].
@@ -52,6 +70,7 @@ impl Default for GrpcOptions {
             max_send_message_bytes: 64 << 20,
             event_capacity: events::DEFAULT_CAPACITY,
             load_idle_timeout: DEFAULT_LOAD_IDLE_TIMEOUT,
+            registry: None,
         }
     }
 }
@@ -85,6 +104,7 @@ impl Services {
             metrics: Arc::new(Metrics::default()),
             events,
             load_idle_timeout: opts.load_idle_timeout,
+            registry: RegistrySlot(opts.registry.clone()),
         });
         let (recv, send) = (opts.max_recv_message_bytes, opts.max_send_message_bytes);
         // ListImages answers from encoded images (`native::encoded`); the rest of the

@@ -83,6 +83,18 @@ pub(crate) fn open_cstorage(
     opened.map_err(|e| anyhow::anyhow!("cannot open containers-storage in {}: {e}", root.display()))
 }
 
+/// The registry client of PullImage / PushImage / CRI PullImage, alive until the
+/// process exits: it owns a tokio runtime, which must not be dropped on an async thread
+/// (tokio panics), and the last handle to it would otherwise go with the services at
+/// the end of [`run`]. One reference is leaked on purpose (one per process).
+fn registry_client() -> Result<Arc<dyn imaged_core::transfer::Registry>> {
+    let client = Arc::new(imaged_registry::RegistryClient::new(
+        imaged_registry::Options::default(),
+    )?);
+    std::mem::forget(Arc::clone(&client));
+    Ok(client)
+}
+
 /// Serves until a termination signal, then shuts down. Errors are start-up failures.
 pub(crate) async fn run(settings: Settings) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
@@ -108,6 +120,9 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         max_recv_message_bytes: settings.max_recv_message_bytes,
         max_send_message_bytes: settings.max_send_message_bytes,
         load_idle_timeout: settings.load_idle_timeout,
+        // PullImage / PushImage / CRI PullImage (issue 13). `Options` gains the
+        // registries.conf settings (insecure registries, mirrors) when they are read.
+        registry: Some(registry_client()?),
         ..GrpcOptions::default()
     };
     let services = Arc::new(

@@ -7,6 +7,7 @@ pub(crate) mod images;
 pub(crate) mod inspect;
 pub(crate) mod load;
 pub(crate) mod prune;
+pub(crate) mod pull;
 pub(crate) mod rm;
 pub(crate) mod tag;
 
@@ -22,6 +23,8 @@ pub(crate) async fn dispatch(client: &Client, command: &Command) -> Result<Repor
         Command::Rm(a) => rm::run(client, a).await,
         Command::Prune(a) => prune::run(client, a).await,
         Command::Load(a) => load::run(client, a).await,
+        Command::Pull(a) => pull::pull(client, a).await,
+        Command::Push(a) => pull::push(client, a).await,
         Command::Tag(a) => tag::tag(client, a).await,
         Command::Untag(a) => tag::untag(client, a).await,
         Command::Inspect(a) => inspect::run(client, a).await,

@@ -41,6 +41,8 @@ pub(crate) struct Ctx {
     pub events: EventHub,
     /// How long a LoadImages stream may stay silent.
     pub load_idle_timeout: std::time::Duration,
+    /// The registry client of PullImage / PushImage / CRI PullImage (none: UNIMPLEMENTED).
+    pub registry: crate::native::transfer::RegistrySlot,
 }
 
 impl Ctx {

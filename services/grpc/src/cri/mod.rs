@@ -4,7 +4,9 @@
 //! status, removal and image-filesystem stats. CRI semantics differ from the native API
 //! on purpose: RemoveImage removes the whole image whatever name is given and is OK when
 //! the image is absent; ImageStatus is OK with no image when absent; ImageFsInfo always
-//! answers. PullImage is UNIMPLEMENTED (imaged loads archives, it does not pull).
+//! answers. PullImage pulls through the daemon's registry client like containerd and
+//! CRI-O (always asking the registry, answering the image ID as `image_ref`), and is
+//! UNIMPLEMENTED on a daemon without one.
 //!
 //! Every handler authorizes first through [`Ctx::authorize`] like the native ones
 //! (ListImages, StreamImages, ImageStatus and ImageFsInfo are read-only, see
@@ -21,15 +23,16 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::call::Ctx;
+use crate::native::transfer;
+use base64::Engine as _;
+use imaged_core::transfer::{Credentials, PullPolicy, PullRequest, TlsVerify};
 
 /// Images per StreamImages batch (a batch of 500 images stays far below the 16 MiB that
 /// cri-client accepts per message).
 pub const STREAM_BATCH: usize = 500;
 
-/// What PullImage answers (UNIMPLEMENTED).
-pub const PULL_UNIMPLEMENTED: &str = "imaged does not pull images: load them instead with \
-     imaged.v1.ImageService/LoadImages (`imagectl load -i ARCHIVE`, e.g. an archive written \
-     by `docker save`, `podman save` or `skopeo copy … docker-archive:`)";
+/// What PullImage answers on a daemon without a registry client (UNIMPLEMENTED).
+pub const PULL_UNIMPLEMENTED: &str = crate::native::transfer::TRANSFER_UNIMPLEMENTED;
 
 use imaged_proto::runtime::v1::image_service_methods as m;
 
@@ -63,6 +66,66 @@ fn filter_reference(filter: Option<cri::ImageFilter>) -> String {
 /// INVALID_ARGUMENT "image name cannot be blank", SPEC §2).
 fn spec_reference(spec: Option<cri::ImageSpec>) -> String {
     spec.map(|s| s.image).unwrap_or_default()
+}
+
+/// The domain pull of a CRI PullImage (policy always, as containerd and CRI-O: kubelet
+/// has applied its own pull policy already), with the raw `auth` string to redact.
+/// `image.annotations`, the runtime handler and the sandbox config are ignored.
+fn pull_request(req: cri::PullImageRequest) -> Result<(PullRequest, String), Error> {
+    let reference = spec_reference(req.image);
+    if reference.trim().is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidReference,
+            "image name cannot be blank",
+        ));
+    }
+    let raw_auth = req
+        .auth
+        .as_ref()
+        .map(|a| a.auth.clone())
+        .unwrap_or_default();
+    let credentials = req.auth.map(auth_credentials).transpose()?.flatten();
+    Ok((
+        PullRequest {
+            reference,
+            platform: None,
+            policy: PullPolicy::Always,
+            credentials,
+            tls_verify: TlsVerify::Default,
+        },
+        raw_auth,
+    ))
+}
+
+/// Credentials from a CRI `AuthConfig`, as containerd's `ParseAuth`: `auth` (base64 of
+/// `user:password`) wins over `username`/`password`; the identity and registry tokens are
+/// passed on. `None` when every field is empty. `server_address` is ignored (kubelet
+/// sends the credentials that match the image's registry).
+fn auth_credentials(auth: cri::AuthConfig) -> Result<Option<Credentials>, Error> {
+    let (mut username, mut password) = (auth.username, auth.password);
+    if !auth.auth.is_empty() {
+        let bad = || {
+            Error::new(
+                ErrorKind::InvalidArgument,
+                "auth: not the base64 encoding of user:password",
+            )
+            .with_field("auth.auth", "not the base64 encoding of user:password")
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.auth.trim())
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (u, p) = text.split_once(':').ok_or_else(bad)?;
+        username = u.to_owned();
+        password = p.trim_end_matches('\0').to_owned();
+    }
+    let creds = Credentials {
+        username,
+        password,
+        identity_token: auth.identity_token,
+        registry_token: auth.registry_token,
+    };
+    Ok((creds != Credentials::default()).then_some(creds))
 }
 
 /// ListImages / StreamImages: every image (empty reference) or the one it names.
@@ -141,11 +204,44 @@ impl ImageService for CriImageService {
         &self,
         request: Request<cri::PullImageRequest>,
     ) -> Result<Response<cri::PullImageResponse>, Status> {
-        self.ctx
-            .unary(m::PULL_IMAGE, request, |_, _, _| {
-                Err(Error::new(ErrorKind::Unimplemented, PULL_UNIMPLEMENTED))
+        let call = self.ctx.authorize(m::PULL_IMAGE, &request)?;
+        let prepared = self
+            .ctx
+            .registry
+            .get()
+            .and_then(|r| Ok((r, pull_request(request.into_inner())?)));
+        let (registry, req, raw_auth) = match prepared {
+            Ok((r, (req, raw_auth))) => (r, req, raw_auth),
+            Err(e) => {
+                tracing::info!(caller = %call.caller, reason = e.kind.reason(),
+                    "CRI pull refused: {e}");
+                return self
+                    .ctx
+                    .finish(m::PULL_IMAGE, Err(crate::status::to_status(&e)));
+            }
+        };
+        let engine = Arc::clone(&self.ctx.engine);
+        let reference = req.reference.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            // kubelet shows no progress: the events are dropped.
+            let r = registry.pull(&engine, &req, &mut |_| {});
+            r.map_err(|e| transfer::redact(e, req.credentials.as_ref(), &[raw_auth.as_str()]))
+        })
+        .await
+        .unwrap_or_else(|e| Err(Error::internal(format!("CRI pull task failed: {e}"))));
+        match &r {
+            Ok(o) => tracing::info!(caller = %call.caller, reference = %reference,
+                resolved = %o.reference, image = %o.image_id, digest = %o.digest,
+                up_to_date = o.up_to_date, "image pulled (CRI)"),
+            Err(e) => tracing::info!(caller = %call.caller, reference = %reference,
+                reason = e.kind.reason(), "CRI pull failed: {e}"),
+        }
+        let r = r
+            .map(|o| cri::PullImageResponse {
+                image_ref: o.image_id.to_string(),
             })
-            .await
+            .map_err(|e| crate::status::to_status(&e));
+        self.ctx.finish(m::PULL_IMAGE, r).map(Response::new)
     }
 
     async fn remove_image(
@@ -202,6 +298,79 @@ mod tests {
         for p in [m::PULL_IMAGE, m::REMOVE_IMAGE] {
             assert_eq!(access(p), Access::Admin, "{p}");
         }
+    }
+
+    #[test]
+    fn auth_config_becomes_credentials_like_containerd() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        assert_eq!(
+            auth_credentials(cri::AuthConfig::default()).expect("ok"),
+            None
+        );
+        let c = auth_credentials(cri::AuthConfig {
+            username: "u".into(),
+            password: "p:w".into(),
+            ..Default::default()
+        })
+        .expect("ok")
+        .expect("some");
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p:w"));
+        // `auth` wins over username/password; the password may hold ':'.
+        let c = auth_credentials(cri::AuthConfig {
+            username: "ignored".into(),
+            auth: b64("alice:s3cr:et"),
+            server_address: "registry.example".into(),
+            ..Default::default()
+        })
+        .expect("ok")
+        .expect("some");
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("alice", "s3cr:et")
+        );
+        let c = auth_credentials(cri::AuthConfig {
+            identity_token: "idt".into(),
+            registry_token: "rt".into(),
+            ..Default::default()
+        })
+        .expect("ok")
+        .expect("some");
+        assert_eq!(
+            (c.identity_token.as_str(), c.registry_token.as_str()),
+            ("idt", "rt")
+        );
+        for bad in ["%%%".to_owned(), b64("no-colon")] {
+            let e = auth_credentials(cri::AuthConfig {
+                auth: bad.clone(),
+                ..Default::default()
+            })
+            .expect_err("bad auth");
+            assert_eq!(e.kind, ErrorKind::InvalidArgument);
+            assert!(!e.message.contains(&bad), "the secret is not echoed");
+        }
+    }
+
+    #[test]
+    fn cri_pulls_always_ask_the_registry() {
+        let (req, raw) = pull_request(cri::PullImageRequest {
+            image: Some(cri::ImageSpec {
+                image: "busybox".into(),
+                ..Default::default()
+            }),
+            auth: Some(cri::AuthConfig {
+                auth: "dTpw".into(),
+                ..Default::default()
+            }),
+            sandbox_config: None,
+        })
+        .expect("ok");
+        assert_eq!(req.policy, PullPolicy::Always);
+        assert_eq!(req.reference, "busybox");
+        assert_eq!(raw, "dTpw");
+        let c = req.credentials.expect("creds");
+        assert_eq!((c.username.as_str(), c.password.as_str()), ("u", "p"));
+        let e = pull_request(cri::PullImageRequest::default()).expect_err("blank");
+        assert_eq!(e.kind, ErrorKind::InvalidReference);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::call::Ctx;
 use imaged_proto::imaged::v1::image_service_methods as m;
 
-use super::{convert, load};
+use super::{convert, load, pull, push};
 use crate::status;
 
 /// The `imaged.v1.ImageService` handler.
@@ -133,6 +133,20 @@ impl ImageService for ImageApi {
                 moved_names = ?resp.moved_names, "images loaded");
         }
         self.ctx.finish(m::LOAD_IMAGES, r).map(Response::new)
+    }
+
+    async fn pull_image(
+        &self,
+        request: Request<pb::PullImageRequest>,
+    ) -> Result<Response<BoxStream<pb::PullImageResponse>>, Status> {
+        pull::pull(&self.ctx, request).map(Response::new)
+    }
+
+    async fn push_image(
+        &self,
+        request: Request<pb::PushImageRequest>,
+    ) -> Result<Response<BoxStream<pb::PushImageResponse>>, Status> {
+        push::push(&self.ctx, request).map(Response::new)
     }
 
     async fn tag_image(

@@ -5,6 +5,8 @@
 //!   ListImages from [`encoded`] pages, ahead of the generated server.
 //! * [`containers`] — `ContainerService`.
 //! * [`load`] — the LoadImages stream bridge; [`events`] — the WatchEvents fan-out.
+//! * [`pull`], [`push`] — PullImage and PushImage over the daemon's registry client,
+//!   streamed through [`transfer`] (shared with CRI PullImage).
 //! * [`convert`] — every `imaged.v1` ↔ domain conversion.
 
 pub(crate) mod containers;
@@ -14,6 +16,9 @@ pub(crate) mod events;
 pub(crate) mod images;
 pub(crate) mod list_route;
 pub(crate) mod load;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod transfer;
 
 #[cfg(test)]
 mod encoded_tests;

@@ -46,16 +46,24 @@ impl Fixture {
 /// A server over a memory store whose filesystem is `<tmp>/store` (a real directory),
 /// with `pinned_images` configured.
 pub(crate) async fn start(auth: AuthConfig, pinned: &[&str]) -> Fixture {
+    start_with(
+        GrpcOptions {
+            auth,
+            ..GrpcOptions::default()
+        },
+        pinned,
+    )
+    .await
+}
+
+/// [`start`] with every gRPC option given.
+pub(crate) async fn start_with(opts: GrpcOptions, pinned: &[&str]) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("store")).expect("mkdir");
     let store = Arc::new(MemoryStore::with_root(dir.path().join("store")));
     let config = EngineConfig {
         pinned_images: pinned.iter().map(|s| (*s).to_owned()).collect(),
         ..EngineConfig::default()
-    };
-    let opts = GrpcOptions {
-        auth,
-        ..GrpcOptions::default()
     };
     let services = Arc::new(
         Services::new(Arc::clone(&store) as Arc<dyn Store>, config, opts)

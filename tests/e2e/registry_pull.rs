@@ -1,0 +1,88 @@
+//! `imagectl pull` / `imagectl push` through the daemon against a real registry
+//! (Debian's docker-registry on 127.0.0.1, plain HTTP, so `--tls-verify=false`): podman's
+//! plain output, the image ID on stdout, the listing, pull policy `missing`, and a push
+//! to another repository that pulls back as the same image.
+
+use imaged_testkit::registry::Registry;
+
+use crate::both_stores;
+use crate::support::*;
+
+both_stores!(pull_then_push_round_trip, |d: Daemon| {
+    let reg = Registry::start();
+    let img = ImageSpec::new("registry-e2e").child("top");
+    reg.push_archive(
+        &archive::oci_archive(std::slice::from_ref(&img)),
+        "e2e/app:1",
+        false,
+    );
+    let reference = format!("{}/e2e/app:1", reg.host());
+
+    let run = d.imagectl(&["pull", "--tls-verify=false", &reference]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "the ID on stdout:\n{run}");
+    let err: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(err[0], format!("Trying to pull {reference}..."), "{run}");
+    assert_eq!(err[1], "Getting image source signatures", "{run}");
+    let blobs = err
+        .iter()
+        .filter(|l| l.starts_with("Copying blob sha256:"))
+        .count();
+    assert_eq!(blobs, 2, "one line per layer:\n{run}");
+    assert!(
+        err.contains(&format!("Copying config {}", img.id()).as_str()),
+        "{run}"
+    );
+    assert_eq!(
+        err[err.len() - 2..],
+        [
+            "Writing manifest to image destination",
+            "Storing signatures"
+        ],
+        "{run}"
+    );
+    let snap = snapshot(&d, &[]);
+    let listed = snap.by_id(&img.id()).expect("pulled image listed");
+    assert_eq!(listed.names(), [reference.as_str()], "{}", snap.raw);
+
+    // Policy missing: the local image answers.
+    let run = d.imagectl(&[
+        "pull",
+        "--policy",
+        "missing",
+        "--tls-verify=false",
+        &reference,
+    ]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+
+    // Push to another repository; it pulls back as the same image.
+    let copy = format!("{}/e2e/copy:2", reg.host());
+    let run = d.imagectl(&["push", "--tls-verify=false", &reference, &copy]);
+    run.ok();
+    assert!(
+        run.stdout.is_empty(),
+        "push prints nothing on stdout: {run}"
+    );
+    assert!(
+        run.stderr.contains("Writing manifest to image destination"),
+        "{run}"
+    );
+    assert_eq!(
+        reg.skopeo_raw("e2e/copy:2"),
+        reg.skopeo_raw("e2e/app:1"),
+        "same manifest bytes in both repositories"
+    );
+    let run = d.imagectl(&["pull", "--tls-verify=false", &copy]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+
+    // Unknown repository: a failure, nothing new stored.
+    let run = d.imagectl(&[
+        "pull",
+        "--tls-verify=false",
+        &format!("{}/e2e/absent:1", reg.host()),
+    ]);
+    assert_ne!(run.code(), 0, "{run}");
+    assert_eq!(snapshot(&d, &[]).images.len(), 1);
+});
