@@ -83,16 +83,12 @@ pub(crate) fn open_cstorage(
     opened.map_err(|e| anyhow::anyhow!("cannot open containers-storage in {}: {e}", root.display()))
 }
 
-/// The registry client of PullImage / PushImage / CRI PullImage, alive until the
-/// process exits: it owns a tokio runtime, which must not be dropped on an async thread
-/// (tokio panics), and the last handle to it would otherwise go with the services at
-/// the end of [`run`]. One reference is leaked on purpose (one per process).
+/// The registry client of PullImage / PushImage / CRI PullImage (its runtime shuts down
+/// without blocking when the services are dropped).
 fn registry_client() -> Result<Arc<dyn imaged_core::transfer::Registry>> {
-    let client = Arc::new(imaged_registry::RegistryClient::new(
+    Ok(Arc::new(imaged_registry::RegistryClient::new(
         imaged_registry::Options::default(),
-    )?);
-    std::mem::forget(Arc::clone(&client));
-    Ok(client)
+    )?))
 }
 
 /// Serves until a termination signal, then shuts down. Errors are start-up failures.

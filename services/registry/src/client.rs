@@ -45,7 +45,9 @@ pub(crate) struct Candidate {
 
 /// A registry client implementing [`Registry`].
 pub struct RegistryClient {
-    pub(crate) rt: tokio::runtime::Runtime,
+    /// Always `Some` until `Drop` shuts it down without blocking (a runtime dropped on an
+    /// async thread panics, and the daemon drops its services on one).
+    runtime: Option<tokio::runtime::Runtime>,
     opts: Options,
     clients: Mutex<HashMap<(String, bool), Arc<oci_client::Client>>>,
     pub(crate) inflight: Inflight,
@@ -59,7 +61,23 @@ impl std::fmt::Debug for RegistryClient {
     }
 }
 
+impl Drop for RegistryClient {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
 impl RegistryClient {
+    /// The client's I/O runtime.
+    pub(crate) fn rt(&self) -> &tokio::runtime::Runtime {
+        match &self.runtime {
+            Some(rt) => rt,
+            None => unreachable!("the runtime is only taken by Drop"),
+        }
+    }
+
     /// A client with its own small I/O runtime (its calls block; run them off the async
     /// runtime, e.g. in `spawn_blocking`).
     pub fn new(opts: Options) -> Result<Self> {
@@ -73,7 +91,7 @@ impl RegistryClient {
             .build()
             .map_err(|e| Error::internal(format!("starting the registry runtime: {e}")))?;
         Ok(Self {
-            rt,
+            runtime: Some(rt),
             opts,
             clients: Mutex::new(HashMap::new()),
             inflight: Inflight::default(),

@@ -127,7 +127,7 @@ fn fetch_manifest(
 ) -> Result<Fetched> {
     let what = format!("manifest {}", r.whole());
     let (bytes, _) = client
-        .rt
+        .rt()
         .block_on(oci.pull_manifest_raw(r, auth, ACCEPT))
         .map_err(|e| map_err(e, &what))?;
     if bytes.len() > MAX_MANIFEST {
@@ -332,11 +332,11 @@ fn fetch_blob(
         };
         let what = format!("blob {digest}");
         let stream = client
-            .rt
+            .rt()
             .block_on(oci.pull_blob_stream(r, d))
             .map_err(|e| map_err(e, &what))?;
         let mut body = Body {
-            rt: client.rt.handle(),
+            rt: client.rt().handle(),
             stream: stream.stream,
             buf: Bytes::new(),
             done: 0,

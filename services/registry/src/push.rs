@@ -48,7 +48,7 @@ pub(crate) fn push(
     let oci = client.client_for(&host, insecure)?;
     let auth = client.auth(req.credentials.as_ref(), &host, r.repository());
     client
-        .rt
+        .rt()
         .block_on(oci.auth(&r, &auth, oci_client::RegistryOperation::Push))
         .map_err(|e| map_err(e, &format!("authenticating to {host}")))?;
     progress(TransferEvent::Resolved {
@@ -70,7 +70,7 @@ pub(crate) fn push(
         ))
     })?;
     client
-        .rt
+        .rt()
         .block_on(oci.push_manifest_raw(&r, manifest, ct))
         .map_err(|e| map_err(e, &format!("pushing the manifest to {}", r.whole())))?;
     Ok(PushOutcome {
@@ -102,13 +102,13 @@ fn push_blob(
 ) -> Result<()> {
     let what = format!("blob {}", b.digest);
     let exists = client
-        .rt
+        .rt()
         .block_on(oci.blob_exists(r, &b.digest.to_string()))
         .map_err(|e| map_err(e, &what))?;
     if !exists {
         let data = read(engine, &b.digest, "blob")?;
         client
-            .rt
+            .rt()
             .block_on(oci.push_blob(r, data, &b.digest.to_string()))
             .map_err(|e| map_err(e, &format!("pushing {what}")))?;
     }
