@@ -269,10 +269,7 @@ fn worker(job: &str) {
     let (Some(root), Some(run), Some(driver)) = (parts.next(), parts.next(), parts.next()) else {
         panic!("bad worker job {job:?}");
     };
-    let driver = match driver {
-        "vfs" => imaged_store_cstorage::Driver::Vfs,
-        _ => imaged_store_cstorage::Driver::Overlay,
-    };
+    let driver = imaged_store_cstorage::Driver::parse(driver).expect("a driver imaged manages");
     let opts = imaged_store_cstorage::StoreOptions::new(root.into(), run.into(), driver);
     let store = imaged_store_cstorage::open(opts).expect("open the store");
     let engine = imaged_core::Engine::new(Arc::new(store), imaged_core::EngineConfig::default());

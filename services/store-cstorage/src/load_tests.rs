@@ -249,11 +249,7 @@ fn make_executable(tar: &mut [u8], path: &str) {
 }
 
 fn options(ps: &PodmanStore) -> StoreOptions {
-    let driver = if ps.driver == "overlay" {
-        Driver::Overlay
-    } else {
-        Driver::Vfs
-    };
+    let driver = Driver::parse(ps.driver).expect("a driver imaged manages");
     StoreOptions::new(ps.root.clone(), ps.run.clone(), driver)
 }
 

@@ -13,11 +13,7 @@ use imaged_testkit::podman::{PodmanStore, busybox_archive};
 use serde_json::Value;
 
 fn driver(s: &PodmanStore) -> Driver {
-    if s.driver == "overlay" {
-        Driver::Overlay
-    } else {
-        Driver::Vfs
-    }
+    Driver::parse(s.driver).expect("a driver imaged manages")
 }
 
 fn open(s: &PodmanStore) -> CStorageStore {

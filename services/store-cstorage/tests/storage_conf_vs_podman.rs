@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use imaged_store_cstorage::config::{Environment, Overrides, resolve_in};
-
-const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\n";
+use imaged_testkit::podman::CONTAINERS_CONF;
 
 /// A user that exists for one test.
 struct TestUser {

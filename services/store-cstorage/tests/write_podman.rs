@@ -16,11 +16,7 @@ use imaged_testkit::podman::{PodmanStore, busybox_archive};
 use serde_json::Value;
 
 fn open(s: &PodmanStore) -> Arc<CStorageStore> {
-    let d = if s.driver == "overlay" {
-        Driver::Overlay
-    } else {
-        Driver::Vfs
-    };
+    let d = Driver::parse(s.driver).expect("a driver imaged manages");
     Arc::new(
         imaged_store_cstorage::open(StoreOptions::new(s.root.clone(), s.run.clone(), d))
             .expect("open the store"),

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 /// The containers.conf every command gets: no ulimits (the sandbox refuses them), cgroupfs,
 /// no events journal, runc.
-const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\n";
+pub const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\n";
 
 /// A private containers-storage store driven by the real tools.
 #[derive(Debug)]

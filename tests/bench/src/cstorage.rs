@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use imaged_client::{Client, proto};
 use imaged_testkit::archive as synth;
+use imaged_testkit::podman::CONTAINERS_CONF;
 
 use crate::daemon::Daemon;
 use crate::scenario::{Role, Scenario};
@@ -46,9 +47,6 @@ const FAMILIES_PER_LOAD: usize = 10;
 const RM_ONE: usize = 5;
 /// `podman tag` → ListImages samples.
 const PICKUPS: usize = 20;
-
-/// The containers.conf of every podman / buildah command.
-const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\n";
 
 /// Settings of the containers-storage comparison.
 #[derive(Debug, Clone)]

@@ -80,7 +80,7 @@ impl Engine {
         // refuses an image any container uses, and deleting a runtime's container behind
         // its back would break it (SPEC §8).
         if self.store.info().containers_read_only {
-            let users: Vec<_> = p.containers_of(&img.id).to_vec();
+            let users = p.containers_of(&img.id);
             if !users.is_empty() {
                 return Err(errors::in_use(
                     img,
