@@ -20,7 +20,7 @@
 //! writers take it exclusively (and retry while it is held), so what is read is one
 //! committed state.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::io::{Error, ErrorKind, Read as _};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -13,7 +13,9 @@
 //! - a record whose `manifest` is an OCI index / docker manifest list is a manifest list
 //!   (`instances`, no config, no layers).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use imaged_core::digest::Digest;
@@ -303,6 +305,38 @@ pub(crate) fn chain<'a>(
     }
     out.reverse();
     out
+}
+
+/// Whether a layer of `rec`'s top or mapped chains (as `layers` links them) is in `ids`:
+/// its converted image (layers, size) would differ.
+pub(crate) fn uses_any(
+    rec: &ImageRecord,
+    layers: &HashMap<&str, &LayerRecord>,
+    ids: &HashSet<String>,
+) -> bool {
+    if ids.is_empty() {
+        return false;
+    }
+    let tops = std::iter::once(rec.layer.as_str())
+        .filter(|l| !l.is_empty())
+        .chain(rec.mapped_layers.iter().map(String::as_str));
+    for top in tops {
+        let mut cur = Some(top);
+        // A parent cycle in a damaged file must not loop forever.
+        let mut steps = 0usize;
+        while let Some(id) = cur {
+            if ids.contains(id) {
+                return true;
+            }
+            steps += 1;
+            let Some(l) = layers.get(id) else { break };
+            if steps > layers.len() {
+                break;
+            }
+            cur = (!l.parent.is_empty()).then_some(l.parent.as_str());
+        }
+    }
+    false
 }
 
 /// Converts one image record; `None` when its ID is not a sha256 hex.

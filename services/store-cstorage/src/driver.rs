@@ -71,13 +71,10 @@ impl Paths {
     }
 
     /// Moves `path` (if it exists) into the trash. Falls back to deleting it in place when
-    /// it is on another filesystem.
+    /// it is on another filesystem. One `rename` in the common case (a prune moves
+    /// thousands of directories): the trash directory is created only when missing.
     pub(crate) fn to_trash(&self, path: &Path) -> io::Result<()> {
-        if fs::symlink_metadata(path).is_err() {
-            return Ok(());
-        }
         let trash = self.trash();
-        fs::create_dir_all(&trash)?;
         let name = format!(
             "{}-{:016x}",
             path.file_name()
@@ -85,11 +82,22 @@ impl Paths {
                 .unwrap_or_default(),
             fastrand::u64(..)
         );
-        match fs::rename(path, trash.join(name)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => remove_all(path),
-            Err(e) => Err(e),
+        let target = trash.join(name);
+        let mut created = false;
+        loop {
+            match fs::rename(path, &target) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    // Either `path` is gone (fine) or the trash does not exist yet.
+                    if created || fs::symlink_metadata(path).is_err() {
+                        return Ok(());
+                    }
+                    fs::create_dir_all(&trash)?;
+                    created = true;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EXDEV) => return remove_all(path),
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -10,7 +10,7 @@
 //!   JSON records and big-data file names;
 //! - `snapshot`, `convert`: reading the store into an [`imaged_core::Catalog`];
 //! - `write`, `driver`, `recover`: applying change sets in place, deleting layer data,
-//!   finishing interrupted removals;
+//!   finishing interrupted removals; `reaper`: emptying the trash in the background;
 //! - `load`: LoadImages through skopeo;
 //! - `store`: the [`imaged_core::Store`] implementation.
 //!
@@ -42,6 +42,7 @@ mod convert;
 mod driver;
 mod load;
 mod lockfile;
+mod reaper;
 mod recover;
 mod schema;
 mod snapshot;

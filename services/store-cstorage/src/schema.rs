@@ -206,31 +206,39 @@ pub(crate) fn to_go_json<T: Serialize>(records: &[T]) -> serde_json::Result<Vec<
 /// `<`, `>`, `&`, U+2028 and U+2029 only occur inside JSON strings, where Go writes them
 /// as `\u003c`, `\u003e`, `\u0026`, `\u2028`, `\u2029`.
 fn html_escape(raw: Vec<u8>) -> Vec<u8> {
-    let needs = raw.iter().any(|b| matches!(b, b'<' | b'>' | b'&' | 0xe2));
-    if !needs {
+    // Records are megabytes with usually nothing to escape: find candidates with memchr
+    // and copy the spans between them.
+    let mut spots: Vec<usize> = memchr::memchr3_iter(b'<', b'>', b'&', &raw)
+        .chain(memchr::memchr_iter(0xe2, &raw))
+        .collect();
+    if spots.is_empty() {
         return raw;
     }
-    let mut out = Vec::with_capacity(raw.len() + 32);
-    let mut i = 0;
-    while i < raw.len() {
+    spots.sort_unstable();
+    let mut out = Vec::with_capacity(raw.len() + 6 * spots.len());
+    let mut from = 0;
+    for i in spots {
+        if i < from {
+            continue;
+        }
+        out.extend_from_slice(&raw[from..i]);
+        from = i + 1;
         match raw[i] {
             b'<' => out.extend_from_slice(b"\\u003c"),
             b'>' => out.extend_from_slice(b"\\u003e"),
             b'&' => out.extend_from_slice(b"\\u0026"),
-            0xe2 if raw.get(i + 1) == Some(&0x80)
-                && matches!(raw.get(i + 2), Some(0xa8 | 0xa9)) =>
-            {
+            _ if raw.get(i + 1) == Some(&0x80) && matches!(raw.get(i + 2), Some(0xa8 | 0xa9)) => {
                 out.extend_from_slice(if raw[i + 2] == 0xa8 {
                     b"\\u2028"
                 } else {
                     b"\\u2029"
                 });
-                i += 2;
+                from = i + 3;
             }
             b => out.push(b),
         }
-        i += 1;
     }
+    out.extend_from_slice(&raw[from..]);
     out
 }
 

@@ -8,7 +8,7 @@
 //! `layers.lock` on every exit without rewriting `layers.json`). While a writer holds a
 //! lock the previous snapshot is served and the next view tries again.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -41,6 +41,8 @@ pub(crate) struct Tracked<T> {
     pub(crate) stamp: Stamp,
     pub(crate) loaded: bool,
     pub(crate) records: Arc<Vec<T>>,
+    /// Records were [`Tracked::set`] and not yet taken into the catalog.
+    pending: bool,
 }
 
 impl<T: for<'de> serde::Deserialize<'de>> Tracked<T> {
@@ -50,15 +52,26 @@ impl<T: for<'de> serde::Deserialize<'de>> Tracked<T> {
             stamp: None,
             loaded: false,
             records: Arc::new(Vec::new()),
+            pending: false,
         }
     }
 
-    /// Re-reads the file if its stamp moved; whether it did.
+    /// Records what this process just wrote to the file (under its write lock): the next
+    /// [`Snapshot::reload`] takes them without reading the file back.
+    pub(crate) fn set(&mut self, records: Vec<T>) {
+        self.records = Arc::new(records);
+        self.stamp = stamp(&self.json);
+        self.loaded = true;
+        self.pending = true;
+    }
+
+    /// Re-reads the file if its stamp moved; whether the records changed.
     fn refresh(&mut self) -> Result<bool> {
         let st = stamp(&self.json);
         if self.loaded && st == self.stamp {
-            return Ok(false);
+            return Ok(std::mem::take(&mut self.pending));
         }
+        self.pending = false;
         let data = match std::fs::read(&self.json) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -246,14 +259,12 @@ pub(crate) struct Snapshot {
     pub(crate) podman: Arc<HashSet<String>>,
     cache: ConvertCache,
     /// Converted images by ID with the record (and store) they came from, reused while
-    /// the record and the layers are unchanged.
+    /// the record and the layers of its chains are unchanged.
     converted: HashMap<String, (usize, usize, Arc<Image>)>,
     /// The image records `converted` indexes into, per store.
     converted_from: Vec<Arc<Vec<ImageRecord>>>,
-    /// Incremented whenever a layers file is re-read.
-    layers_gen: u64,
-    /// `layers_gen` when `converted` was built.
-    converted_gen: u64,
+    /// The layer records `converted` was built from, per store.
+    converted_layers: Vec<Arc<Vec<LayerRecord>>>,
     /// The probe the catalog corresponds to.
     probe: Option<Probe>,
     /// The catalog of the records above.
@@ -290,8 +301,7 @@ impl Snapshot {
             cache: ConvertCache::default(),
             converted: HashMap::new(),
             converted_from: Vec::new(),
-            layers_gen: 0,
-            converted_gen: 0,
+            converted_layers: Vec::new(),
             probe: None,
             catalog: Arc::new(Catalog::new()),
         }
@@ -322,14 +332,10 @@ impl Snapshot {
     /// rebuilds the catalog when anything did; `probe` (taken under those locks) is
     /// recorded as current.
     pub(crate) fn reload(&mut self, probe: Probe) -> Result<()> {
-        let mut layers_changed = self.layers.refresh()?;
+        let mut changed = self.layers.refresh()?;
         for r in &mut self.ro {
-            layers_changed |= r.layers.refresh()?;
+            changed |= r.layers.refresh()?;
         }
-        if layers_changed {
-            self.layers_gen += 1;
-        }
-        let mut changed = layers_changed;
         changed |= self.images.refresh()?;
         changed |= self.containers.refresh()?;
         changed |= self.mounts.refresh()?;
@@ -378,7 +384,9 @@ impl Snapshot {
             read_only: false,
         }];
         let mut from = vec![Arc::clone(&self.images.records)];
+        let mut from_layers = vec![Arc::clone(&self.layers.records)];
         for r in &self.ro {
+            from_layers.push(Arc::clone(&r.layers.records));
             stores.push(StoreRecords {
                 paths: &r.paths,
                 images: &r.images.records,
@@ -388,7 +396,7 @@ impl Snapshot {
             from.push(Arc::clone(&r.images.records));
         }
         let layers = convert::layer_index(&stores);
-        let reuse = self.converted_gen == self.layers_gen;
+        let changed = changed_layers(&self.converted_layers, &from_layers, &layers);
         let mut converted: HashMap<String, (usize, usize, Arc<Image>)> =
             HashMap::with_capacity(self.converted.len());
         let mut images: Vec<Arc<Image>> = Vec::new();
@@ -406,7 +414,11 @@ impl Snapshot {
                             .is_some_and(|r| r == rec)
                 };
                 let img = match self.converted.get(&rec.id) {
-                    Some((sn, idx, img)) if reuse && same(*sn, *idx) => Arc::clone(img),
+                    Some((sn, idx, img))
+                        if same(*sn, *idx) && !convert::uses_any(rec, &layers, &changed) =>
+                    {
+                        Arc::clone(img)
+                    }
                     _ => match convert::image(rec, s, &layers, &mut self.cache) {
                         Some(img) => Arc::new(img),
                         None => {
@@ -448,9 +460,12 @@ impl Snapshot {
         let containers =
             convert::containers(&self.containers.records, &ids, &mounted, &self.podman);
         drop(live);
-        self.converted = converted;
-        self.converted_from = from;
-        self.converted_gen = self.layers_gen;
+        // The previous records (thousands of strings) are freed off the caller's path.
+        drop_later((
+            std::mem::replace(&mut self.converted, converted),
+            std::mem::replace(&mut self.converted_from, from),
+            std::mem::replace(&mut self.converted_layers, from_layers),
+        ));
 
         // Derive the new catalog from the previous one when possible: O(change).
         let prev = &self.catalog;
@@ -483,6 +498,44 @@ impl Snapshot {
         }
         Catalog::from_records(images, containers)
     }
+}
+
+/// Drops `garbage` on a short-lived thread (inline when no thread can be started):
+/// freeing a thousand parsed records costs milliseconds a reply should not wait for.
+fn drop_later<T: Send + 'static>(garbage: T) {
+    // When no thread can be started the closure, and the garbage with it, is dropped here.
+    let _ = std::thread::Builder::new()
+        .name("cstorage-drop".into())
+        .spawn(move || drop(garbage));
+}
+
+/// The IDs of layers whose record differs between `old` (the records the converted images
+/// were built from) and `new` (indexed as `index`): added, removed or changed. Nothing when
+/// every store's records are the same allocation (the common case: only images changed).
+fn changed_layers(
+    old: &[Arc<Vec<LayerRecord>>],
+    new: &[Arc<Vec<LayerRecord>>],
+    index: &HashMap<&str, &LayerRecord>,
+) -> HashSet<String> {
+    let mut out = HashSet::new();
+    if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| Arc::ptr_eq(a, b)) {
+        return out;
+    }
+    let mut before: HashMap<&str, &LayerRecord> = HashMap::new();
+    for l in old.iter().flat_map(|v| v.iter()) {
+        before.entry(l.id.as_str()).or_insert(l);
+    }
+    for (id, l) in &before {
+        if index.get(id).is_none_or(|n| *n != *l) {
+            out.insert((*id).to_owned());
+        }
+    }
+    for id in index.keys() {
+        if !before.contains_key(id) {
+            out.insert((*id).to_owned());
+        }
+    }
+    out
 }
 
 fn create_dir(d: &Path) -> Result<()> {

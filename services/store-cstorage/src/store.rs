@@ -10,6 +10,7 @@ use imaged_core::store::{CheckReport, FsUsage, Staging, Store, StoreInfo, WriteH
 use crate::config::StoreOptions;
 use crate::driver::Paths;
 use crate::load::Loads;
+use crate::reaper::Reaper;
 use crate::snapshot::{Locks, Snapshot, ro_paths};
 
 /// A containers-storage store managed in place.
@@ -27,6 +28,8 @@ pub struct CStorageStore {
     /// its call; it never waits for an apply.
     refreshing: Mutex<()>,
     pub(crate) loads: Arc<Loads>,
+    /// Empties the trash after removals, off the call path.
+    pub(crate) reaper: Reaper,
 }
 
 impl CStorageStore {
@@ -64,6 +67,7 @@ impl CStorageStore {
             current: RwLock::new(Arc::new(Catalog::new())),
             refreshing: Mutex::new(()),
             loads,
+            reaper: Reaper::default(),
             opts,
         };
         {
@@ -83,6 +87,13 @@ impl CStorageStore {
             store.publish(&snap);
         }
         Ok(store)
+    }
+
+    /// Waits until the data of removed images, layers and containers is deleted from
+    /// disk (removals return once it is out of c/storage's directories; the rest happens
+    /// in the background).
+    pub fn settle(&self) {
+        self.reaper.wait_idle();
     }
 
     /// Where the store is.
@@ -155,6 +166,8 @@ impl Store for CStorageStore {
     }
 
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {
+        // Space a removal freed is free before a load writes.
+        self.reaper.wait_idle();
         self.loads.stage()
     }
 
@@ -260,6 +273,12 @@ impl CStorageStore {
                 WriteHealth::Unwritable(format!("{}: statvfs: {e}", self.opts.graph_root.display()))
             }
         }
+    }
+}
+
+impl Drop for CStorageStore {
+    fn drop(&mut self) {
+        self.reaper.wait_idle();
     }
 }
 

@@ -16,7 +16,8 @@
 //! 6. `layers.json` without them; the journal is cleared.
 //!
 //! Every prefix of this sequence is a state podman accepts (§10.5); `recover` finishes it
-//! at the next open. The trash is emptied after the locks are released.
+//! at the next open. The trash is emptied in the background after the locks are released
+//! (`reaper`).
 //!
 //! With the `failpoints` feature, `IMAGED_CSTORAGE_CRASH_AT=<step>` aborts the process at
 //! a step: `after-containers`, `after-images`, `after-flag`, `mid-data` (after the first
@@ -145,6 +146,10 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     let containers = &snap.containers.records;
     let mounted = snap.mounted();
     let mut plan = Plan::default();
+    let image_by_id: HashMap<&str, &ImageRecord> =
+        images.iter().map(|i| (i.id.as_str(), i)).collect();
+    let container_by_id: HashMap<&str, &ContainerRecord> =
+        containers.iter().map(|c| (c.id.as_str(), c)).collect();
 
     // Containers.
     let del_ctrs: HashSet<&str> = change
@@ -154,7 +159,7 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
         .collect();
     let mut gone: HashSet<String> = HashSet::new();
     for cid in &change.delete_containers {
-        let Some(c) = containers.iter().find(|c| &c.id == cid) else {
+        let Some(c) = container_by_id.get(cid.as_str()) else {
             return Err(conflict(format!("container {cid} vanished")));
         };
         let name = c.names.first().map_or(c.id.as_str(), String::as_str);
@@ -199,7 +204,7 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     // it since the engine looked. A stale plan is refused whole; the caller may retry.
     for seen in &change.seen {
         let hex = seen.id.hex();
-        if let Some(now) = images.iter().find(|i| i.id == hex) {
+        if let Some(now) = image_by_id.get(hex.as_str()) {
             let mut a: Vec<&str> = now.names.iter().map(String::as_str).collect();
             let mut b: Vec<&str> = seen.names.iter().map(String::as_str).collect();
             a.sort_unstable();
@@ -218,9 +223,16 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
 
     // Images: existence, users, read-only.
     let del_imgs: HashSet<String> = change.delete_images.iter().map(Digest::hex).collect();
+    // The first container (in file order) of each image.
+    let mut user: HashMap<&str, &ContainerRecord> = HashMap::new();
+    for c in containers.iter() {
+        if !del_ctrs.contains(c.id.as_str()) {
+            user.entry(c.image.as_str()).or_insert(c);
+        }
+    }
     for id in &change.delete_images {
         let hex = id.hex();
-        if !images.iter().any(|i| i.id == hex) {
+        if !image_by_id.contains_key(hex.as_str()) {
             if snap
                 .ro
                 .iter()
@@ -233,10 +245,7 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
             }
             return Err(conflict(format!("image {id} vanished")));
         }
-        if let Some(c) = containers
-            .iter()
-            .find(|c| c.image == hex && !del_ctrs.contains(c.id.as_str()))
-        {
+        if let Some(c) = user.get(hex.as_str()) {
             return Err(Error::new(
                 ErrorKind::ImageInUse,
                 format!("image used by {}: image is in use by a container", c.id),
@@ -363,12 +372,13 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     Ok(plan)
 }
 
+/// Writes `plan`; the final `layers.json` records when it removed layers.
 fn execute(
     store: &CStorageStore,
     snap: &Snapshot,
     locks: &crate::snapshot::WriteLocks<'_>,
     plan: &Plan,
-) -> Result<()> {
+) -> Result<Option<Vec<LayerRecord>>> {
     let paths = &store.paths;
     if !plan.layers.is_empty() {
         write_journal(
@@ -383,7 +393,7 @@ fn execute(
     if let Some(c) = &plan.containers {
         save(&snap.containers.json, c, &locks.containers)?;
         failpoint("after-containers");
-        for id in &plan.container_dirs {
+        par_each(&plan.container_dirs, |id| {
             trash(&paths.containers_dir().join(id))?;
             if let Some(run) = &paths.run {
                 let d = run
@@ -392,37 +402,38 @@ fn execute(
                 // The run root may be another filesystem: delete in place then.
                 trash(&d)?;
             }
-        }
+            Ok(())
+        })?;
     }
     if let Some(i) = &plan.images {
         save(&snap.images.json, i, &locks.images)?;
         failpoint("after-images");
-        for id in &plan.image_dirs {
-            trash(&paths.images_dir().join(id))?;
-        }
+        par_each(&plan.image_dirs, |id| trash(&paths.images_dir().join(id)))?;
     }
-    if !plan.layers.is_empty() {
-        remove_layers(
-            paths,
-            &snap.layers.records,
-            &plan.layers,
-            &snap.layers.json,
-            &locks.layers,
-        )?;
-        clear_journal(paths)?;
+    if plan.layers.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    let kept = remove_layers(
+        paths,
+        &snap.layers.records,
+        &plan.layers,
+        &snap.layers.json,
+        &locks.layers,
+    )?;
+    clear_journal(paths)?;
+    Ok(Some(kept))
 }
 
 /// Flags `ids` incomplete (one write), removes their data, then their records (one
-/// write): c/storage's `deleteInternal` for many layers at once.
+/// write): c/storage's `deleteInternal` for many layers at once. Returns the records
+/// written last.
 pub(crate) fn remove_layers(
     paths: &Paths,
     layers: &[LayerRecord],
     ids: &[String],
     json: &Path,
     lock: &WriteGuard<'_>,
-) -> Result<()> {
+) -> Result<Vec<LayerRecord>> {
     let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let flagged: Vec<LayerRecord> = layers
         .iter()
@@ -438,20 +449,59 @@ pub(crate) fn remove_layers(
         save(json, &flagged, lock)?;
     }
     failpoint("after-flag");
-    for (n, id) in ids.iter().enumerate() {
-        paths
-            .remove_layer_data(id)
-            .map_err(|e| io_err("removing the data of layer", Path::new(id), &e))?;
-        if n == 0 {
-            failpoint("mid-data");
-        }
+    if let Some((first, rest)) = ids.split_first() {
+        remove_data(paths, std::slice::from_ref(first))?;
+        failpoint("mid-data");
+        remove_data(paths, rest)?;
     }
     failpoint("after-data");
     let kept: Vec<LayerRecord> = flagged
         .into_iter()
         .filter(|l| !set.contains(l.id.as_str()))
         .collect();
-    save(json, &kept, lock)
+    save(json, &kept, lock)?;
+    Ok(kept)
+}
+
+/// Removes the data of `ids` (each flagged incomplete already, so the order does not
+/// matter).
+fn remove_data(paths: &Paths, ids: &[String]) -> Result<()> {
+    par_each(ids, |id| {
+        paths
+            .remove_layer_data(id)
+            .map_err(|e| io_err("removing the data of layer", Path::new(id), &e))
+    })
+}
+
+/// `f` on each item, on a few threads when there are many (a large prune's renames and
+/// unlinks dominate it); the first error.
+fn par_each(items: &[String], f: impl Fn(&String) -> Result<()> + Sync) -> Result<()> {
+    const PER_THREAD: usize = 64;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+        .min(items.len().div_ceil(PER_THREAD));
+    if threads <= 1 {
+        return items.iter().try_for_each(f);
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().try_for_each(f)))
+            .collect();
+        let mut result = Ok(());
+        for w in workers {
+            let r = w
+                .join()
+                .unwrap_or_else(|_| Err(Error::internal("a removal thread panicked")));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
 }
 
 /// Blobs with their sizes.
@@ -482,6 +532,10 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
         ));
     }
     let before_view = store.refresh();
+    if !change.put_images.is_empty() {
+        // Space a removal freed is free before a load writes.
+        store.reaper.wait_idle();
+    }
     // New images: copied in by skopeo without any of our locks held (skopeo takes them).
     for img in &change.put_images {
         if before_view.image(&img.id).is_some() {
@@ -493,20 +547,44 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
         store.loads.import(&store.opts, img, "")?;
     }
 
+    let start = std::time::Instant::now();
     let mut snap = store.lock_snap();
     let locks = store.locks.write()?;
     reload_locked(&store.locks, &mut snap)?;
+    let locked = start.elapsed();
     let before = std::sync::Arc::clone(&snap.catalog);
-    let plan = plan(&snap, change)?;
-    let result = execute(store, &snap, &locks, &plan);
+    let mut plan = plan(&snap, change)?;
+    let planned = start.elapsed();
+    let result = execute(store, &snap, &locks, &plan).map(|kept| {
+        // What was written is known: the catalog is rebuilt from it, not read back.
+        if let Some(c) = plan.containers.take() {
+            snap.containers.set(c);
+        }
+        if let Some(i) = plan.images.take() {
+            snap.images.set(i);
+        }
+        if let Some(l) = kept {
+            snap.layers.set(l);
+        }
+    });
+    let written = start.elapsed();
     let reloaded = reload_locked(&store.locks, &mut snap);
+    tracing::debug!(
+        ?locked,
+        ?planned,
+        ?written,
+        rebuilt = ?start.elapsed(),
+        layers = plan.layers.len(),
+        images = plan.image_dirs.len(),
+        "containers-storage: applied (times since the call)"
+    );
     drop(locks);
     store.publish(&snap);
     drop(snap);
     let removed =
         !plan.layers.is_empty() || !plan.image_dirs.is_empty() || !plan.container_dirs.is_empty();
-    if removed && let Err(e) = store.paths.empty_trash() {
-        tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");
+    if removed {
+        store.reaper.kick(&store.paths);
     }
     result?;
     reloaded?;

@@ -61,7 +61,10 @@ fn layers_json(s: &PodmanStore) -> Vec<Value> {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
-fn no_leftovers(s: &PodmanStore) {
+/// Nothing half-removed: no flagged layer, no layer without data, the trash emptied (once
+/// the store's background emptying settled), no journal.
+fn no_leftovers(s: &PodmanStore, store: &CStorageStore) {
+    store.settle();
     for l in layers_json(s) {
         assert!(
             l.get("flags").and_then(|f| f.get("incomplete")).is_none(),
@@ -168,7 +171,7 @@ fn tag_untag_remove_prune(driver: &'static str) {
     assert_eq!(our_names(&store), podman_names(&s));
     assert_eq!(podman_names(&s).len(), 3);
     assert_eq!(layers_json(&s).len(), layers_before - 1);
-    no_leftovers(&s);
+    no_leftovers(&s, &store);
     s.podman_ok(&["image", "inspect", "localhost/bb:1", "localhost/child:1"])
         .unwrap();
     s.podman_ok(&[
@@ -268,7 +271,7 @@ fn tag_untag_remove_prune(driver: &'static str) {
     let ps = s.podman_ok(&["ps", "-a", "--external", "-q"]).unwrap();
     assert_eq!(ps.trim(), "");
     assert!(layers_json(&s).is_empty());
-    no_leftovers(&s);
+    no_leftovers(&s, &store);
 
     // podman still writes to the store afterwards.
     runnable_image(&s, "localhost/bb:1");
@@ -322,5 +325,5 @@ fn a_plan_podman_made_stale_is_refused() {
         podman_names(&s).get(&img.id.hex()),
         Some(&vec!["localhost/stale:2".to_owned()])
     );
-    no_leftovers(&s);
+    no_leftovers(&s, &store);
 }

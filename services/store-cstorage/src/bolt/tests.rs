@@ -80,7 +80,10 @@ fn podman_containers_are_listed_buildah_ones_are_not() {
     assert_eq!(b1.len(), 64, "{b1}");
 
     let db = read(&s.root.join("libpod/bolt_state.db")).unwrap();
-    assert_eq!(db.containers, HashSet::from([c1.clone()]));
+    assert_eq!(
+        db.containers,
+        [c1.clone()].into_iter().collect::<HashSet<_>>()
+    );
     assert!(!db.containers.contains(&b1));
     assert_eq!(db.graph_driver.as_deref(), Some("vfs"));
     assert_eq!(
@@ -106,7 +109,7 @@ fn many_containers_split_into_branch_pages() {
     // pages a leaf overflows past ~48 entries, so 60 containers need a branch page.
     const N: usize = 60;
     let s = store_with_image();
-    let mut ids = HashSet::new();
+    let mut ids = HashSet::default();
     for i in 0..N {
         let id = s
             .podman_ok(&["create", "--name", &format!("c{i}"), "localhost/bb:1"])
