@@ -364,7 +364,8 @@ fn cstorage(o: &mut String, cs: &[CsResult]) {
              `imaged --store containers-storage --storage-driver overlay` on a store podman \
              built from the {} scenario ({} images as `podman images -a` counts; built in \
              {:.0} s{}, restored from a pristine copy in {:.1} s before each phase). Medians \
-             of 5 runs after a warm-up; `rm` of 5 different images on each side; `prune` and \
+             of 5 runs after a warm-up ({} of `podman images`: they may take at most two \
+             minutes in all); `rm` of 5 different images on each side; `prune` and \
              `prune -a` one run each, on the same state (the store restored, the same images \
              removed and tags added). Pruned: imagectl {} / {}, podman {} / {} images.\n",
             r.build.images,
@@ -377,6 +378,7 @@ fn cstorage(o: &mut String, cs: &[CsResult]) {
                 ""
             },
             r.build.restore.as_secs_f64(),
+            p.ls.n,
             i.pruned,
             i.pruned_all,
             p.pruned,
