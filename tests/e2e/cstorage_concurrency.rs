@@ -102,13 +102,31 @@ pub(crate) fn podman_side(s: &PodmanStore) {
         if i % 2 == 1 {
             prev = Some(format!("{kept} {}", img.hex_id()));
         }
-        let r = podman(s, &["images", "-a", "--format", "json"]);
-        clean(&r, "podman images");
-        r.ok();
+        list_racing(s);
         let r = podman(s, &["image", "inspect", &kept]);
         clean(&r, "podman image inspect");
         r.ok();
     }
+}
+
+/// `podman images -a` while the other side removes images. podman 4.3 lists the image
+/// records, then reads each one again without holding the lock in between: an image
+/// removed in that window fails the whole listing with "image not known" (exit 125), as
+/// it does when another podman removes it. That is a clean failure, not a torn store; the
+/// listing must succeed within a few attempts.
+fn list_racing(s: &PodmanStore) {
+    for _ in 0..5 {
+        let r = podman(s, &["images", "-a", "--format", "json"]);
+        clean(&r, "podman images");
+        if r.code() == 0 {
+            return;
+        }
+        assert!(
+            r.code() == 125 && r.stderr.contains("image not known"),
+            "podman images: neither success nor podman's listing race:\n{r}"
+        );
+    }
+    panic!("podman images failed five times in a row");
 }
 
 /// imaged's side: round `i` removes `localhost/pre:i` (loaded before, a child of the
