@@ -75,8 +75,8 @@ impl ConvertCache {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StoreRecords<'a> {
     pub(crate) paths: &'a Paths,
-    pub(crate) images: &'a [ImageRecord],
-    pub(crate) layers: &'a [LayerRecord],
+    pub(crate) images: &'a [Arc<ImageRecord>],
+    pub(crate) layers: &'a [Arc<LayerRecord>],
     pub(crate) read_only: bool,
 }
 
@@ -85,7 +85,7 @@ pub(crate) fn layer_index<'a>(stores: &[StoreRecords<'a>]) -> HashMap<&'a str, &
     let mut m = HashMap::new();
     for s in stores {
         for l in s.layers {
-            m.entry(l.id.as_str()).or_insert(l);
+            m.entry(l.id.as_str()).or_insert(l.as_ref());
         }
     }
     m
@@ -471,7 +471,7 @@ pub(crate) fn image(
 /// Converts the container records: those with an image that exists in `images`.
 /// `mounted`: layer IDs with a mount count > 0; `podman`: podman's container IDs.
 pub(crate) fn containers(
-    recs: &[ContainerRecord],
+    recs: &[Arc<ContainerRecord>],
     images: &HashSet<Digest>,
     mounted: &HashSet<&str>,
     podman: &HashSet<String>,

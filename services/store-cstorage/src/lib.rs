@@ -8,7 +8,8 @@
 //! - `bolt`: a read-only reader of podman's BoltDB (which containers are podman's);
 //! - `lockfile`, `atomic`, `schema`, `bigdata`: c/storage's lock files, atomic writes,
 //!   JSON records and big-data file names;
-//! - `snapshot`, `convert`: reading the store into an [`imaged_core::Catalog`];
+//! - `tracked`, `snapshot`, `convert`: reading the store (incrementally) into an
+//!   [`imaged_core::Catalog`];
 //! - `write`, `driver`, `recover`: applying change sets in place, deleting layer data,
 //!   finishing interrupted removals; `reaper`: emptying the trash in the background;
 //! - `load`: LoadImages through skopeo;
@@ -47,6 +48,7 @@ mod recover;
 mod schema;
 mod snapshot;
 mod store;
+mod tracked;
 mod write;
 
 pub use config::{Driver, StoreOptions};

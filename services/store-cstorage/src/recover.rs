@@ -87,7 +87,7 @@ pub(crate) fn check(store: &CStorageStore, repair: bool) -> Result<CheckReport> 
         .layers
         .records
         .iter()
-        .map(|l| (l.id.as_str(), l))
+        .map(|l| (l.id.as_str(), l.as_ref()))
         .collect();
     for l in snap.layers.records.iter() {
         if l.is_incomplete() {

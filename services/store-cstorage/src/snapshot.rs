@@ -10,7 +10,6 @@
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,69 +21,8 @@ use imaged_core::{Catalog, ChangeSet};
 use crate::convert::{self, ConvertCache, StoreRecords};
 use crate::driver::Paths;
 use crate::lockfile::{LockFile, ReadGuard, Token, WriteGuard};
-use crate::schema::{self, ContainerRecord, ImageRecord, LayerRecord, MountRecord};
-
-/// `(dev, ino, size, mtime s, mtime ns)` of a file, `None` when missing.
-pub(crate) type Stamp = Option<(u64, u64, u64, i64, i64)>;
-
-/// The stamp of `path`.
-pub(crate) fn stamp(path: &Path) -> Stamp {
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
-}
-
-/// One JSON file.
-#[derive(Debug)]
-pub(crate) struct Tracked<T> {
-    pub(crate) json: PathBuf,
-    pub(crate) stamp: Stamp,
-    pub(crate) loaded: bool,
-    pub(crate) records: Arc<Vec<T>>,
-    /// Records were [`Tracked::set`] and not yet taken into the catalog.
-    pending: bool,
-}
-
-impl<T: for<'de> serde::Deserialize<'de>> Tracked<T> {
-    fn new(json: PathBuf) -> Self {
-        Self {
-            json,
-            stamp: None,
-            loaded: false,
-            records: Arc::new(Vec::new()),
-            pending: false,
-        }
-    }
-
-    /// Records what this process just wrote to the file (under its write lock): the next
-    /// [`Snapshot::reload`] takes them without reading the file back.
-    pub(crate) fn set(&mut self, records: Vec<T>) {
-        self.records = Arc::new(records);
-        self.stamp = stamp(&self.json);
-        self.loaded = true;
-        self.pending = true;
-    }
-
-    /// Re-reads the file if its stamp moved; whether the records changed.
-    fn refresh(&mut self) -> Result<bool> {
-        let st = stamp(&self.json);
-        if self.loaded && st == self.stamp {
-            return Ok(std::mem::take(&mut self.pending));
-        }
-        self.pending = false;
-        let data = match std::fs::read(&self.json) {
-            Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(Error::io(&format!("reading {}", self.json.display()), &e)),
-        };
-        let recs = schema::parse::<T>(&data)
-            .map_err(|e| Error::internal(format!("parsing {}: {e}", self.json.display())))?;
-        self.records = Arc::new(recs);
-        self.stamp = st;
-        self.loaded = true;
-        Ok(true)
-    }
-}
+use crate::schema::{ContainerRecord, ImageRecord, LayerRecord, MountRecord};
+pub(crate) use crate::tracked::{Records, Stamp, Tracked, stamp};
 
 /// The lock files of the store (outside the snapshot's mutex, so that guards and a
 /// mutable snapshot can be held together).
@@ -262,9 +200,9 @@ pub(crate) struct Snapshot {
     /// the record and the layers of its chains are unchanged.
     converted: HashMap<String, (usize, usize, Arc<Image>)>,
     /// The image records `converted` indexes into, per store.
-    converted_from: Vec<Arc<Vec<ImageRecord>>>,
+    converted_from: Vec<Records<ImageRecord>>,
     /// The layer records `converted` was built from, per store.
-    converted_layers: Vec<Arc<Vec<LayerRecord>>>,
+    converted_layers: Vec<Records<LayerRecord>>,
     /// The probe the catalog corresponds to.
     probe: Option<Probe>,
     /// The catalog of the records above.
@@ -411,7 +349,7 @@ impl Snapshot {
                             .converted_from
                             .get(sn)
                             .and_then(|v| v.get(idx))
-                            .is_some_and(|r| r == rec)
+                            .is_some_and(|r| Arc::ptr_eq(r, rec) || r == rec)
                 };
                 let img = match self.converted.get(&rec.id) {
                     Some((sn, idx, img))
@@ -513,8 +451,8 @@ fn drop_later<T: Send + 'static>(garbage: T) {
 /// were built from) and `new` (indexed as `index`): added, removed or changed. Nothing when
 /// every store's records are the same allocation (the common case: only images changed).
 fn changed_layers(
-    old: &[Arc<Vec<LayerRecord>>],
-    new: &[Arc<Vec<LayerRecord>>],
+    old: &[Records<LayerRecord>],
+    new: &[Records<LayerRecord>],
     index: &HashMap<&str, &LayerRecord>,
 ) -> HashSet<String> {
     let mut out = HashSet::new();
@@ -523,10 +461,13 @@ fn changed_layers(
     }
     let mut before: HashMap<&str, &LayerRecord> = HashMap::new();
     for l in old.iter().flat_map(|v| v.iter()) {
-        before.entry(l.id.as_str()).or_insert(l);
+        before.entry(l.id.as_str()).or_insert(l.as_ref());
     }
     for (id, l) in &before {
-        if index.get(id).is_none_or(|n| *n != *l) {
+        if index
+            .get(id)
+            .is_none_or(|n| !std::ptr::eq(*n, *l) && *n != *l)
+        {
             out.insert((*id).to_owned());
         }
     }

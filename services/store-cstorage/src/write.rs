@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use imaged_core::catalog::{Applied, Catalog, ChangeSet};
 use imaged_core::digest::Digest;
@@ -105,13 +106,17 @@ pub(crate) fn clear_journal(paths: &Paths) -> Result<()> {
     }
 }
 
-/// Writes one of the JSON files and touches its lock.
-pub(crate) fn save<T: Serialize>(path: &Path, recs: &[T], lock: &WriteGuard<'_>) -> Result<()> {
+/// Writes one of the JSON files and touches its lock; the bytes written.
+pub(crate) fn save<T: Serialize>(
+    path: &Path,
+    recs: &[T],
+    lock: &WriteGuard<'_>,
+) -> Result<Vec<u8>> {
     let data = schema::to_go_json(recs).map_err(|e| Error::internal(e.to_string()))?;
     atomic::write_file(path, &data, 0o600).map_err(|e| io_err("writing", path, &e))?;
     lock.touch()
-        .map(|_| ())
-        .map_err(|e| io_err("touching the lock of", path, &e))
+        .map_err(|e| io_err("touching the lock of", path, &e))?;
+    Ok(data)
 }
 
 /// Re-reads the store under the held write locks (mountpoints R inside).
@@ -124,8 +129,8 @@ pub(crate) fn reload_locked(locks: &Locks, snap: &mut Snapshot) -> Result<()> {
 /// What an apply writes.
 #[derive(Debug, Default)]
 struct Plan {
-    containers: Option<Vec<ContainerRecord>>,
-    images: Option<Vec<ImageRecord>>,
+    containers: Option<Vec<Arc<ContainerRecord>>>,
+    images: Option<Vec<Arc<ImageRecord>>>,
     /// Layers to remove, in order (container layers, then each image's mapped layers and
     /// its chain top → base).
     layers: Vec<String>,
@@ -147,9 +152,11 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     let mounted = snap.mounted();
     let mut plan = Plan::default();
     let image_by_id: HashMap<&str, &ImageRecord> =
-        images.iter().map(|i| (i.id.as_str(), i)).collect();
-    let container_by_id: HashMap<&str, &ContainerRecord> =
-        containers.iter().map(|c| (c.id.as_str(), c)).collect();
+        images.iter().map(|i| (i.id.as_str(), i.as_ref())).collect();
+    let container_by_id: HashMap<&str, &ContainerRecord> = containers
+        .iter()
+        .map(|c| (c.id.as_str(), c.as_ref()))
+        .collect();
 
     // Containers.
     let del_ctrs: HashSet<&str> = change
@@ -227,7 +234,7 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     let mut user: HashMap<&str, &ContainerRecord> = HashMap::new();
     for c in containers.iter() {
         if !del_ctrs.contains(c.id.as_str()) {
-            user.entry(c.image.as_str()).or_insert(c);
+            user.entry(c.image.as_str()).or_insert(c.as_ref());
         }
     }
     for id in &change.delete_images {
@@ -264,7 +271,8 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
                 .push(l.id.as_str());
         }
     }
-    let by_id: HashMap<&str, &LayerRecord> = layers.iter().map(|l| (l.id.as_str(), l)).collect();
+    let by_id: HashMap<&str, &LayerRecord> =
+        layers.iter().map(|l| (l.id.as_str(), l.as_ref())).collect();
     let mut other_tops: HashSet<&str> = HashSet::new();
     for i in images.iter().filter(|i| !del_imgs.contains(&i.id)) {
         other_tops.insert(i.layer.as_str());
@@ -313,7 +321,7 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     }
 
     // Names (c/storage's updateNames for each changed image).
-    let mut recs: Vec<ImageRecord> = images
+    let mut recs: Vec<Arc<ImageRecord>> = images
         .iter()
         .filter(|i| !del_imgs.contains(&i.id))
         .cloned()
@@ -355,16 +363,16 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
         names_changed = true;
         for name in &wanted {
             for (n, other) in recs.iter_mut().enumerate() {
-                if n != at {
-                    other.names.retain(|x| x != name);
+                if n != at && other.names.contains(name) {
+                    Arc::make_mut(other).names.retain(|x| x != name);
                 }
             }
-            let r = &mut recs[at];
+            let r = Arc::make_mut(&mut recs[at]);
             let mut h = vec![name.clone()];
             h.extend(r.names_history.iter().filter(|x| *x != name).cloned());
             r.names_history = h;
         }
-        recs[at].names = wanted;
+        Arc::make_mut(&mut recs[at]).names = wanted;
     }
     if names_changed || !del_imgs.is_empty() {
         plan.images = Some(recs);
@@ -373,12 +381,22 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
 }
 
 /// Writes `plan`; the final `layers.json` records when it removed layers.
+/// The bytes of each file an apply wrote (what the snapshot takes as read).
+#[derive(Debug, Default)]
+struct Written {
+    containers: Option<Vec<u8>>,
+    images: Option<Vec<u8>>,
+    layers: Option<(Vec<Arc<LayerRecord>>, Vec<u8>)>,
+}
+
+/// Writes `plan`.
 fn execute(
     store: &CStorageStore,
     snap: &Snapshot,
     locks: &crate::snapshot::WriteLocks<'_>,
     plan: &Plan,
-) -> Result<Option<Vec<LayerRecord>>> {
+) -> Result<Written> {
+    let mut written = Written::default();
     let paths = &store.paths;
     if !plan.layers.is_empty() {
         write_journal(
@@ -391,7 +409,7 @@ fn execute(
     let trash =
         |p: &Path| -> Result<()> { paths.to_trash(p).map_err(|e| io_err("removing", p, &e)) };
     if let Some(c) = &plan.containers {
-        save(&snap.containers.json, c, &locks.containers)?;
+        written.containers = Some(save(&snap.containers.json, c, &locks.containers)?);
         failpoint("after-containers");
         par_each(&plan.container_dirs, |id| {
             trash(&paths.containers_dir().join(id))?;
@@ -406,12 +424,12 @@ fn execute(
         })?;
     }
     if let Some(i) = &plan.images {
-        save(&snap.images.json, i, &locks.images)?;
+        written.images = Some(save(&snap.images.json, i, &locks.images)?);
         failpoint("after-images");
         par_each(&plan.image_dirs, |id| trash(&paths.images_dir().join(id)))?;
     }
     if plan.layers.is_empty() {
-        return Ok(None);
+        return Ok(written);
     }
     let kept = remove_layers(
         paths,
@@ -421,31 +439,36 @@ fn execute(
         &locks.layers,
     )?;
     clear_journal(paths)?;
-    Ok(Some(kept))
+    written.layers = Some(kept);
+    Ok(written)
 }
 
 /// Flags `ids` incomplete (one write), removes their data, then their records (one
 /// write): c/storage's `deleteInternal` for many layers at once. Returns the records
-/// written last.
+/// written last and their bytes.
 pub(crate) fn remove_layers(
     paths: &Paths,
-    layers: &[LayerRecord],
+    layers: &[Arc<LayerRecord>],
     ids: &[String],
     json: &Path,
     lock: &WriteGuard<'_>,
-) -> Result<Vec<LayerRecord>> {
+) -> Result<(Vec<Arc<LayerRecord>>, Vec<u8>)> {
     let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
-    let flagged: Vec<LayerRecord> = layers
+    let mut flag = false;
+    let flagged: Vec<Arc<LayerRecord>> = layers
         .iter()
         .map(|l| {
-            let mut l = l.clone();
             if set.contains(l.id.as_str()) && !l.is_incomplete() {
+                flag = true;
+                let mut l = LayerRecord::clone(l);
                 l.flags.insert(INCOMPLETE.to_owned(), Value::Bool(true));
+                Arc::new(l)
+            } else {
+                Arc::clone(l)
             }
-            l
         })
         .collect();
-    if flagged != layers {
+    if flag {
         save(json, &flagged, lock)?;
     }
     failpoint("after-flag");
@@ -455,12 +478,12 @@ pub(crate) fn remove_layers(
         remove_data(paths, rest)?;
     }
     failpoint("after-data");
-    let kept: Vec<LayerRecord> = flagged
+    let kept: Vec<Arc<LayerRecord>> = flagged
         .into_iter()
         .filter(|l| !set.contains(l.id.as_str()))
         .collect();
-    save(json, &kept, lock)?;
-    Ok(kept)
+    let bytes = save(json, &kept, lock)?;
+    Ok((kept, bytes))
 }
 
 /// Removes the data of `ids` (each flagged incomplete already, so the order does not
@@ -555,16 +578,16 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
     let before = std::sync::Arc::clone(&snap.catalog);
     let mut plan = plan(&snap, change)?;
     let planned = start.elapsed();
-    let result = execute(store, &snap, &locks, &plan).map(|kept| {
+    let result = execute(store, &snap, &locks, &plan).map(|written| {
         // What was written is known: the catalog is rebuilt from it, not read back.
-        if let Some(c) = plan.containers.take() {
-            snap.containers.set(c);
+        if let (Some(c), Some(b)) = (plan.containers.take(), written.containers) {
+            snap.containers.set(c, b);
         }
-        if let Some(i) = plan.images.take() {
-            snap.images.set(i);
+        if let (Some(i), Some(b)) = (plan.images.take(), written.images) {
+            snap.images.set(i, b);
         }
-        if let Some(l) = kept {
-            snap.layers.set(l);
+        if let Some((l, b)) = written.layers {
+            snap.layers.set(l, b);
         }
     });
     let written = start.elapsed();
