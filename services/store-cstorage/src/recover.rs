@@ -17,7 +17,9 @@ use imaged_core::store::CheckReport;
 
 use crate::snapshot::Snapshot;
 use crate::store::CStorageStore;
-use crate::write::{clear_journal, journal_path, read_journal, reload_locked, remove_layers};
+use crate::write::{
+    clear_journal, journal_path, prepare_layers, read_journal, reload_locked, remove_layers,
+};
 
 /// Recovers the store (the caller holds the snapshot; this takes the write locks).
 /// Returns the layers removed.
@@ -56,7 +58,14 @@ pub(crate) fn recover(store: &CStorageStore, snap: &mut Snapshot) -> Result<Vec<
     }
     if !ids.is_empty() {
         tracing::warn!(layers = ?ids, "containers-storage: finishing the removal of layers");
-        remove_layers(&store.paths, layers, &ids, &snap.layers.json, &locks.layers)?;
+        let prepared = prepare_layers(layers, &ids)?;
+        remove_layers(
+            &store.paths,
+            &ids,
+            prepared,
+            &snap.layers.json,
+            &locks.layers,
+        )?;
     }
     if journal_path(&store.paths).exists() {
         clear_journal(&store.paths)?;

@@ -113,10 +113,16 @@ pub(crate) fn save<T: Serialize>(
     lock: &WriteGuard<'_>,
 ) -> Result<Vec<u8>> {
     let data = schema::to_go_json(recs).map_err(|e| Error::internal(e.to_string()))?;
-    atomic::write_file(path, &data, 0o600).map_err(|e| io_err("writing", path, &e))?;
-    lock.touch()
-        .map_err(|e| io_err("touching the lock of", path, &e))?;
+    write_bytes(path, &data, lock)?;
     Ok(data)
+}
+
+/// Replaces one of the JSON files with `data` and touches its lock.
+fn write_bytes(path: &Path, data: &[u8], lock: &WriteGuard<'_>) -> Result<()> {
+    atomic::write_file(path, data, 0o600).map_err(|e| io_err("writing", path, &e))?;
+    lock.touch()
+        .map(|_| ())
+        .map_err(|e| io_err("touching the lock of", path, &e))
 }
 
 /// Re-reads the store under the held write locks (mountpoints R inside).
@@ -398,6 +404,25 @@ fn execute(
 ) -> Result<Written> {
     let mut written = Written::default();
     let paths = &store.paths;
+    // Everything is serialized first, images.json and layers.json on two threads
+    // (megabytes each at a thousand images), so the locks wait for I/O only.
+    let (images, layers) = std::thread::scope(|s| {
+        let layers = (!plan.layers.is_empty())
+            .then(|| s.spawn(|| prepare_layers(&snap.layers.records, &plan.layers)));
+        let images = plan
+            .images
+            .as_deref()
+            .map(|i| schema::to_go_json(i).map_err(|e| Error::internal(e.to_string())))
+            .transpose();
+        let layers = layers
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::internal("serializing layers.json panicked")))
+            })
+            .transpose();
+        (images, layers)
+    });
+    let (images, layers) = (images?, layers?);
     if !plan.layers.is_empty() {
         write_journal(
             paths,
@@ -423,18 +448,19 @@ fn execute(
             Ok(())
         })?;
     }
-    if let Some(i) = &plan.images {
-        written.images = Some(save(&snap.images.json, i, &locks.images)?);
+    if let Some(i) = images {
+        write_bytes(&snap.images.json, &i, &locks.images)?;
+        written.images = Some(i);
         failpoint("after-images");
         par_each(&plan.image_dirs, |id| trash(&paths.images_dir().join(id)))?;
     }
-    if plan.layers.is_empty() {
+    let Some(prepared) = layers else {
         return Ok(written);
-    }
+    };
     let kept = remove_layers(
         paths,
-        &snap.layers.records,
         &plan.layers,
+        prepared,
         &snap.layers.json,
         &locks.layers,
     )?;
@@ -443,16 +469,18 @@ fn execute(
     Ok(written)
 }
 
-/// Flags `ids` incomplete (one write), removes their data, then their records (one
-/// write): c/storage's `deleteInternal` for many layers at once. Returns the records
-/// written last and their bytes.
-pub(crate) fn remove_layers(
-    paths: &Paths,
-    layers: &[Arc<LayerRecord>],
-    ids: &[String],
-    json: &Path,
-    lock: &WriteGuard<'_>,
-) -> Result<(Vec<Arc<LayerRecord>>, Vec<u8>)> {
+/// The two `layers.json` contents of a layer removal, serialized before anything is
+/// written.
+pub(crate) struct LayerWrite {
+    /// With `flags.incomplete` on the layers to remove (`None`: all flagged already).
+    flagged: Option<Vec<u8>>,
+    /// Without them: the records and their bytes.
+    kept: Vec<Arc<LayerRecord>>,
+    kept_bytes: Vec<u8>,
+}
+
+/// Serializes the `layers.json` contents that remove `ids` from `layers`.
+pub(crate) fn prepare_layers(layers: &[Arc<LayerRecord>], ids: &[String]) -> Result<LayerWrite> {
     let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut flag = false;
     let flagged: Vec<Arc<LayerRecord>> = layers
@@ -468,8 +496,33 @@ pub(crate) fn remove_layers(
             }
         })
         .collect();
-    if flag {
-        save(json, &flagged, lock)?;
+    let ser =
+        |r: &[Arc<LayerRecord>]| schema::to_go_json(r).map_err(|e| Error::internal(e.to_string()));
+    let flagged_bytes = if flag { Some(ser(&flagged)?) } else { None };
+    let kept: Vec<Arc<LayerRecord>> = flagged
+        .into_iter()
+        .filter(|l| !set.contains(l.id.as_str()))
+        .collect();
+    let kept_bytes = ser(&kept)?;
+    Ok(LayerWrite {
+        flagged: flagged_bytes,
+        kept,
+        kept_bytes,
+    })
+}
+
+/// Flags `ids` incomplete (one write), removes their data, then their records (one
+/// write): c/storage's `deleteInternal` for many layers at once. Returns the records
+/// written last and their bytes.
+pub(crate) fn remove_layers(
+    paths: &Paths,
+    ids: &[String],
+    prepared: LayerWrite,
+    json: &Path,
+    lock: &WriteGuard<'_>,
+) -> Result<(Vec<Arc<LayerRecord>>, Vec<u8>)> {
+    if let Some(flagged) = &prepared.flagged {
+        write_bytes(json, flagged, lock)?;
     }
     failpoint("after-flag");
     if let Some((first, rest)) = ids.split_first() {
@@ -478,12 +531,8 @@ pub(crate) fn remove_layers(
         remove_data(paths, rest)?;
     }
     failpoint("after-data");
-    let kept: Vec<Arc<LayerRecord>> = flagged
-        .into_iter()
-        .filter(|l| !set.contains(l.id.as_str()))
-        .collect();
-    let bytes = save(json, &kept, lock)?;
-    Ok((kept, bytes))
+    write_bytes(json, &prepared.kept_bytes, lock)?;
+    Ok((prepared.kept, prepared.kept_bytes))
 }
 
 /// Removes the data of `ids` (each flagged incomplete already, so the order does not
