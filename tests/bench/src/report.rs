@@ -365,7 +365,7 @@ fn cstorage(o: &mut String, cs: &[CsResult]) {
              built from the {} scenario ({} images as `podman images -a` counts; built in \
              {:.0} s{}, restored from a pristine copy in {:.1} s before each phase). Medians \
              of 5 runs after a warm-up ({} of `podman images`: they may take at most two \
-             minutes in all); `rm` of 5 different images on each side; `prune` and \
+             minutes in all, and a warm-up that takes longer is the one sample); `rm` of 5 different images on each side; `prune` and \
              `prune -a` one run each, on the same state (the store restored, the same images \
              removed and tags added). Pruned: imagectl {} / {}, podman {} / {} images.\n",
             r.build.images,
