@@ -112,9 +112,14 @@ pub(crate) fn save<T: Serialize>(
     recs: &[T],
     lock: &WriteGuard<'_>,
 ) -> Result<Vec<u8>> {
-    let data = schema::to_go_json(recs).map_err(|e| Error::internal(e.to_string()))?;
+    let data = to_json(recs)?;
     write_bytes(path, &data, lock)?;
     Ok(data)
+}
+
+/// Records as the bytes c/storage writes.
+fn to_json<T: Serialize>(recs: &[T]) -> Result<Vec<u8>> {
+    schema::to_go_json(recs).map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Replaces one of the JSON files with `data` and touches its lock.
@@ -386,7 +391,6 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     Ok(plan)
 }
 
-/// Writes `plan`; the final `layers.json` records when it removed layers.
 /// The bytes of each file an apply wrote (what the snapshot takes as read).
 #[derive(Debug, Default)]
 struct Written {
@@ -409,11 +413,7 @@ fn execute(
     let (images, layers) = std::thread::scope(|s| {
         let layers = (!plan.layers.is_empty())
             .then(|| s.spawn(|| prepare_layers(&snap.layers.records, &plan.layers)));
-        let images = plan
-            .images
-            .as_deref()
-            .map(|i| schema::to_go_json(i).map_err(|e| Error::internal(e.to_string())))
-            .transpose();
+        let images = plan.images.as_deref().map(to_json).transpose();
         let layers = layers
             .map(|h| {
                 h.join()
@@ -496,14 +496,12 @@ pub(crate) fn prepare_layers(layers: &[Arc<LayerRecord>], ids: &[String]) -> Res
             }
         })
         .collect();
-    let ser =
-        |r: &[Arc<LayerRecord>]| schema::to_go_json(r).map_err(|e| Error::internal(e.to_string()));
-    let flagged_bytes = if flag { Some(ser(&flagged)?) } else { None };
+    let flagged_bytes = if flag { Some(to_json(&flagged)?) } else { None };
     let kept: Vec<Arc<LayerRecord>> = flagged
         .into_iter()
         .filter(|l| !set.contains(l.id.as_str()))
         .collect();
-    let kept_bytes = ser(&kept)?;
+    let kept_bytes = to_json(&kept)?;
     Ok(LayerWrite {
         flagged: flagged_bytes,
         kept,
