@@ -414,18 +414,21 @@ pub(crate) fn image(
     let config = match cache.configs.get(&rec.id) {
         Some((c, cfg)) if c == created_str => Arc::clone(cfg),
         _ => {
-            let mut cfg = if config_blob.is_some() {
-                std::fs::read(paths.image_big_data(&rec.id, &config_key))
-                    .map(|b| parse_config(&b))
-                    .unwrap_or_default()
-            } else {
-                ImageConfig::default()
-            };
+            // Only a config that was read is cached: c/image writes an image's record
+            // before its config item (two lock sessions), and a view taken in between
+            // must not keep the empty config once the item is there.
+            let read = config_blob
+                .is_some()
+                .then(|| std::fs::read(paths.image_big_data(&rec.id, &config_key)).ok())
+                .flatten();
+            let mut cfg = read.as_deref().map(parse_config).unwrap_or_default();
             cfg.created = parse_rfc3339(created_str);
             let cfg = Arc::new(cfg);
-            cache
-                .configs
-                .insert(rec.id.clone(), (created_str.to_owned(), Arc::clone(&cfg)));
+            if read.is_some() {
+                cache
+                    .configs
+                    .insert(rec.id.clone(), (created_str.to_owned(), Arc::clone(&cfg)));
+            }
             cfg
         }
     };
@@ -516,5 +519,43 @@ mod tests {
         assert!(c.history[0].empty_layer);
         assert_eq!(c.platform.os, "linux");
         assert_eq!(parse_config(b"not json"), ImageConfig::default());
+    }
+
+    #[test]
+    fn a_config_written_after_the_record_is_read_once_there() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            root: d.path().to_path_buf(),
+            run: None,
+            driver: crate::config::Driver::Vfs,
+        };
+        let id = "b".repeat(64);
+        let key = format!("sha256:{id}");
+        let record = |with_config: bool| -> ImageRecord {
+            let names: Vec<&str> = if with_config { vec![&key] } else { vec![] };
+            serde_json::from_value(serde_json::json!({
+                "id": id,
+                "created": "2026-01-01T00:00:00Z",
+                "big-data-names": names,
+            }))
+            .unwrap()
+        };
+        let store = StoreRecords {
+            paths: &paths,
+            images: &[],
+            layers: &[],
+            read_only: false,
+        };
+        let layers = HashMap::new();
+        let mut cache = ConvertCache::default();
+        // The record first (c/image's first session), without its config item.
+        let before = image(&record(false), &store, &layers, &mut cache).unwrap();
+        assert!(before.config.labels.is_empty());
+        // Then the item (the next session).
+        let file = paths.image_big_data(&id, &key);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, br#"{"config":{"Labels":{"k":"v"}}}"#).unwrap();
+        let after = image(&record(true), &store, &layers, &mut cache).unwrap();
+        assert_eq!(after.config.labels.get("k").map(String::as_str), Some("v"));
     }
 }
