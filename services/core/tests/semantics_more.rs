@@ -4,9 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
+use imaged_core::ChangeSet;
 use imaged_core::graph::LayerIndex;
 use imaged_core::graph::Relations;
 use imaged_core::graph::Tree;
+use imaged_core::graph::index::IndexCache;
 use imaged_core::ops::{EventKind, PruneOptions, RemoveOptions};
 use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
 use imaged_testkit::images::{ImageSpec, add_images};
@@ -62,12 +64,11 @@ fn removals_and_prunes_publish_events_dry_runs_do_not() {
     assert!(events.iter().any(|x| x.0 == EventKind::Delete));
 }
 
-#[test]
-fn tree_and_index_agree_after_many_commits() {
-    let store = Arc::new(MemoryStore::new());
-    let mut rng = fastrand::Rng::with_seed(7);
+/// `n` images, chains among them (some children add no layer), some named.
+fn chained_specs(n: usize, seed: u64) -> Vec<ImageSpec> {
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut specs: Vec<ImageSpec> = Vec::new();
-    for i in 0..300 {
+    for i in 0..n as i64 {
         let spec = if specs.is_empty() || rng.u8(..) < 80 {
             if rng.bool() {
                 ImageSpec::base(&format!("b{i}"), i)
@@ -95,11 +96,44 @@ fn tree_and_index_agree_after_many_commits() {
         specs.push(spec);
     }
     // Duplicate configs (same spec twice) collapse to one image; salt keeps them apart.
-    let specs: Vec<ImageSpec> = specs
+    specs
         .into_iter()
         .enumerate()
         .map(|(i, s)| s.salt(&i.to_string()))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn the_index_follows_changes_made_outside_the_engine() {
+    // A backend following another program's writes (containers-storage) publishes views
+    // the engine did not commit: the cached index is advanced by their difference, and
+    // must equal an index built from scratch.
+    let store = Arc::new(MemoryStore::new());
+    let specs = chained_specs(300, 11);
+    add_images(&*store, &specs[..200]).unwrap();
+    let cache = IndexCache::default();
+    let first = store.view();
+    assert_eq!(*cache.get(&first), LayerIndex::build(&first));
+    // Small changes: a few images deleted, a few added (advanced), then many (rebuilt).
+    for (delete, add) in [(5, 200..210), (0, 210..212), (3, 212..212), (80, 212..300)] {
+        let view = store.view();
+        let gone: Vec<_> = view.images().take(delete).map(|i| i.id).collect();
+        store
+            .apply(&ChangeSet {
+                delete_images: gone,
+                ..ChangeSet::default()
+            })
+            .unwrap();
+        add_images(&*store, &specs[add]).unwrap();
+        let now = store.view();
+        assert_eq!(*cache.get(&now), LayerIndex::build(&now));
+    }
+}
+
+#[test]
+fn tree_and_index_agree_after_many_commits() {
+    let store = Arc::new(MemoryStore::new());
+    let specs = chained_specs(300, 7);
     add_images(&*store, &specs).unwrap();
     let engine = Engine::new(store.clone() as Arc<dyn Store>, EngineConfig::default());
     let check = |view: &imaged_core::Catalog| {

@@ -18,7 +18,7 @@ const MIN_ID: ImageId = Digest::from_bytes([0; 32]);
 const MAX_ID: ImageId = Digest::from_bytes([0xff; 32]);
 
 /// The index of one catalog version.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerIndex {
     own: OrdSet<(Key, ImageId)>,
     up: OrdSet<(Key, ImageId)>,
@@ -138,12 +138,16 @@ impl IndexCache {
     /// The index of `view` (built when the cache is for another version).
     pub fn get(&self, view: &Arc<Catalog>) -> Arc<LayerIndex> {
         let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((v, ix)) = slot.as_ref()
-            && Arc::ptr_eq(v, view)
-        {
-            return Arc::clone(ix);
-        }
-        let ix = Arc::new(LayerIndex::build(view));
+        let ix = match slot.as_ref() {
+            Some((v, ix)) if Arc::ptr_eq(v, view) => return Arc::clone(ix),
+            // Another program changed the store (a backend that follows one): the images
+            // that differ, found by pointer, are far fewer than the catalog.
+            Some((v, ix)) => match changes_between(v, view) {
+                Some(change) => Arc::new(ix.advance(v, &change)),
+                None => Arc::new(LayerIndex::build(view)),
+            },
+            None => Arc::new(LayerIndex::build(view)),
+        };
         *slot = Some((Arc::clone(view), Arc::clone(&ix)));
         ix
     }
@@ -162,6 +166,31 @@ impl IndexCache {
         };
         *slot = next.map(|ix| (Arc::clone(after), ix));
     }
+}
+
+/// The change that turns `old` into `new` (images only), when it is small enough that
+/// advancing an index by it beats building one: images not in `new` are deleted, images
+/// of `new` that are not the same allocation in `old` are put.
+fn changes_between(old: &Catalog, new: &Catalog) -> Option<ChangeSet> {
+    let limit = new.len() / 4 + 16;
+    let mut change = ChangeSet::default();
+    for img in new.images() {
+        if !old.image(&img.id).is_some_and(|o| Arc::ptr_eq(o, img)) {
+            change.put_images.push(Arc::clone(img));
+            if change.put_images.len() > limit {
+                return None;
+            }
+        }
+    }
+    if old.len() + change.put_images.len() > new.len() + limit {
+        return None;
+    }
+    change.delete_images = old
+        .images()
+        .filter(|o| new.image(&o.id).is_none())
+        .map(|o| o.id)
+        .collect();
+    Some(change)
 }
 
 /// [`Relations`] of a shared [`LayerIndex`].
