@@ -307,36 +307,12 @@ pub(crate) fn chain<'a>(
     out
 }
 
-/// Whether a layer of `rec`'s top or mapped chains (as `layers` links them) is in `ids`:
-/// its converted image (layers, size) would differ.
-pub(crate) fn uses_any(
-    rec: &ImageRecord,
-    layers: &HashMap<&str, &LayerRecord>,
-    ids: &HashSet<String>,
-) -> bool {
-    if ids.is_empty() {
-        return false;
-    }
-    let tops = std::iter::once(rec.layer.as_str())
-        .filter(|l| !l.is_empty())
-        .chain(rec.mapped_layers.iter().map(String::as_str));
-    for top in tops {
-        let mut cur = Some(top);
-        // A parent cycle in a damaged file must not loop forever.
-        let mut steps = 0usize;
-        while let Some(id) = cur {
-            if ids.contains(id) {
-                return true;
-            }
-            steps += 1;
-            let Some(l) = layers.get(id) else { break };
-            if steps > layers.len() {
-                break;
-            }
-            cur = (!l.parent.is_empty()).then_some(l.parent.as_str());
-        }
-    }
-    false
+/// Whether `rec`'s top or mapped layers are in `ids` (layers whose chain changed, see
+/// `snapshot::with_descendants`): its converted image (layers, size) would differ.
+pub(crate) fn uses_any(rec: &ImageRecord, ids: &HashSet<String>) -> bool {
+    !ids.is_empty()
+        && (ids.contains(rec.layer.as_str())
+            || rec.mapped_layers.iter().any(|m| ids.contains(m.as_str())))
 }
 
 /// Converts one image record; `None` when its ID is not a sha256 hex.

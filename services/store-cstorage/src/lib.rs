@@ -49,6 +49,8 @@ mod schema;
 mod snapshot;
 mod store;
 mod tracked;
+mod view;
+mod watch;
 mod write;
 
 pub use config::{Driver, StoreOptions};

@@ -6,7 +6,9 @@
 //! the trash. One background thread at a time empties it; a removal that finishes while
 //! it runs asks it for one more pass. Loads wait for it first ([`Reaper::wait_idle`]) so
 //! that space a prune freed is free before new data is written; so does dropping the
-//! store, and whatever is left by a killed process is emptied at the next open.
+//! store, and whatever is left by a killed process is emptied at the next open. While an
+//! apply writes ([`Reaper::hold`]) the reaper pauses between two entries of the trash, so
+//! that a removal does not share the disk with the deletion of the previous one's data.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
@@ -16,6 +18,8 @@ use crate::driver::Paths;
 struct State {
     running: bool,
     again: bool,
+    /// Applies writing now: the reaper waits for them.
+    holds: usize,
 }
 
 #[derive(Debug, Default)]
@@ -53,7 +57,13 @@ impl Reaper {
         }
     }
 
-    /// Waits until no pass is running.
+    /// Pauses the reaper while the guard lives.
+    pub(crate) fn hold(&self) -> Hold<'_> {
+        self.inner.lock().holds += 1;
+        Hold(&self.inner)
+    }
+
+    /// Waits until no pass is running. Never call it while holding a [`Hold`].
     pub(crate) fn wait_idle(&self) {
         let mut st = self.inner.lock();
         while st.running {
@@ -70,6 +80,28 @@ impl Inner {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// Waits while an apply holds the reaper.
+    fn wait_unheld(&self) {
+        let mut st = self.lock();
+        while st.holds > 0 {
+            st = self.idle.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// A pause of the reaper (see [`Reaper::hold`]).
+#[derive(Debug)]
+pub(crate) struct Hold<'a>(&'a Inner);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.holds = st.holds.saturating_sub(1);
+        if st.holds == 0 {
+            self.0.idle.notify_all();
+        }
+    }
 }
 
 fn run(inner: &Inner, paths: &Paths) {
@@ -83,7 +115,7 @@ fn run(inner: &Inner, paths: &Paths) {
             }
             st.again = false;
         }
-        if let Err(e) = paths.empty_trash() {
+        if let Err(e) = paths.empty_trash_pausing(|| inner.wait_unheld()) {
             tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");
         }
     }
@@ -118,5 +150,28 @@ mod tests {
         r.wait_idle();
         r.kick(&p);
         r.wait_idle();
+    }
+
+    #[test]
+    fn a_hold_pauses_the_reaper_until_it_is_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let p = Paths {
+            root: d.path().to_path_buf(),
+            run: None,
+            driver: Driver::Vfs,
+        };
+        let r = Reaper::default();
+        let x = d.path().join("x");
+        std::fs::create_dir_all(&x).unwrap();
+        p.to_trash(&x).unwrap();
+        let hold = r.hold();
+        r.kick(&p);
+        // The pass has started (or is about to) and waits before the first entry.
+        let entries = || std::fs::read_dir(p.trash()).unwrap().count();
+        assert_eq!(entries(), 1, "nothing deleted while held");
+        assert!(r.inner.lock().running);
+        drop(hold);
+        r.wait_idle();
+        assert_eq!(entries(), 0);
     }
 }

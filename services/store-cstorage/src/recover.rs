@@ -24,8 +24,8 @@ use crate::write::{
 /// Recovers the store (the caller holds the snapshot; this takes the write locks).
 /// Returns the layers removed.
 pub(crate) fn recover(store: &CStorageStore, snap: &mut Snapshot) -> Result<Vec<String>> {
-    let locks = store.locks.write()?;
-    reload_locked(&store.locks, snap)?;
+    let locks = store.view.locks.write()?;
+    reload_locked(&store.view.locks, snap)?;
     let journal = read_journal(&store.paths);
     let layers = &snap.layers.records;
     let mut ids: Vec<String> = layers
@@ -58,21 +58,46 @@ pub(crate) fn recover(store: &CStorageStore, snap: &mut Snapshot) -> Result<Vec<
     }
     if !ids.is_empty() {
         tracing::warn!(layers = ?ids, "containers-storage: finishing the removal of layers");
-        let prepared = prepare_layers(layers, &ids)?;
-        remove_layers(
-            &store.paths,
-            &ids,
-            prepared,
-            &snap.layers.json,
-            &locks.layers,
-        )?;
+        let staged = prepare_layers(&snap.layers, &ids)?.stage(&snap.layers.json)?;
+        remove_layers(&store.paths, &ids, staged, &snap.layers.json, &locks.layers)?;
     }
     if journal_path(&store.paths).exists() {
         clear_journal(&store.paths)?;
     }
-    reload_locked(&store.locks, snap)?;
+    remove_temporaries(&store.paths);
+    reload_locked(&store.view.locks, snap)?;
     drop(locks);
     Ok(ids)
+}
+
+/// Removes the `.tmp-<file><digits>` temporaries a killed writer left next to the JSON
+/// files and the journal (an apply stages its files before renaming them). Under the
+/// write locks no writer (c/storage's or ours) has one open.
+fn remove_temporaries(paths: &crate::driver::Paths) {
+    let files = [
+        (paths.layers_dir(), "layers.json"),
+        (paths.images_dir(), "images.json"),
+        (paths.containers_dir(), "containers.json"),
+        (paths.state_dir(), "cstorage-intent.json"),
+    ];
+    for (dir, base) in files {
+        let prefix = format!(".tmp-{base}");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+                continue;
+            };
+            if !rest.is_empty()
+                && rest.bytes().all(|b| b.is_ascii_digit())
+                && let Err(err) = std::fs::remove_file(e.path())
+            {
+                tracing::warn!(path = %e.path().display(), error = %err, "containers-storage: removing a leftover temporary");
+            }
+        }
+    }
 }
 
 /// `Store::check`: image records against their files (big-data items with their sizes,

@@ -200,8 +200,8 @@ pub(crate) fn parse<T: for<'de> Deserialize<'de>>(data: &[u8]) -> serde_json::Re
 }
 
 /// Serializes records as Go's `encoding/json` would (compact, HTML-escaped).
-pub(crate) fn to_go_json<T: Serialize>(records: &[T]) -> serde_json::Result<Vec<u8>> {
-    let raw = serde_json::to_vec(records)?;
+pub(crate) fn to_go_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<Vec<u8>> {
+    let raw = serde_json::to_vec(value)?;
     Ok(html_escape(raw))
 }
 

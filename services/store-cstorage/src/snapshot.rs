@@ -198,7 +198,9 @@ pub(crate) struct Snapshot {
     cache: ConvertCache,
     /// Converted images by ID with the record (and store) they came from, reused while
     /// the record and the layers of its chains are unchanged.
-    converted: HashMap<String, (usize, usize, Arc<Image>)>,
+    converted: HashMap<String, Converted>,
+    /// Incremented by every build; entries of `converted` not seen by the last one go.
+    epoch: u64,
     /// The image records `converted` indexes into, per store.
     converted_from: Vec<Records<ImageRecord>>,
     /// The layer records `converted` was built from, per store.
@@ -207,6 +209,16 @@ pub(crate) struct Snapshot {
     probe: Option<Probe>,
     /// The catalog of the records above.
     pub(crate) catalog: Arc<Catalog>,
+}
+
+/// An image converted from the record at `idx` of store `store`'s `converted_from`.
+#[derive(Debug)]
+struct Converted {
+    store: usize,
+    idx: usize,
+    image: Arc<Image>,
+    /// The build that last saw the record.
+    epoch: u64,
 }
 
 /// Tokens and stamps of every file, compared before taking any lock.
@@ -238,6 +250,7 @@ impl Snapshot {
             podman: Arc::new(HashSet::new()),
             cache: ConvertCache::default(),
             converted: HashMap::new(),
+            epoch: 0,
             converted_from: Vec::new(),
             converted_layers: Vec::new(),
             probe: None,
@@ -270,11 +283,25 @@ impl Snapshot {
     /// rebuilds the catalog when anything did; `probe` (taken under those locks) is
     /// recorded as current.
     pub(crate) fn reload(&mut self, probe: Probe) -> Result<()> {
-        let mut changed = self.layers.refresh()?;
+        // A podman command that removes or adds an image rewrites both big files: they are
+        // re-read on two threads.
+        let (l, i) = if self.layers.moved() && self.images.moved() {
+            let (layers, images) = (&mut self.layers, &mut self.images);
+            std::thread::scope(|s| {
+                let l = s.spawn(|| layers.refresh());
+                let i = images.refresh();
+                let l = l
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::internal("reading layers.json panicked")));
+                (l, i)
+            })
+        } else {
+            (self.layers.refresh(), self.images.refresh())
+        };
+        let mut changed = l? | i?;
         for r in &mut self.ro {
             changed |= r.layers.refresh()?;
         }
-        changed |= self.images.refresh()?;
         changed |= self.containers.refresh()?;
         changed |= self.mounts.refresh()?;
         for r in &mut self.ro {
@@ -334,30 +361,37 @@ impl Snapshot {
             from.push(Arc::clone(&r.images.records));
         }
         let layers = convert::layer_index(&stores);
-        let changed = changed_layers(&self.converted_layers, &from_layers, &layers);
-        let mut converted: HashMap<String, (usize, usize, Arc<Image>)> =
-            HashMap::with_capacity(self.converted.len());
+        let changed = with_descendants(
+            changed_layers(&self.converted_layers, &from_layers),
+            &layers,
+        );
+        self.epoch = self.epoch.wrapping_add(1);
+        let epoch = self.epoch;
+        // Updated in place: a build after a change of one image allocates nothing for the
+        // others.
+        let converted = &mut self.converted;
+        let converted_from = &self.converted_from;
+        let cache = &mut self.cache;
         let mut images: Vec<Arc<Image>> = Vec::new();
         let mut ids: HashSet<Digest> = HashSet::new();
         let mut names: HashSet<&str> = HashSet::new();
         let mut live: HashSet<&str> = HashSet::new();
         for (n, s) in stores.iter().enumerate() {
             for (k, rec) in s.images.iter().enumerate() {
-                let same = |sn: usize, idx: usize| {
-                    sn == n
-                        && self
-                            .converted_from
-                            .get(sn)
-                            .and_then(|v| v.get(idx))
+                let same = |c: &Converted| {
+                    c.store == n
+                        && converted_from
+                            .get(c.store)
+                            .and_then(|v| v.get(c.idx))
                             .is_some_and(|r| Arc::ptr_eq(r, rec) || r == rec)
                 };
-                let img = match self.converted.get(&rec.id) {
-                    Some((sn, idx, img))
-                        if same(*sn, *idx) && !convert::uses_any(rec, &layers, &changed) =>
-                    {
-                        Arc::clone(img)
-                    }
-                    _ => match convert::image(rec, s, &layers, &mut self.cache) {
+                let reused = converted
+                    .get(rec.id.as_str())
+                    .filter(|c| same(c) && !convert::uses_any(rec, &changed))
+                    .map(|c| Arc::clone(&c.image));
+                let img = match reused {
+                    Some(img) => img,
+                    None => match convert::image(rec, s, &layers, cache) {
                         Some(img) => Arc::new(img),
                         None => {
                             tracing::warn!(id = %rec.id, "image record with an invalid ID ignored");
@@ -370,7 +404,18 @@ impl Snapshot {
                     continue;
                 }
                 live.insert(rec.id.as_str());
-                converted.insert(rec.id.clone(), (n, k, Arc::clone(&img)));
+                let entry = Converted {
+                    store: n,
+                    idx: k,
+                    image: Arc::clone(&img),
+                    epoch,
+                };
+                match converted.get_mut(rec.id.as_str()) {
+                    Some(c) => *c = entry,
+                    None => {
+                        converted.insert(rec.id.clone(), entry);
+                    }
+                }
                 // A name on two records: the first keeps it (c/storage repairs the file
                 // on its next write).
                 let dup = img.names.iter().any(|x| names.contains(x.as_str()));
@@ -387,6 +432,7 @@ impl Snapshot {
                 images.push(img);
             }
         }
+        converted.retain(|_, c| c.epoch == epoch);
         self.cache.retain(&live);
         let mounted: HashSet<&str> = self
             .mounts
@@ -398,12 +444,8 @@ impl Snapshot {
         let containers =
             convert::containers(&self.containers.records, &ids, &mounted, &self.podman);
         drop(live);
-        // The previous records (thousands of strings) are freed off the caller's path.
-        drop_later((
-            std::mem::replace(&mut self.converted, converted),
-            std::mem::replace(&mut self.converted_from, from),
-            std::mem::replace(&mut self.converted_layers, from_layers),
-        ));
+        self.converted_from = from;
+        self.converted_layers = from_layers;
 
         // Derive the new catalog from the previous one when possible: O(change).
         let prev = &self.catalog;
@@ -438,45 +480,49 @@ impl Snapshot {
     }
 }
 
-/// Drops `garbage` on a short-lived thread (inline when no thread can be started):
-/// freeing a thousand parsed records costs milliseconds a reply should not wait for.
-fn drop_later<T: Send + 'static>(garbage: T) {
-    // When no thread can be started the closure, and the garbage with it, is dropped here.
-    let _ = std::thread::Builder::new()
-        .name("cstorage-drop".into())
-        .spawn(move || drop(garbage));
-}
-
 /// The IDs of layers whose record differs between `old` (the records the converted images
-/// were built from) and `new` (indexed as `index`): added, removed or changed. Nothing when
-/// every store's records are the same allocation (the common case: only images changed).
-fn changed_layers(
-    old: &[Records<LayerRecord>],
-    new: &[Records<LayerRecord>],
-    index: &HashMap<&str, &LayerRecord>,
-) -> HashSet<String> {
+/// were built from) and `new`: added, removed or changed. Records are shared while their
+/// bytes are unchanged ([`Tracked`]), so they are compared by pointer. Nothing when every
+/// store's records are the same allocation (the common case: only images changed).
+fn changed_layers(old: &[Records<LayerRecord>], new: &[Records<LayerRecord>]) -> HashSet<String> {
     let mut out = HashSet::new();
     if old.len() == new.len() && old.iter().zip(new).all(|(a, b)| Arc::ptr_eq(a, b)) {
         return out;
     }
-    let mut before: HashMap<&str, &LayerRecord> = HashMap::new();
-    for l in old.iter().flat_map(|v| v.iter()) {
-        before.entry(l.id.as_str()).or_insert(l.as_ref());
-    }
-    for (id, l) in &before {
-        if index
-            .get(id)
-            .is_none_or(|n| !std::ptr::eq(*n, *l) && *n != *l)
-        {
-            out.insert((*id).to_owned());
-        }
-    }
-    for id in index.keys() {
-        if !before.contains_key(id) {
-            out.insert((*id).to_owned());
+    let pointers = |v: &[Records<LayerRecord>]| -> HashSet<*const LayerRecord> {
+        v.iter().flat_map(|r| r.iter()).map(Arc::as_ptr).collect()
+    };
+    let (before, after) = (pointers(old), pointers(new));
+    for (records, other) in [(old, &after), (new, &before)] {
+        for l in records.iter().flat_map(|r| r.iter()) {
+            if !other.contains(&Arc::as_ptr(l)) {
+                out.insert(l.id.clone());
+            }
         }
     }
     out
+}
+
+/// `set` and every layer above one of them (by `index`'s parent links): the layers whose
+/// chain differs when `set` are the layers that changed.
+fn with_descendants(
+    mut set: HashSet<String>,
+    index: &HashMap<&str, &LayerRecord>,
+) -> HashSet<String> {
+    if set.is_empty() {
+        return set;
+    }
+    loop {
+        let before = set.len();
+        for (id, l) in index {
+            if !l.parent.is_empty() && set.contains(l.parent.as_str()) && !set.contains(*id) {
+                set.insert((*id).to_owned());
+            }
+        }
+        if set.len() == before {
+            return set;
+        }
+    }
 }
 
 fn create_dir(d: &Path) -> Result<()> {
@@ -486,4 +532,38 @@ fn create_dir(d: &Path) -> Result<()> {
         .mode(0o700)
         .create(d)
         .map_err(|e| Error::io(&format!("creating {}", d.display()), &e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn layer(id: &str, parent: &str) -> LayerRecord {
+        serde_json::from_value(serde_json::json!({"id": id, "parent": parent})).unwrap()
+    }
+
+    #[test]
+    fn a_changed_layer_taints_everything_above_it() {
+        // a ← b ← c ← d, a ← e; f alone; "gone" (removed) was the parent of g.
+        let recs = [
+            layer("d", "c"),
+            layer("c", "b"),
+            layer("b", "a"),
+            layer("a", ""),
+            layer("e", "a"),
+            layer("f", ""),
+            layer("g", "gone"),
+        ];
+        let index: HashMap<&str, &LayerRecord> = recs.iter().map(|l| (l.id.as_str(), l)).collect();
+        let set =
+            |ids: &[&str]| -> HashSet<String> { ids.iter().map(|s| (*s).to_owned()).collect() };
+        assert_eq!(with_descendants(set(&["b"]), &index), set(&["b", "c", "d"]));
+        assert_eq!(
+            with_descendants(set(&["a", "gone"]), &index),
+            set(&["a", "b", "c", "d", "e", "gone", "g"])
+        );
+        assert_eq!(with_descendants(set(&["f"]), &index), set(&["f"]));
+        assert!(with_descendants(set(&[]), &index).is_empty());
+    }
 }

@@ -1,6 +1,6 @@
 //! The [`imaged_core::Store`] implementation.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+use std::sync::{Arc, MutexGuard};
 
 use imaged_core::catalog::{Applied, Catalog, ChangeSet};
 use imaged_core::digest::Digest;
@@ -12,24 +12,22 @@ use crate::driver::Paths;
 use crate::load::Loads;
 use crate::reaper::Reaper;
 use crate::snapshot::{Locks, Snapshot, ro_paths};
+use crate::view::View;
+use crate::watch::{self, Watcher};
 
 /// A containers-storage store managed in place.
 #[derive(Debug)]
 pub struct CStorageStore {
     pub(crate) opts: StoreOptions,
     pub(crate) paths: Paths,
-    pub(crate) locks: Locks,
-    /// The records and catalog; held by one refresh or one apply at a time.
-    pub(crate) snap: Mutex<Snapshot>,
-    /// The last published catalog (served while an apply holds `snap`).
-    current: RwLock<Arc<Catalog>>,
-    /// Serialises readers' refreshes: a reader waits for another reader's refresh (reads
-    /// only, short) rather than serve a catalog older than a change that finished before
-    /// its call; it never waits for an apply.
-    refreshing: Mutex<()>,
+    /// The lock files, the records and the published catalog (shared with the watcher).
+    pub(crate) view: Arc<View>,
     pub(crate) loads: Arc<Loads>,
     /// Empties the trash after removals, off the call path.
     pub(crate) reaper: Reaper,
+    /// Refreshes the view when another program changes the store (`None`: the requests
+    /// do it, as they always can).
+    watcher: Option<Watcher>,
 }
 
 impl CStorageStore {
@@ -60,14 +58,13 @@ impl CStorageStore {
         let locks = Locks::open(&paths, &ro)?;
         let snap = Snapshot::new(paths.clone(), ro, opts.libpod_db.clone());
         let loads = Arc::new(Loads::new(opts.graph_root.join("imaged-staging")));
+        let watched = watch::watched_dirs(&paths);
         let store = Self {
             paths,
-            locks,
-            snap: Mutex::new(snap),
-            current: RwLock::new(Arc::new(Catalog::new())),
-            refreshing: Mutex::new(()),
+            view: Arc::new(View::new(locks, snap)),
             loads,
             reaper: Reaper::default(),
+            watcher: None,
             opts,
         };
         {
@@ -86,6 +83,10 @@ impl CStorageStore {
             }
             store.publish(&snap);
         }
+        let mut store = store;
+        if !inspect {
+            store.watcher = Watcher::spawn(Arc::downgrade(&store.view), &watched);
+        }
         Ok(store)
     }
 
@@ -102,49 +103,20 @@ impl CStorageStore {
     }
 
     pub(crate) fn lock_snap(&self) -> MutexGuard<'_, Snapshot> {
-        self.snap.lock().unwrap_or_else(PoisonError::into_inner)
+        self.view.lock_snap()
     }
 
     pub(crate) fn publish(&self, snap: &Snapshot) {
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&snap.catalog);
+        self.view.publish(snap);
     }
 
     pub(crate) fn current(&self) -> Arc<Catalog> {
-        Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
+        self.view.current()
     }
 
-    /// Refreshes the snapshot if the store moved. Waits only for another reader's refresh,
-    /// never for an apply (its catalog is served until it publishes) nor for another
-    /// process's write lock (the previous snapshot is served and the next call retries).
+    /// See [`View::refresh`].
     pub(crate) fn refresh(&self) -> Arc<Catalog> {
-        let _one_reader = self
-            .refreshing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut snap = match self.snap.try_lock() {
-            Ok(s) => s,
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => return self.current(),
-        };
-        if snap.is_current(&snap.probe(&self.locks)) {
-            return Arc::clone(&snap.catalog);
-        }
-        match self.locks.try_read() {
-            Ok(Some(locks)) => {
-                // Under the locks what is read is consistent.
-                let probe = snap.probe(&self.locks);
-                let r = snap.reload(probe);
-                drop(locks);
-                match r {
-                    Ok(()) => self.publish(&snap),
-                    Err(e) => tracing::warn!(error = %e, "containers-storage: refresh failed"),
-                }
-            }
-            // A writer holds a lock: serve the previous snapshot, retry next time.
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "containers-storage: refresh failed"),
-        }
-        Arc::clone(&snap.catalog)
+        self.view.refresh()
     }
 }
 
@@ -278,6 +250,7 @@ impl CStorageStore {
 
 impl Drop for CStorageStore {
     fn drop(&mut self) {
+        self.watcher = None;
         self.reaper.wait_idle();
     }
 }

@@ -23,23 +23,24 @@
 //! a step: `after-containers`, `after-images`, `after-flag`, `mid-data` (after the first
 //! layer's data), `after-data` (before the final `layers.json`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use imaged_core::catalog::{Applied, Catalog, ChangeSet};
 use imaged_core::digest::Digest;
 use imaged_core::error::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::atomic;
+use crate::atomic::{self, Staged};
 use crate::driver::Paths;
 use crate::lockfile::WriteGuard;
-use crate::schema::{self, ContainerRecord, INCOMPLETE, ImageRecord, LayerRecord};
+use crate::schema::{ContainerRecord, INCOMPLETE, ImageRecord, LayerRecord};
 use crate::snapshot::{Locks, Snapshot};
 use crate::store::CStorageStore;
+use crate::tracked::{Encoded, Tracked};
 
 /// Aborts the process at `step` when the `failpoints` feature is on and
 /// `IMAGED_CSTORAGE_CRASH_AT` names it (crash tests).
@@ -88,12 +89,41 @@ pub(crate) fn read_journal(paths: &Paths) -> Journal {
         .unwrap_or_default()
 }
 
-fn write_journal(paths: &Paths, j: &Journal) -> Result<()> {
+/// The journal listing `layers`, staged (see [`atomic::stage`]).
+fn stage_journal(paths: &Paths, layers: &[String]) -> Result<Staged> {
     let p = journal_path(paths);
     std::fs::create_dir_all(paths.state_dir())
         .map_err(|e| io_err("creating", &paths.state_dir(), &e))?;
-    let data = serde_json::to_vec(j).map_err(|e| Error::internal(e.to_string()))?;
-    atomic::write_file(&p, &data, 0o600).map_err(|e| io_err("writing", &p, &e))
+    let j = Journal {
+        layers: layers.to_vec(),
+    };
+    let data = serde_json::to_vec(&j).map_err(|e| Error::internal(e.to_string()))?;
+    atomic::stage(&p, &data, 0o600).map_err(|e| io_err("writing", &p, &e))
+}
+
+/// One of the JSON files with `data`, staged.
+fn stage_json(path: &Path, data: &[u8]) -> Result<Staged> {
+    atomic::stage(path, data, 0o600).map_err(|e| io_err("writing", path, &e))
+}
+
+/// The result of a thread writing the store's files.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    h.join().unwrap_or_else(|_| {
+        Err(Error::internal(
+            "a thread writing the store's files panicked",
+        ))
+    })
+}
+
+/// Renames a staged JSON file over its target (its old contents left in the trash for
+/// the reaper) and touches its lock.
+fn commit(staged: Staged, paths: &Paths, path: &Path, lock: &WriteGuard<'_>) -> Result<()> {
+    staged
+        .commit_keeping_old(&paths.trash())
+        .map_err(|e| io_err("writing", path, &e))?;
+    lock.touch()
+        .map(|_| ())
+        .map_err(|e| io_err("touching the lock of", path, &e))
 }
 
 /// Clears the journal.
@@ -104,30 +134,6 @@ pub(crate) fn clear_journal(paths: &Paths) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err("removing", &p, &e)),
     }
-}
-
-/// Writes one of the JSON files and touches its lock; the bytes written.
-pub(crate) fn save<T: Serialize>(
-    path: &Path,
-    recs: &[T],
-    lock: &WriteGuard<'_>,
-) -> Result<Vec<u8>> {
-    let data = to_json(recs)?;
-    write_bytes(path, &data, lock)?;
-    Ok(data)
-}
-
-/// Records as the bytes c/storage writes.
-fn to_json<T: Serialize>(recs: &[T]) -> Result<Vec<u8>> {
-    schema::to_go_json(recs).map_err(|e| Error::internal(e.to_string()))
-}
-
-/// Replaces one of the JSON files with `data` and touches its lock.
-fn write_bytes(path: &Path, data: &[u8], lock: &WriteGuard<'_>) -> Result<()> {
-    atomic::write_file(path, data, 0o600).map_err(|e| io_err("writing", path, &e))?;
-    lock.touch()
-        .map(|_| ())
-        .map_err(|e| io_err("touching the lock of", path, &e))
 }
 
 /// Re-reads the store under the held write locks (mountpoints R inside).
@@ -147,13 +153,6 @@ struct Plan {
     layers: Vec<String>,
     image_dirs: Vec<String>,
     container_dirs: Vec<String>,
-}
-
-/// Whether any layer outside `gone` has `id` as parent.
-fn has_live_child(id: &str, children: &HashMap<&str, Vec<&str>>, gone: &HashSet<String>) -> bool {
-    children
-        .get(id)
-        .is_some_and(|c| c.iter().any(|k| !gone.contains(*k)))
 }
 
 fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
@@ -273,13 +272,11 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
     }
 
     // Layers of deleted images (c/storage's DeleteImage walk, whole change set at once).
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    // Each layer's children outside `gone`, counted.
+    let mut live_children: HashMap<&str, u32> = HashMap::with_capacity(layers.len());
     for l in layers.iter() {
-        if !l.parent.is_empty() {
-            children
-                .entry(l.parent.as_str())
-                .or_default()
-                .push(l.id.as_str());
+        if !l.parent.is_empty() && !gone.contains(&l.id) {
+            *live_children.entry(l.parent.as_str()).or_default() += 1;
         }
     }
     let by_id: HashMap<&str, &LayerRecord> =
@@ -294,31 +291,43 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
         .filter(|c| !del_ctrs.contains(c.id.as_str()))
         .map(|c| c.layer.as_str())
         .collect();
-    let removable = |id: &str, gone: &HashSet<String>| {
+    let removable = |id: &str, gone: &HashSet<String>, live: &HashMap<&str, u32>| {
         by_id.contains_key(id)
             && !gone.contains(id)
             && !other_tops.contains(id)
             && !ctr_layers.contains(id)
-            && !has_live_child(id, &children, gone)
+            && live.get(id).is_none_or(|n| *n == 0)
+    };
+    let remove = |id: &str,
+                  out: &mut Vec<String>,
+                  gone: &mut HashSet<String>,
+                  live: &mut HashMap<&str, u32>| {
+        if let Some(n) = by_id
+            .get(id)
+            .filter(|l| !l.parent.is_empty())
+            .and_then(|l| live.get_mut(l.parent.as_str()))
+        {
+            *n = n.saturating_sub(1);
+        }
+        out.push(id.to_owned());
+        gone.insert(id.to_owned());
     };
     for img in images.iter().filter(|i| del_imgs.contains(&i.id)) {
         plan.image_dirs.push(img.id.clone());
         for m in &img.mapped_layers {
-            if removable(m, &gone) {
-                plan.layers.push(m.clone());
-                gone.insert(m.clone());
+            if removable(m, &gone, &live_children) {
+                remove(m, &mut plan.layers, &mut gone, &mut live_children);
             }
         }
-        let mut cur = (!img.layer.is_empty()).then(|| img.layer.clone());
+        let mut cur = (!img.layer.is_empty()).then_some(img.layer.as_str());
         while let Some(id) = cur {
-            if !removable(&id, &gone) {
+            if !removable(id, &gone, &live_children) {
                 break;
             }
+            remove(id, &mut plan.layers, &mut gone, &mut live_children);
             cur = by_id
-                .get(id.as_str())
-                .and_then(|l| (!l.parent.is_empty()).then(|| l.parent.clone()));
-            plan.layers.push(id.clone());
-            gone.insert(id);
+                .get(id)
+                .and_then(|l| (!l.parent.is_empty()).then_some(l.parent.as_str()));
         }
     }
     for l in &plan.layers {
@@ -338,14 +347,20 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
         .cloned()
         .collect();
     let mut names_changed = false;
-    let index: BTreeMap<String, usize> = recs
-        .iter()
-        .enumerate()
-        .map(|(n, r)| (r.id.clone(), n))
-        .collect();
+    // Positions in `recs`, keyed by the snapshot's strings (`recs` is changed below).
+    let index: HashMap<&str, usize> = if change.put_images.is_empty() {
+        HashMap::new()
+    } else {
+        images
+            .iter()
+            .filter(|i| !del_imgs.contains(&i.id))
+            .enumerate()
+            .map(|(n, r)| (r.id.as_str(), n))
+            .collect()
+    };
     for img in &change.put_images {
         let hex = img.id.hex();
-        let Some(&at) = index.get(&hex) else {
+        let Some(&at) = index.get(hex.as_str()) else {
             let ro = snap
                 .ro
                 .iter()
@@ -394,9 +409,9 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
 /// The bytes of each file an apply wrote (what the snapshot takes as read).
 #[derive(Debug, Default)]
 struct Written {
-    containers: Option<Vec<u8>>,
-    images: Option<Vec<u8>>,
-    layers: Option<(Vec<Arc<LayerRecord>>, Vec<u8>)>,
+    containers: Option<Encoded>,
+    images: Option<Encoded>,
+    layers: Option<(Vec<Arc<LayerRecord>>, Encoded)>,
 }
 
 /// Writes `plan`.
@@ -408,33 +423,49 @@ fn execute(
 ) -> Result<Written> {
     let mut written = Written::default();
     let paths = &store.paths;
-    // Everything is serialized first, images.json and layers.json on two threads
-    // (megabytes each at a thousand images), so the locks wait for I/O only.
-    let (images, layers) = std::thread::scope(|s| {
-        let layers = (!plan.layers.is_empty())
-            .then(|| s.spawn(|| prepare_layers(&snap.layers.records, &plan.layers)));
-        let images = plan.images.as_deref().map(to_json).transpose();
-        let layers = layers
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::internal("serializing layers.json panicked")))
+    // Every file is serialized (mostly copies of the bytes read) and written and synced to
+    // a temporary first, each on its own thread: the syncs share the filesystem's journal
+    // commits, and the locks wait for renames only. Nothing is visible until the renames
+    // below, in the protocol's order.
+    let (journal, containers, images, layers) = std::thread::scope(|s| {
+        let layers = (!plan.layers.is_empty()).then(|| {
+            s.spawn(|| prepare_layers(&snap.layers, &plan.layers)?.stage(&snap.layers.json))
+        });
+        let journal =
+            (!plan.layers.is_empty()).then(|| s.spawn(|| stage_journal(paths, &plan.layers)));
+        let containers = plan.containers.as_deref().map(|c| {
+            s.spawn(|| {
+                let enc = snap.containers.encode(c)?;
+                let staged = stage_json(&snap.containers.json, &enc.bytes)?;
+                Ok((enc, staged))
+            })
+        });
+        let images = plan
+            .images
+            .as_deref()
+            .map(|i| {
+                let enc = snap.images.encode(i)?;
+                let staged = stage_json(&snap.images.json, &enc.bytes)?;
+                Ok((enc, staged))
             })
             .transpose();
-        (images, layers)
+        (
+            journal.map(joined).transpose(),
+            containers.map(joined).transpose(),
+            images,
+            layers.map(joined).transpose(),
+        )
     });
-    let (images, layers) = (images?, layers?);
-    if !plan.layers.is_empty() {
-        write_journal(
-            paths,
-            &Journal {
-                layers: plan.layers.clone(),
-            },
-        )?;
+    let (journal, containers, images, layers) = (journal?, containers?, images?, layers?);
+    if let Some(j) = journal {
+        let p = journal_path(paths);
+        j.commit().map_err(|e| io_err("writing", &p, &e))?;
     }
     let trash =
         |p: &Path| -> Result<()> { paths.to_trash(p).map_err(|e| io_err("removing", p, &e)) };
-    if let Some(c) = &plan.containers {
-        written.containers = Some(save(&snap.containers.json, c, &locks.containers)?);
+    if let Some((enc, staged)) = containers {
+        commit(staged, paths, &snap.containers.json, &locks.containers)?;
+        written.containers = Some(enc);
         failpoint("after-containers");
         par_each(&plan.container_dirs, |id| {
             trash(&paths.containers_dir().join(id))?;
@@ -448,19 +479,19 @@ fn execute(
             Ok(())
         })?;
     }
-    if let Some(i) = images {
-        write_bytes(&snap.images.json, &i, &locks.images)?;
-        written.images = Some(i);
+    if let Some((enc, staged)) = images {
+        commit(staged, paths, &snap.images.json, &locks.images)?;
+        written.images = Some(enc);
         failpoint("after-images");
         par_each(&plan.image_dirs, |id| trash(&paths.images_dir().join(id)))?;
     }
-    let Some(prepared) = layers else {
+    let Some(staged) = layers else {
         return Ok(written);
     };
     let kept = remove_layers(
         paths,
         &plan.layers,
-        prepared,
+        staged,
         &snap.layers.json,
         &locks.layers,
     )?;
@@ -476,14 +507,15 @@ pub(crate) struct LayerWrite {
     flagged: Option<Vec<u8>>,
     /// Without them: the records and their bytes.
     kept: Vec<Arc<LayerRecord>>,
-    kept_bytes: Vec<u8>,
+    kept_bytes: Encoded,
 }
 
 /// Serializes the `layers.json` contents that remove `ids` from `layers`.
-pub(crate) fn prepare_layers(layers: &[Arc<LayerRecord>], ids: &[String]) -> Result<LayerWrite> {
+pub(crate) fn prepare_layers(layers: &Tracked<LayerRecord>, ids: &[String]) -> Result<LayerWrite> {
     let set: HashSet<&str> = ids.iter().map(String::as_str).collect();
     let mut flag = false;
     let flagged: Vec<Arc<LayerRecord>> = layers
+        .records
         .iter()
         .map(|l| {
             if set.contains(l.id.as_str()) && !l.is_incomplete() {
@@ -496,17 +528,53 @@ pub(crate) fn prepare_layers(layers: &[Arc<LayerRecord>], ids: &[String]) -> Res
             }
         })
         .collect();
-    let flagged_bytes = if flag { Some(to_json(&flagged)?) } else { None };
-    let kept: Vec<Arc<LayerRecord>> = flagged
-        .into_iter()
+    let flagged_bytes = if flag {
+        Some(layers.encode(&flagged)?.bytes)
+    } else {
+        None
+    };
+    // The kept records are the current ones (unflagged): copied as read.
+    let kept: Vec<Arc<LayerRecord>> = layers
+        .records
+        .iter()
         .filter(|l| !set.contains(l.id.as_str()))
+        .cloned()
         .collect();
-    let kept_bytes = to_json(&kept)?;
+    let kept_bytes = layers.encode(&kept)?;
     Ok(LayerWrite {
         flagged: flagged_bytes,
         kept,
         kept_bytes,
     })
+}
+
+impl LayerWrite {
+    /// Both contents staged (on two threads).
+    pub(crate) fn stage(self, json: &Path) -> Result<StagedLayers> {
+        let (flagged, kept) = std::thread::scope(|s| {
+            let flagged = self
+                .flagged
+                .as_deref()
+                .map(|f| s.spawn(|| stage_json(json, f)));
+            let kept = stage_json(json, &self.kept_bytes.bytes);
+            let flagged = flagged.map(joined).transpose();
+            (flagged, kept)
+        });
+        Ok(StagedLayers {
+            flagged: flagged?,
+            kept_file: kept?,
+            kept: self.kept,
+            kept_bytes: self.kept_bytes,
+        })
+    }
+}
+
+/// A [`LayerWrite`] staged.
+pub(crate) struct StagedLayers {
+    flagged: Option<Staged>,
+    kept_file: Staged,
+    kept: Vec<Arc<LayerRecord>>,
+    kept_bytes: Encoded,
 }
 
 /// Flags `ids` incomplete (one write), removes their data, then their records (one
@@ -515,12 +583,12 @@ pub(crate) fn prepare_layers(layers: &[Arc<LayerRecord>], ids: &[String]) -> Res
 pub(crate) fn remove_layers(
     paths: &Paths,
     ids: &[String],
-    prepared: LayerWrite,
+    staged: StagedLayers,
     json: &Path,
     lock: &WriteGuard<'_>,
-) -> Result<(Vec<Arc<LayerRecord>>, Vec<u8>)> {
-    if let Some(flagged) = &prepared.flagged {
-        write_bytes(json, flagged, lock)?;
+) -> Result<(Vec<Arc<LayerRecord>>, Encoded)> {
+    if let Some(flagged) = staged.flagged {
+        commit(flagged, paths, json, lock)?;
     }
     failpoint("after-flag");
     if let Some((first, rest)) = ids.split_first() {
@@ -529,8 +597,8 @@ pub(crate) fn remove_layers(
         remove_data(paths, rest)?;
     }
     failpoint("after-data");
-    write_bytes(json, &prepared.kept_bytes, lock)?;
-    Ok((prepared.kept, prepared.kept_bytes))
+    commit(staged.kept_file, paths, json, lock)?;
+    Ok((staged.kept, staged.kept_bytes))
 }
 
 /// Removes the data of `ids` (each flagged incomplete already, so the order does not
@@ -547,10 +615,18 @@ fn remove_data(paths: &Paths, ids: &[String]) -> Result<()> {
 /// unlinks dominate it); the first error.
 fn par_each(items: &[String], f: impl Fn(&String) -> Result<()> + Sync) -> Result<()> {
     const PER_THREAD: usize = 64;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .clamp(1, 4)
-        .min(items.len().div_ceil(PER_THREAD));
+    // Asked once: the standard library reads the cgroup files on every call.
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = items.len().div_ceil(PER_THREAD);
+    let threads = if threads <= 1 {
+        threads
+    } else {
+        threads.min(*CPUS.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .clamp(1, 4)
+        }))
+    };
     if threads <= 1 {
         return items.iter().try_for_each(f);
     }
@@ -618,12 +694,20 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
     }
 
     let start = std::time::Instant::now();
+    // The reaper (deleting what an earlier removal left in the trash) waits for this one.
+    let _hold = store.reaper.hold();
     let mut snap = store.lock_snap();
-    let locks = store.locks.write()?;
-    reload_locked(&store.locks, &mut snap)?;
+    let locks = store.view.locks.write()?;
+    reload_locked(&store.view.locks, &mut snap)?;
     let locked = start.elapsed();
     let before = std::sync::Arc::clone(&snap.catalog);
     let mut plan = plan(&snap, change)?;
+    // Anything written leaves something in the trash (at least the files it replaced).
+    let wrote = !plan.layers.is_empty()
+        || !plan.image_dirs.is_empty()
+        || !plan.container_dirs.is_empty()
+        || plan.images.is_some()
+        || plan.containers.is_some();
     let planned = start.elapsed();
     let result = execute(store, &snap, &locks, &plan).map(|written| {
         // What was written is known: the catalog is rebuilt from it, not read back.
@@ -638,7 +722,7 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
         }
     });
     let written = start.elapsed();
-    let reloaded = reload_locked(&store.locks, &mut snap);
+    let reloaded = reload_locked(&store.view.locks, &mut snap);
     tracing::debug!(
         ?locked,
         ?planned,
@@ -651,9 +735,7 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
     drop(locks);
     store.publish(&snap);
     drop(snap);
-    let removed =
-        !plan.layers.is_empty() || !plan.image_dirs.is_empty() || !plan.container_dirs.is_empty();
-    if removed {
+    if wrote {
         store.reaper.kick(&store.paths);
     }
     result?;

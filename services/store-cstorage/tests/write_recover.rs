@@ -62,6 +62,18 @@ fn open_finishes_journaled_and_incomplete_layers() {
         serde_json::to_vec(&serde_json::json!({"layers": [la.clone()]})).unwrap(),
     )
     .unwrap();
+    // Temporaries of a killed apply (staged, not yet renamed), and a file that only looks
+    // like one.
+    let temporaries = [
+        s.root.join("vfs-layers/.tmp-layers.json123"),
+        s.root.join("vfs-images/.tmp-images.json4567"),
+        s.root.join("imaged/.tmp-cstorage-intent.json89"),
+    ];
+    for t in &temporaries {
+        std::fs::write(t, b"[]").unwrap();
+    }
+    let lookalike = s.root.join("vfs-images/.tmp-images.json-notes");
+    std::fs::write(&lookalike, b"x").unwrap();
 
     let store = imaged_store_cstorage::open(StoreOptions::new(
         s.root.clone(),
@@ -78,6 +90,10 @@ fn open_finishes_journaled_and_incomplete_layers() {
     assert!(!s.root.join("vfs/dir").join(&la).exists());
     assert!(!s.root.join("vfs/dir").join(&lb).exists());
     assert!(!s.root.join("imaged/cstorage-intent.json").exists());
+    for t in &temporaries {
+        assert!(!t.exists(), "{} left", t.display());
+    }
+    assert!(lookalike.exists());
     assert_eq!(
         std::fs::read_dir(s.root.join("imaged-trash"))
             .unwrap()
