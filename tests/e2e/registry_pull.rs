@@ -4,6 +4,7 @@
 //! to another repository that pulls back as the same image.
 
 use imaged_testkit::registry::Registry;
+use imaged_tests::daemon::Custom;
 
 use crate::both_stores;
 use crate::support::*;
@@ -86,3 +87,78 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     assert_ne!(run.code(), 0, "{run}");
     assert_eq!(snapshot(&d, &[]).images.len(), 1);
 });
+
+/// registries.conf as podman reads it (`$CONTAINERS_REGISTRIES_CONF`): a short name goes
+/// through the unqualified-search registries (the insecure local registry, no
+/// `--tls-verify` needed), and a registry's mirror serves a pull named after the registry
+/// it mirrors (the registry itself is unreachable).
+#[test]
+fn short_names_and_mirrors_from_registries_conf() {
+    let reg = Registry::start();
+    let img = ImageSpec::new("registry-conf-e2e");
+    reg.push_archive(
+        &archive::oci_archive(std::slice::from_ref(&img)),
+        "conf/app:1",
+        false,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"unqualified-search-registries = ["{host}"]
+
+[[registry]]
+location = "{host}"
+insecure = true
+
+[[registry]]
+location = "mirrored.invalid:5000"
+
+[[registry.mirror]]
+location = "{host}"
+insecure = true
+"#,
+            host = reg.host()
+        ),
+    )
+    .expect("write registries.conf");
+    let d = Daemon::start_custom(
+        "memory",
+        Custom {
+            args: Vec::new(),
+            env: vec![("CONTAINERS_REGISTRIES_CONF".into(), conf.into_os_string())],
+        },
+    );
+
+    let run = d.imagectl(&["pull", "conf/app:1"]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+    let snap = snapshot(&d, &[]);
+    let listed = snap.by_id(&img.id()).expect("pulled image listed");
+    let qualified = format!("{}/conf/app:1", reg.host());
+    assert_eq!(listed.names(), [qualified.as_str()], "{}", snap.raw);
+
+    let run = d.imagectl(&["pull", "mirrored.invalid:5000/conf/app:1"]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+    let snap = snapshot(&d, &[]);
+    let listed = snap.by_id(&img.id()).expect("pulled image listed");
+    let mut names = listed.names();
+    names.sort();
+    assert_eq!(
+        names,
+        [qualified.as_str(), "mirrored.invalid:5000/conf/app:1"],
+        "{}",
+        snap.raw
+    );
+
+    // A short name that is in no search registry: not found, every candidate tried.
+    let run = d.imagectl(&["pull", "conf/absent:1"]);
+    assert_ne!(run.code(), 0, "{run}");
+    assert!(
+        run.stderr
+            .contains(&format!("{}/conf/absent:1", reg.host())),
+        "{run}"
+    );
+}

@@ -86,8 +86,31 @@ pub(crate) fn open_cstorage(
 /// The registry client of PullImage / PushImage / CRI PullImage (its runtime shuts down
 /// without blocking when the services are dropped).
 fn registry_client() -> Result<Arc<dyn imaged_core::transfer::Registry>> {
+    use imaged_registry::conf::{Env, RegistriesConf};
+    // registries.conf and stored credentials as podman reads them in this environment
+    // (`$CONTAINERS_REGISTRIES_CONF`, the system and user files and drop-in directories;
+    // `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`, Docker's config). A
+    // broken registries.conf does not stop the daemon: pulls of fully-qualified
+    // references still work, and a short name says why it cannot.
+    let env = Env::from_process();
+    let (registries, registries_error) = match RegistriesConf::load(&env) {
+        Ok(c) => {
+            tracing::info!(sources = c.sources(), "registries configuration read");
+            (Some(Arc::new(c)), None)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "registries configuration not read: only fully-qualified references can be pulled");
+            (None, Some(e.to_string()))
+        }
+    };
     Ok(Arc::new(imaged_registry::RegistryClient::new(
-        imaged_registry::Options::default(),
+        imaged_registry::Options {
+            registries,
+            registries_error,
+            // Stored credentials: auth.json, Docker's config, credential helpers.
+            auth_env: Some(env),
+            ..imaged_registry::Options::default()
+        },
     )?))
 }
 
@@ -116,8 +139,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         max_recv_message_bytes: settings.max_recv_message_bytes,
         max_send_message_bytes: settings.max_send_message_bytes,
         load_idle_timeout: settings.load_idle_timeout,
-        // PullImage / PushImage / CRI PullImage (issue 13). `Options` gains the
-        // registries.conf settings (insecure registries, mirrors) when they are read.
+        // PullImage / PushImage / CRI PullImage, with registries.conf.
         registry: Some(registry_client()?),
         ..GrpcOptions::default()
     };

@@ -1,5 +1,6 @@
 //! The registry client: transport (one `oci_client::Client` per registry host and TLS
-//! choice), reference resolution and credentials (the seams `conf` and `auth` plug into),
+//! choice), reference resolution (`conf`: short names, mirrors, `insecure`, `blocked`) and
+//! credentials (the request's, else those `auth` finds where podman looks),
 //! the per-digest in-flight map that makes concurrent pulls fetch a blob once, and the
 //! mapping of transport failures to imaged's error kinds.
 
@@ -21,11 +22,23 @@ use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 
+use crate::auth::{AuthOptions, credentials_for};
+use crate::conf::{ConfError, Env, RegistriesConf};
+
 /// How the client is set up.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
-    /// Registries (`host[:port]`) that may be reached over plain HTTP (what
-    /// `registries.conf` marks `insecure = true`, until `conf` is wired in).
+    /// `registries.conf` as podman reads it (short names, aliases, mirrors, `insecure`,
+    /// `blocked`). `None`: only fully-qualified references, pulled from their own
+    /// registry.
+    pub registries: Option<Arc<RegistriesConf>>,
+    /// Why `registries.conf` could not be read, said when a short name needs it.
+    pub registries_error: Option<String>,
+    /// Where stored credentials are looked up (auth files, Docker's config, credential
+    /// helpers), as podman does in this environment. `None`: only the request's own.
+    pub auth_env: Option<Env>,
+    /// Registries (`host[:port]`) that may be reached over plain HTTP, besides those
+    /// `registries.conf` marks `insecure = true`.
     pub insecure_registries: Vec<String>,
     /// Extra CA certificates (PEM files) trusted for every registry.
     pub ca_files: Vec<PathBuf>,
@@ -37,10 +50,15 @@ pub struct Options {
 /// One place a reference may be pulled from.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {
-    /// The fully-qualified reference.
+    /// The name the pulled image gets (fully qualified; a mirror's pull is named as the
+    /// registry it mirrors).
+    pub name: Reference,
+    /// Where it is fetched from (the name itself, or the name rewritten for a mirror).
     pub reference: Reference,
     /// Plain HTTP allowed (and TLS not verified).
     pub insecure: bool,
+    /// A mirror: any failure there moves on to the next place.
+    pub mirror: bool,
 }
 
 /// A registry client implementing [`Registry`].
@@ -110,44 +128,106 @@ impl RegistryClient {
             })
     }
 
-    /// Where `reference` may be pulled from, in order. Seam for `conf::RegistriesConf`
-    /// (short names, aliases, mirrors): until it lands, only fully-qualified references
-    /// are accepted and pulled from their own registry.
+    /// Where `reference` may be pulled from, in podman's order: with `registries.conf`,
+    /// each name a short name resolves to (alias, or each unqualified-search registry),
+    /// and for each its mirrors, then its location, blocked registries left out; without
+    /// it, only a fully-qualified reference, from its own registry.
     pub(crate) fn candidates(&self, reference: &str, tls: TlsVerify) -> Result<Vec<Candidate>> {
-        let r = parse_qualified(reference)?;
-        let insecure = self.is_insecure(r.resolve_registry(), tls);
-        Ok(vec![Candidate {
-            reference: r,
-            insecure,
-        }])
+        let Some(conf) = &self.opts.registries else {
+            let r = match parse_qualified(reference) {
+                Ok(r) => r,
+                Err(e) => match &self.opts.registries_error {
+                    Some(why) => return Err(Error::new(e.kind, format!("{}; {why}", e.message))),
+                    None => return Err(e),
+                },
+            };
+            let insecure = self.is_insecure(r.resolve_registry(), false, tls);
+            return Ok(vec![Candidate {
+                name: r.clone(),
+                reference: r,
+                insecure,
+                mirror: false,
+            }]);
+        };
+        let resolved = conf
+            .pull_candidates(reference)
+            .map_err(|e| conf_error(reference, &e))?;
+        let mut out = Vec::new();
+        for c in resolved {
+            let name = parse_qualified(&c.reference)?;
+            for ep in c.endpoints {
+                let r = parse_qualified(&ep.reference)?;
+                let insecure = self.is_insecure(r.resolve_registry(), ep.insecure, tls);
+                out.push(Candidate {
+                    name: name.clone(),
+                    reference: r,
+                    insecure,
+                    mirror: ep.mirror,
+                });
+            }
+        }
+        Ok(out)
     }
 
-    /// Whether `host` may be reached over plain HTTP.
-    pub(crate) fn is_insecure(&self, host: &str, tls: TlsVerify) -> bool {
+    /// Whether `host` may be reached over plain HTTP (`conf_insecure`: what
+    /// `registries.conf` says of it).
+    pub(crate) fn is_insecure(&self, host: &str, conf_insecure: bool, tls: TlsVerify) -> bool {
         match tls {
             TlsVerify::Skip => true,
             TlsVerify::Verify => false,
-            TlsVerify::Default => self.opts.insecure_registries.iter().any(|h| h == host),
+            TlsVerify::Default => {
+                conf_insecure || self.opts.insecure_registries.iter().any(|h| h == host)
+            }
         }
     }
 
-    /// The credentials to use for `host`/`repo`. Seam for `auth::lookup` (auth files,
-    /// credential helpers): until it lands, the request's credentials or anonymous.
+    /// Whether `registries.conf` marks `host` insecure (pushes).
+    pub(crate) fn conf_insecure(&self, reference: &str) -> bool {
+        self.opts
+            .registries
+            .as_ref()
+            .and_then(|c| c.push_endpoint(reference).ok())
+            .is_some_and(|e| e.insecure)
+    }
+
+    /// The credentials to use at `host`/`repo`: the request's own when `host` is the
+    /// registry the user named (`named_host`), else the stored ones (auth files, Docker's
+    /// config, the credential helpers `registries.conf` lists), else anonymous.
     pub(crate) fn auth(
         &self,
         given: Option<&Credentials>,
-        _host: &str,
-        _repo: &str,
-    ) -> RegistryAuth {
-        match given {
-            Some(c) if !c.registry_token.is_empty() => {
-                RegistryAuth::Bearer(c.registry_token.clone())
+        named_host: &str,
+        host: &str,
+        repo: &str,
+    ) -> Result<RegistryAuth> {
+        let given = given.filter(|c| !c.registry_token.is_empty() || !c.username.is_empty());
+        let found = match &self.opts.auth_env {
+            Some(env) => {
+                let opts = AuthOptions {
+                    credential_helpers: self
+                        .opts
+                        .registries
+                        .as_ref()
+                        .map(|c| c.credential_helpers().to_vec())
+                        .filter(|h| !h.is_empty())
+                        .unwrap_or_else(|| AuthOptions::default().credential_helpers),
+                    ..AuthOptions::default()
+                };
+                credentials_for(env, &opts, given, named_host, host, repo).map_err(|e| {
+                    Error::new(
+                        ErrorKind::RegistryUnauthorized,
+                        format!("looking up the credentials for {host}: {e}"),
+                    )
+                    .with_meta("registry", host)
+                })?
             }
-            Some(c) if !c.username.is_empty() => {
-                RegistryAuth::Basic(c.username.clone(), c.password.clone())
-            }
+            None => given.filter(|_| named_host == host).cloned(),
+        };
+        Ok(match found {
+            Some(c) if !c.registry_token.is_empty() => RegistryAuth::Bearer(c.registry_token),
+            Some(c) if !c.username.is_empty() => RegistryAuth::Basic(c.username, c.password),
             _ => RegistryAuth::Anonymous,
-        }
+        })
     }
 
     /// The transport for `host` (plain HTTP allowed when `insecure`).
@@ -219,6 +299,16 @@ fn host_arch() -> &'static str {
 }
 
 /// Parses a fully-qualified reference (its first component names a registry).
+/// A `registries.conf` resolution failure as an error.
+fn conf_error(reference: &str, e: &ConfError) -> Error {
+    let kind = match e {
+        ConfError::Blocked { .. } => ErrorKind::PermissionDenied,
+        ConfError::Io { .. } | ConfError::Invalid { .. } => ErrorKind::Internal,
+        ConfError::Reference { .. } | ConfError::ShortName(_) => ErrorKind::InvalidReference,
+    };
+    Error::new(kind, e.to_string()).with_meta("reference", reference)
+}
+
 pub(crate) fn parse_qualified(reference: &str) -> Result<Reference> {
     let invalid = |why: &str| {
         Error::new(ErrorKind::InvalidReference, format!("{reference}: {why}"))
@@ -414,5 +504,141 @@ impl Drop for OwnerGuard<'_> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = true;
         self.slot.cv.notify_all();
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod conf_tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn client(conf: Option<&str>) -> RegistryClient {
+        RegistryClient::new(Options {
+            registries: conf
+                .map(|t| Arc::new(RegistriesConf::from_toml(Path::new("test.conf"), t).unwrap())),
+            registries_error: conf.is_none().then(|| "no registries.conf here".to_owned()),
+            ..Options::default()
+        })
+        .unwrap()
+    }
+
+    fn seen(c: &[Candidate]) -> Vec<(String, String, bool, bool)> {
+        c.iter()
+            .map(|c| (c.name.whole(), c.reference.whole(), c.insecure, c.mirror))
+            .collect()
+    }
+
+    #[test]
+    fn candidates_follow_registries_conf() {
+        let c = client(Some(
+            r#"unqualified-search-registries = ["a.example:5000", "b.example"]
+[[registry]]
+location = "a.example:5000"
+insecure = true
+[[registry.mirror]]
+location = "m.example/cache"
+[[registry]]
+location = "blocked.example"
+blocked = true
+"#,
+        ));
+        let got = seen(&c.candidates("app:1", TlsVerify::Default).unwrap());
+        assert_eq!(
+            got,
+            [
+                (
+                    "a.example:5000/app:1".into(),
+                    "m.example/cache/app:1".into(),
+                    false,
+                    true
+                ),
+                (
+                    "a.example:5000/app:1".into(),
+                    "a.example:5000/app:1".into(),
+                    true,
+                    false
+                ),
+                (
+                    "b.example/app:1".into(),
+                    "b.example/app:1".into(),
+                    false,
+                    false
+                ),
+            ]
+        );
+        // --tls-verify wins over the file.
+        let got = seen(
+            &c.candidates("a.example:5000/app:1", TlsVerify::Verify)
+                .unwrap(),
+        );
+        assert!(got.iter().all(|g| !g.2), "{got:?}");
+        let e = c
+            .candidates("blocked.example/x:1", TlsVerify::Default)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e:?}");
+    }
+
+    #[test]
+    fn stored_credentials_are_used_where_the_request_has_none() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("auth.json");
+        std::fs::write(
+            &file,
+            r#"{"auths":{"r.example":{"auth":"dXNlcjpwYXNz"},"m.example":{"auth":"bTpw"}}}"#,
+        )
+        .unwrap();
+        let c = RegistryClient::new(Options {
+            auth_env: Some(
+                Env::new(d.path(), d.path())
+                    .with_var("REGISTRY_AUTH_FILE", file.display().to_string()),
+            ),
+            ..Options::default()
+        })
+        .unwrap();
+        let basic = |u: &str, p: &str| RegistryAuth::Basic(u.into(), p.into());
+        // Stored ones when the request has none.
+        let a = c.auth(None, "r.example", "r.example", "app").unwrap();
+        assert_eq!(a, basic("user", "pass"));
+        // The request's own win on the registry it named...
+        let given = Credentials {
+            username: "me".into(),
+            password: "secret".into(),
+            ..Credentials::default()
+        };
+        let a = c
+            .auth(Some(&given), "r.example", "r.example", "app")
+            .unwrap();
+        assert_eq!(a, basic("me", "secret"));
+        // ...but a mirror of it gets its own stored credentials, never the request's.
+        let a = c
+            .auth(Some(&given), "r.example", "m.example", "app")
+            .unwrap();
+        assert_eq!(a, basic("m", "p"));
+        let a = c.auth(None, "x.example", "x.example", "app").unwrap();
+        assert_eq!(a, RegistryAuth::Anonymous);
+    }
+
+    #[test]
+    fn without_registries_conf_short_names_say_why() {
+        let c = client(None);
+        let e = c.candidates("app:1", TlsVerify::Default).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidReference);
+        assert!(
+            e.message.contains("no registries.conf here"),
+            "{}",
+            e.message
+        );
+        let got = seen(&c.candidates("r.example/app:1", TlsVerify::Skip).unwrap());
+        assert_eq!(
+            got,
+            [(
+                "r.example/app:1".into(),
+                "r.example/app:1".into(),
+                true,
+                false
+            )]
+        );
     }
 }

@@ -48,7 +48,8 @@ pub(crate) fn pull(
     for c in &candidates {
         match pull_from(client, engine, req, c, progress) {
             Ok(out) => return Ok(out),
-            Err(e) if e.kind == ErrorKind::NotFoundInRegistries => {
+            // A mirror that fails for any reason is skipped, as containers/image does.
+            Err(e) if e.kind == ErrorKind::NotFoundInRegistries || c.mirror => {
                 tried.push(format!("{}: {}", c.reference.whole(), e.message));
             }
             Err(e) => return Err(e.with_meta("reference", c.reference.whole())),
@@ -90,7 +91,7 @@ fn name_of(r: &Reference) -> Option<String> {
 fn local(engine: &Engine, candidates: &[Candidate]) -> Option<PullOutcome> {
     let view = engine.view();
     for c in candidates {
-        let image = match (name_of(&c.reference), c.reference.digest()) {
+        let image = match (name_of(&c.name), c.name.digest()) {
             (Some(n), _) => view.image_by_name(&n).cloned(),
             (None, Some(d)) => {
                 let d = Digest::parse(d).ok()?;
@@ -101,7 +102,7 @@ fn local(engine: &Engine, candidates: &[Candidate]) -> Option<PullOutcome> {
         if let Some(i) = image {
             return Some(PullOutcome {
                 image_id: i.id,
-                reference: c.reference.whole(),
+                reference: c.name.whole(),
                 digest: i.manifest.digest,
                 up_to_date: true,
             });
@@ -202,7 +203,12 @@ fn pull_from(
     let r = &c.reference;
     let host = r.resolve_registry().to_owned();
     let oci = client.client_for(&host, c.insecure)?;
-    let auth = client.auth(req.credentials.as_ref(), &host, r.repository());
+    let auth = client.auth(
+        req.credentials.as_ref(),
+        c.name.resolve_registry(),
+        &host,
+        r.repository(),
+    )?;
     let want = r.digest().map(digest_of).transpose()?;
     let top = fetch_manifest(client, &oci, r, &auth, want.as_ref())?;
     progress(TransferEvent::Resolved {
@@ -249,13 +255,13 @@ fn pull_from(
     }
     let registry_digest = list_digest.unwrap_or(manifest.digest);
     // Already here (PullPolicy::Newer/Always): nothing to fetch.
-    if let Some(n) = name_of(r)
+    if let Some(n) = name_of(&c.name)
         && let Some(i) = engine.view().image_by_name(&n)
         && i.digests.contains(&registry_digest)
     {
         return Ok(PullOutcome {
             image_id: i.id,
-            reference: r.whole(),
+            reference: c.name.whole(),
             digest: registry_digest,
             up_to_date: true,
         });
@@ -273,7 +279,7 @@ fn pull_from(
         digest: manifest.digest,
         media_type: manifest.media_type.clone(),
         size: manifest.bytes.len() as u64,
-        name: name_of(r),
+        name: name_of(&c.name),
         extra_digests: list_digest.into_iter().collect(),
     })?;
     let image_id = report
@@ -283,7 +289,7 @@ fn pull_from(
         .ok_or_else(|| Error::internal("a pull committed no image"))?;
     Ok(PullOutcome {
         image_id,
-        reference: r.whole(),
+        reference: c.name.whole(),
         digest: registry_digest,
         up_to_date: !fetched_any,
     })
