@@ -162,3 +162,51 @@ insecure = true
         "{run}"
     );
 }
+
+/// A registry serving HTTPS with a certificate from a CA only
+/// `~/.config/containers/certs.d/<host:port>/` holds: trusted there (TLS verified, no
+/// `--tls-verify=false`), refused with TLS_FAILURE by a daemon without it.
+#[test]
+fn certs_d_ca_files_are_trusted() {
+    let reg = Registry::start_tls();
+    let img = ImageSpec::new("registry-tls-e2e");
+    reg.push_archive(
+        &archive::oci_archive(std::slice::from_ref(&img)),
+        "tls/app:1",
+        false,
+    );
+    let reference = format!("{}/tls/app:1", reg.host());
+    let daemon_with_home = |home: &std::path::Path| {
+        Daemon::start_custom(
+            "memory",
+            Custom {
+                args: Vec::new(),
+                env: vec![("HOME".into(), home.as_os_str().to_owned())],
+            },
+        )
+    };
+
+    // Without the CA: the certificate is not trusted.
+    let bare = tempfile::tempdir().expect("tempdir");
+    let d = daemon_with_home(bare.path());
+    let run = d.imagectl(&["pull", &reference]);
+    assert_ne!(run.code(), 0, "{run}");
+    assert!(
+        run.stderr.contains("TLS_FAILURE") || run.stderr.to_lowercase().contains("certificate"),
+        "{run}"
+    );
+    drop(d);
+
+    // With it in certs.d.
+    let home = tempfile::tempdir().expect("tempdir");
+    let certs = home
+        .path()
+        .join(".config/containers/certs.d")
+        .join(reg.host());
+    std::fs::create_dir_all(&certs).expect("certs.d");
+    std::fs::copy(reg.ca_file(), certs.join("ca.crt")).expect("copy the CA");
+    let d = daemon_with_home(home.path());
+    let run = d.imagectl(&["pull", &reference]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+}

@@ -107,8 +107,9 @@ fn registry_client() -> Result<Arc<dyn imaged_core::transfer::Registry>> {
         imaged_registry::Options {
             registries,
             registries_error,
-            // Stored credentials: auth.json, Docker's config, credential helpers.
-            auth_env: Some(env),
+            // Stored credentials (auth.json, Docker's config, credential helpers) and
+            // certs.d CA files.
+            env: Some(env),
             ..imaged_registry::Options::default()
         },
     )?))

@@ -34,9 +34,10 @@ pub struct Options {
     pub registries: Option<Arc<RegistriesConf>>,
     /// Why `registries.conf` could not be read, said when a short name needs it.
     pub registries_error: Option<String>,
-    /// Where stored credentials are looked up (auth files, Docker's config, credential
-    /// helpers), as podman does in this environment. `None`: only the request's own.
-    pub auth_env: Option<Env>,
+    /// The environment podman's per-user and system files are found in: stored
+    /// credentials (auth files, Docker's config, credential helpers) and each registry's
+    /// `certs.d` CA files. `None`: only the request's credentials and the system roots.
+    pub env: Option<Env>,
     /// Registries (`host[:port]`) that may be reached over plain HTTP, besides those
     /// `registries.conf` marks `insecure = true`.
     pub insecure_registries: Vec<String>,
@@ -201,7 +202,7 @@ impl RegistryClient {
         repo: &str,
     ) -> Result<RegistryAuth> {
         let given = given.filter(|c| !c.registry_token.is_empty() || !c.username.is_empty());
-        let found = match &self.opts.auth_env {
+        let found = match &self.opts.env {
             Some(env) => {
                 let opts = AuthOptions {
                     credential_helpers: self
@@ -237,6 +238,20 @@ impl RegistryClient {
             return Ok(Arc::clone(c));
         }
         let mut extra = Vec::new();
+        // The registry's own CA files (`certs.d/<host:port>/*.crt`), as podman trusts them.
+        if let Some(env) = &self.opts.env {
+            let tls = |e: crate::certs::CertError| {
+                Error::new(ErrorKind::TlsFailure, format!("{host}: {e}"))
+                    .with_meta("registry", host)
+            };
+            let files = crate::certs::tls_files(env, host).map_err(tls)?;
+            for data in files.ca_pems().map_err(tls)? {
+                extra.push(Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data,
+                });
+            }
+        }
         for f in &self.opts.ca_files {
             let data = std::fs::read(f).map_err(|e| {
                 Error::new(
@@ -590,7 +605,7 @@ blocked = true
         )
         .unwrap();
         let c = RegistryClient::new(Options {
-            auth_env: Some(
+            env: Some(
                 Env::new(d.path(), d.path())
                     .with_var("REGISTRY_AUTH_FILE", file.display().to_string()),
             ),

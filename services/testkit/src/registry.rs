@@ -28,7 +28,32 @@ impl Registry {
     /// Starts a registry (fails the test when `docker-registry` is missing: install the
     /// `docker-registry` package, as `scripts/setup` does).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a registry serving HTTPS with a certificate for `127.0.0.1` signed by a CA
+    /// made for it ([`Registry::ca_file`]), which nothing on the machine trusts.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The CA certificate (PEM) of a [`Registry::start_tls`] registry.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let tls_conf = if tls {
+            make_certs(dir.path());
+            format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("server.crt").display(),
+                dir.path().join("server.key").display()
+            )
+        } else {
+            String::new()
+        };
         // A port just released by the kernel; on the rare clash, try again.
         for _ in 0..5 {
             let addr = format!("127.0.0.1:{}", free_port());
@@ -40,7 +65,7 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n",
+                     http:\n  addr: {addr}\n{tls_conf}",
                     storage.display()
                 ),
             )
@@ -165,4 +190,70 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA (`ca.crt`) and a server certificate for 127.0.0.1 signed by it (`server.crt`,
+/// `server.key`) in `dir`, made with the `openssl` command.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("running openssl: {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=imaged test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write san.ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
 }
