@@ -19,25 +19,16 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    /// Renames the temporary over the target, whose old contents are first linked into
-    /// `keep` (a directory on the same filesystem, emptied later), so that freeing a file
-    /// of megabytes is not part of the rename. Without the link (no such directory, another
-    /// filesystem) the rename frees it.
-    pub(crate) fn commit_keeping_old(self, keep: &Path) -> io::Result<()> {
-        let name = format!(
-            "{}-{:016x}",
-            self.target
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            fastrand::u64(..)
-        );
-        let old = keep.join(name);
-        if let Err(e) = fs::hard_link(&self.target, &old)
+    /// Renames the temporary over the target, whose old contents are first linked as
+    /// `old` (in a directory on the same filesystem that is emptied later, created when
+    /// missing), so that freeing a file of megabytes is not part of the rename. Without
+    /// the link (another filesystem) the rename frees it.
+    pub(crate) fn commit_keeping_old(self, old: &Path) -> io::Result<()> {
+        if let Err(e) = fs::hard_link(&self.target, old)
             && e.kind() == io::ErrorKind::NotFound
-            && fs::create_dir_all(keep).is_ok()
+            && old.parent().is_some_and(|d| fs::create_dir_all(d).is_ok())
         {
-            let _ = fs::hard_link(&self.target, &old);
+            let _ = fs::hard_link(&self.target, old);
         }
         self.commit()
     }
@@ -56,6 +47,14 @@ impl Drop for Staged {
             let _ = fs::remove_file(&self.tmp);
         }
     }
+}
+
+/// Whether `name` is one of the temporaries [`stage`] (or c/storage) makes for a file
+/// named `base`: `.tmp-<base><digits>`.
+pub(crate) fn is_temporary(name: &str, base: &str) -> bool {
+    name.strip_prefix(".tmp-")
+        .and_then(|n| n.strip_prefix(base))
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Writes `data` (mode `perm`) to a temporary next to `path` and syncs it. Several files
@@ -120,6 +119,18 @@ mod tests {
     }
 
     #[test]
+    fn temporaries_are_recognised_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        let staged = stage(&d.path().join("images.json"), b"[]", 0o600).unwrap();
+        let name = staged.tmp.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(is_temporary(&name, "images.json"), "{name}");
+        assert!(!is_temporary(&name, "layers.json"));
+        assert!(!is_temporary(".tmp-images.json", "images.json"));
+        assert!(!is_temporary(".tmp-images.json-notes", "images.json"));
+        assert!(!is_temporary("images.json", "images.json"));
+    }
+
+    #[test]
     fn a_staged_file_shows_only_when_committed() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("layers.json");
@@ -139,7 +150,7 @@ mod tests {
             let data = format!("[{n}]");
             stage(&p, data.as_bytes(), 0o600)
                 .unwrap()
-                .commit_keeping_old(&keep)
+                .commit_keeping_old(&keep.join(format!("old{n}")))
                 .unwrap();
             assert_eq!(fs::read(&p).unwrap(), data.as_bytes());
         }

@@ -75,14 +75,7 @@ impl Paths {
     /// thousands of directories): the trash directory is created only when missing.
     pub(crate) fn to_trash(&self, path: &Path) -> io::Result<()> {
         let trash = self.trash();
-        let name = format!(
-            "{}-{:016x}",
-            path.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            fastrand::u64(..)
-        );
-        let target = trash.join(name);
+        let target = self.trash_entry(path);
         let mut created = false;
         loop {
             match fs::rename(path, &target) {
@@ -99,6 +92,17 @@ impl Paths {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// A fresh name in the trash for `path`: its file name and a random suffix.
+    pub(crate) fn trash_entry(&self, path: &Path) -> PathBuf {
+        self.trash().join(format!(
+            "{}-{:016x}",
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            fastrand::u64(..)
+        ))
     }
 
     /// Removes the data of layer `id` as the driver's `Remove` does, then its tar-split

@@ -81,17 +81,13 @@ fn remove_temporaries(paths: &crate::driver::Paths) {
         (paths.state_dir(), "cstorage-intent.json"),
     ];
     for (dir, base) in files {
-        let prefix = format!(".tmp-{base}");
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in entries.flatten() {
-            let name = e.file_name();
-            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-                continue;
-            };
-            if !rest.is_empty()
-                && rest.bytes().all(|b| b.is_ascii_digit())
+            if e.file_name()
+                .to_str()
+                .is_some_and(|n| crate::atomic::is_temporary(n, base))
                 && let Err(err) = std::fs::remove_file(e.path())
             {
                 tracing::warn!(path = %e.path().display(), error = %err, "containers-storage: removing a leftover temporary");

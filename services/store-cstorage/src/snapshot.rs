@@ -434,13 +434,7 @@ impl Snapshot {
         }
         converted.retain(|_, c| c.epoch == epoch);
         self.cache.retain(&live);
-        let mounted: HashSet<&str> = self
-            .mounts
-            .records
-            .iter()
-            .filter(|m| m.count > 0)
-            .map(|m| m.id.as_str())
-            .collect();
+        let mounted = self.mounted();
         let containers =
             convert::containers(&self.containers.records, &ids, &mounted, &self.podman);
         drop(live);

@@ -25,8 +25,8 @@ pub struct CStorageStore {
     pub(crate) loads: Arc<Loads>,
     /// Empties the trash after removals, off the call path.
     pub(crate) reaper: Reaper,
-    /// Refreshes the view when another program changes the store (`None`: the requests
-    /// do it, as they always can).
+    /// Reads another program's changes ahead of the next request (`None`: no inotify
+    /// here; the requests read them, as they always can).
     watcher: Option<Watcher>,
 }
 
@@ -58,8 +58,7 @@ impl CStorageStore {
         let locks = Locks::open(&paths, &ro)?;
         let snap = Snapshot::new(paths.clone(), ro, opts.libpod_db.clone());
         let loads = Arc::new(Loads::new(opts.graph_root.join("imaged-staging")));
-        let watched = watch::watched_dirs(&paths);
-        let store = Self {
+        let mut store = Self {
             paths,
             view: Arc::new(View::new(locks, snap)),
             loads,
@@ -83,10 +82,10 @@ impl CStorageStore {
             }
             store.publish(&snap);
         }
-        let mut store = store;
-        if !inspect {
-            store.watcher = Watcher::spawn(Arc::downgrade(&store.view), &watched);
-        }
+        store.watcher = Watcher::spawn(
+            Arc::downgrade(&store.view),
+            &watch::watched_dirs(&store.paths),
+        );
         Ok(store)
     }
 

@@ -36,9 +36,9 @@ pub(crate) fn stamp(path: &Path) -> Stamp {
 /// Shared records of one file.
 pub(crate) type Records<T> = Arc<Vec<Arc<T>>>;
 
-/// Where each record's bytes are in the file they were read from: key ([`hash`]) → (start,
-/// end, record index). Built only when the file changes again.
-type Spans = HashMap<u64, (usize, usize, usize)>;
+/// The current records by key ([`hash`]) → record index (their bytes are `raw[at[index]]`).
+/// Built only when the file changes again.
+type Spans = HashMap<u64, usize>;
 
 /// One JSON file.
 #[derive(Debug)]
@@ -218,8 +218,8 @@ impl<T: DeserializeOwned> Tracked<T> {
             let reused = old
                 .as_ref()
                 .and_then(|o| o.get(&h))
-                .filter(|(s, e, _)| self.raw.get(*s..*e) == Some(bytes))
-                .and_then(|(_, _, i)| self.records.get(*i).cloned());
+                .filter(|i| self.bytes_of(**i) == Some(bytes))
+                .and_then(|i| self.records.get(*i).cloned());
             let rec = match reused {
                 Some(r) => r,
                 None => Arc::new(serde_json::from_slice::<T>(bytes).map_err(&bad)?),
@@ -235,17 +235,25 @@ impl<T: DeserializeOwned> Tracked<T> {
         Ok(true)
     }
 
-    /// The current records by the hash of their bytes in `raw`; `None` when they cannot
+    /// The current records by the key of their bytes in `raw`; `None` when they cannot
     /// be matched up.
     fn old_spans(&self) -> Option<Spans> {
         if self.at.len() != self.records.len() {
             return None;
         }
         let mut spans = Spans::with_capacity(self.at.len());
-        for (i, &(s, e)) in self.at.iter().enumerate() {
-            spans.insert(hash(self.raw.get(s..e)?), (s, e, i));
+        for i in 0..self.at.len() {
+            spans.insert(hash(self.bytes_of(i)?), i);
         }
         Some(spans)
+    }
+}
+
+impl<T> Tracked<T> {
+    /// The bytes record `i` was read (or written) as.
+    fn bytes_of(&self, i: usize) -> Option<&[u8]> {
+        let &(s, e) = self.at.get(i)?;
+        self.raw.get(s..e)
     }
 }
 
@@ -280,10 +288,7 @@ impl<T: Serialize> Tracked<T> {
                 bytes.push(b',');
             }
             let start = bytes.len();
-            let same = known
-                .get(&Arc::as_ptr(r))
-                .and_then(|i| self.at.get(*i))
-                .and_then(|&(s, e)| self.raw.get(s..e));
+            let same = known.get(&Arc::as_ptr(r)).and_then(|i| self.bytes_of(*i));
             match same {
                 Some(b) => bytes.extend_from_slice(b),
                 None => bytes.extend(schema::to_go_json(r.as_ref()).map_err(bad)?),

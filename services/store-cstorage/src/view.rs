@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
 
 use imaged_core::catalog::Catalog;
+use imaged_core::error::Result;
 
 use crate::snapshot::{Locks, Snapshot};
 
@@ -65,26 +66,13 @@ impl View {
         if published && snap.is_current(&snap.probe(&self.locks)) {
             return Arc::clone(&snap.catalog);
         }
-        match self.locks.try_read() {
-            Ok(Some(locks)) => {
-                // Under the locks what is read is consistent.
-                let probe = snap.probe(&self.locks);
-                let r = if snap.is_current(&probe) {
-                    Ok(())
-                } else {
-                    snap.reload(probe)
-                };
-                drop(locks);
-                match r {
-                    Ok(()) => {
-                        self.publish(&snap);
-                        return Arc::clone(&snap.catalog);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "containers-storage: refresh failed"),
-                }
+        match self.catch_up(&mut snap) {
+            Ok(true) => {
+                self.publish(&snap);
+                return Arc::clone(&snap.catalog);
             }
             // A writer holds a lock: serve the published catalog, retry next time.
-            Ok(None) => {}
+            Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "containers-storage: refresh failed"),
         }
         self.current()
@@ -102,14 +90,23 @@ impl View {
         let Ok(mut snap) = self.snap.try_lock() else {
             return;
         };
-        if let Ok(Some(locks)) = self.locks.try_read() {
-            let probe = snap.probe(&self.locks);
-            if !snap.is_current(&probe)
-                && let Err(e) = snap.reload(probe)
-            {
-                tracing::debug!(error = %e, "containers-storage: reading ahead failed");
-            }
-            drop(locks);
+        if let Err(e) = self.catch_up(&mut snap) {
+            tracing::debug!(error = %e, "containers-storage: reading ahead failed");
         }
+    }
+
+    /// Brings `snap` up to date with the store under its read locks, taken without
+    /// waiting; `false` when a writer holds one (nothing read).
+    fn catch_up(&self, snap: &mut Snapshot) -> Result<bool> {
+        let Some(locks) = self.locks.try_read()? else {
+            return Ok(false);
+        };
+        // Under the locks what is read is consistent.
+        let probe = snap.probe(&self.locks);
+        if !snap.is_current(&probe) {
+            snap.reload(probe)?;
+        }
+        drop(locks);
+        Ok(true)
     }
 }

@@ -98,7 +98,7 @@ fn stage_journal(paths: &Paths, layers: &[String]) -> Result<Staged> {
         layers: layers.to_vec(),
     };
     let data = serde_json::to_vec(&j).map_err(|e| Error::internal(e.to_string()))?;
-    atomic::stage(&p, &data, 0o600).map_err(|e| io_err("writing", &p, &e))
+    stage_json(&p, &data)
 }
 
 /// One of the JSON files with `data`, staged.
@@ -119,7 +119,7 @@ fn joined<T>(h: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
 /// the reaper) and touches its lock.
 fn commit(staged: Staged, paths: &Paths, path: &Path, lock: &WriteGuard<'_>) -> Result<()> {
     staged
-        .commit_keeping_old(&paths.trash())
+        .commit_keeping_old(&paths.trash_entry(path))
         .map_err(|e| io_err("writing", path, &e))?;
     lock.touch()
         .map(|_| ())
@@ -617,16 +617,14 @@ fn par_each(items: &[String], f: impl Fn(&String) -> Result<()> + Sync) -> Resul
     const PER_THREAD: usize = 64;
     // Asked once: the standard library reads the cgroup files on every call.
     static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let threads = items.len().div_ceil(PER_THREAD);
-    let threads = if threads <= 1 {
-        threads
-    } else {
-        threads.min(*CPUS.get_or_init(|| {
-            std::thread::available_parallelism()
-                .map_or(1, std::num::NonZeroUsize::get)
-                .clamp(1, 4)
-        }))
-    };
+    if items.len() <= PER_THREAD {
+        return items.iter().try_for_each(f);
+    }
+    let threads = items.len().div_ceil(PER_THREAD).min(*CPUS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .clamp(1, 4)
+    }));
     if threads <= 1 {
         return items.iter().try_for_each(f);
     }
