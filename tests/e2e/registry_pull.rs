@@ -88,6 +88,17 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
     assert_eq!(snapshot(&d, &[]).images.len(), 1);
 });
 
+/// A daemon on the memory store with one more environment variable.
+fn memory_daemon_with(key: &str, value: &std::ffi::OsStr) -> Daemon {
+    Daemon::start_custom(
+        "memory",
+        Custom {
+            args: Vec::new(),
+            env: vec![(key.into(), value.to_owned())],
+        },
+    )
+}
+
 /// registries.conf as podman reads it (`$CONTAINERS_REGISTRIES_CONF`): a short name goes
 /// through the unqualified-search registries (the insecure local registry, no
 /// `--tls-verify` needed), and a registry's mirror serves a pull named after the registry
@@ -123,13 +134,7 @@ insecure = true
         ),
     )
     .expect("write registries.conf");
-    let d = Daemon::start_custom(
-        "memory",
-        Custom {
-            args: Vec::new(),
-            env: vec![("CONTAINERS_REGISTRIES_CONF".into(), conf.into_os_string())],
-        },
-    );
+    let d = memory_daemon_with("CONTAINERS_REGISTRIES_CONF", conf.as_os_str());
 
     let run = d.imagectl(&["pull", "conf/app:1"]);
     run.ok();
@@ -176,19 +181,10 @@ fn certs_d_ca_files_are_trusted() {
         false,
     );
     let reference = format!("{}/tls/app:1", reg.host());
-    let daemon_with_home = |home: &std::path::Path| {
-        Daemon::start_custom(
-            "memory",
-            Custom {
-                args: Vec::new(),
-                env: vec![("HOME".into(), home.as_os_str().to_owned())],
-            },
-        )
-    };
 
     // Without the CA: the certificate is not trusted.
     let bare = tempfile::tempdir().expect("tempdir");
-    let d = daemon_with_home(bare.path());
+    let d = memory_daemon_with("HOME", bare.path().as_os_str());
     let run = d.imagectl(&["pull", &reference]);
     assert_ne!(run.code(), 0, "{run}");
     assert!(
@@ -205,7 +201,7 @@ fn certs_d_ca_files_are_trusted() {
         .join(reg.host());
     std::fs::create_dir_all(&certs).expect("certs.d");
     std::fs::copy(reg.ca_file(), certs.join("ca.crt")).expect("copy the CA");
-    let d = daemon_with_home(home.path());
+    let d = memory_daemon_with("HOME", home.path().as_os_str());
     let run = d.imagectl(&["pull", &reference]);
     run.ok();
     assert_eq!(run.lines(), [img.hex_id()], "{run}");

@@ -201,6 +201,7 @@ fn pull_from(
     progress: &mut dyn FnMut(TransferEvent),
 ) -> Result<PullOutcome> {
     let r = &c.reference;
+    let name = name_of(&c.name);
     let host = r.resolve_registry().to_owned();
     let oci = client.client_for(&host, c.insecure)?;
     let auth = client.auth(
@@ -255,8 +256,8 @@ fn pull_from(
     }
     let registry_digest = list_digest.unwrap_or(manifest.digest);
     // Already here (PullPolicy::Newer/Always): nothing to fetch.
-    if let Some(n) = name_of(&c.name)
-        && let Some(i) = engine.view().image_by_name(&n)
+    if let Some(n) = &name
+        && let Some(i) = engine.view().image_by_name(n)
         && i.digests.contains(&registry_digest)
     {
         return Ok(PullOutcome {
@@ -279,7 +280,7 @@ fn pull_from(
         digest: manifest.digest,
         media_type: manifest.media_type.clone(),
         size: manifest.bytes.len() as u64,
-        name: name_of(&c.name),
+        name,
         extra_digests: list_digest.into_iter().collect(),
     })?;
     let image_id = report
