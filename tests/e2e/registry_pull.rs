@@ -90,13 +90,33 @@ both_stores!(pull_then_push_round_trip, |d: Daemon| {
 
 /// A daemon on the memory store with one more environment variable.
 fn memory_daemon_with(key: &str, value: &std::ffi::OsStr) -> Daemon {
+    memory_daemon_env(&[(key, value)])
+}
+
+/// A daemon on the memory store with more environment variables.
+fn memory_daemon_env(vars: &[(&str, &std::ffi::OsStr)]) -> Daemon {
     Daemon::start_custom(
         "memory",
         Custom {
             args: Vec::new(),
-            env: vec![(key.into(), value.to_owned())],
+            env: vars
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).to_owned()))
+                .collect(),
         },
     )
+}
+
+/// A home directory whose `~/.config/containers/certs.d/<host:port>/` trusts `reg`'s CA.
+fn home_trusting(reg: &Registry) -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("tempdir");
+    let certs = home
+        .path()
+        .join(".config/containers/certs.d")
+        .join(reg.host());
+    std::fs::create_dir_all(&certs).expect("certs.d");
+    std::fs::copy(reg.ca_file(), certs.join("ca.crt")).expect("copy the CA");
+    home
 }
 
 /// registries.conf as podman reads it (`$CONTAINERS_REGISTRIES_CONF`): a short name goes
@@ -194,15 +214,93 @@ fn certs_d_ca_files_are_trusted() {
     drop(d);
 
     // With it in certs.d.
-    let home = tempfile::tempdir().expect("tempdir");
-    let certs = home
-        .path()
-        .join(".config/containers/certs.d")
-        .join(reg.host());
-    std::fs::create_dir_all(&certs).expect("certs.d");
-    std::fs::copy(reg.ca_file(), certs.join("ca.crt")).expect("copy the CA");
+    let home = home_trusting(&reg);
     let d = memory_daemon_with("HOME", home.path().as_os_str());
     let run = d.imagectl(&["pull", &reference]);
     run.ok();
     assert_eq!(run.lines(), [img.hex_id()], "{run}");
+}
+
+/// A registry behind TLS and htpasswd basic auth (bcrypt): no credentials and a wrong
+/// password are REGISTRY_UNAUTHORIZED with nothing stored; `--creds`, `--authfile` and
+/// the daemon's own `$REGISTRY_AUTH_FILE` pull; a push with `--creds` lands; the password
+/// appears nowhere in replies or the daemon's log.
+#[test]
+fn a_password_registry_takes_the_right_credentials_only() {
+    const PASSWORD: &str = "pa55-E2E-secret";
+    let reg = Registry::start_auth("alice", PASSWORD);
+    let img = ImageSpec::new("registry-auth-e2e").child("top");
+    reg.push_archive(
+        &archive::oci_archive(std::slice::from_ref(&img)),
+        "auth/app:1",
+        false,
+    );
+    let reference = format!("{}/auth/app:1", reg.host());
+    let home = home_trusting(&reg);
+    let d = memory_daemon_with("HOME", home.path().as_os_str());
+
+    for creds in [None, Some("alice:wrong-password"), Some("mallory:x")] {
+        let mut args = vec!["pull"];
+        let flag;
+        if let Some(c) = creds {
+            flag = format!("--creds={c}");
+            args.push(&flag);
+        }
+        args.push(&reference);
+        let run = d.imagectl(&args);
+        assert_ne!(run.code(), 0, "{creds:?}: {run}");
+        assert!(run.stderr.contains("refused the credentials (unauthorized)"), "{creds:?}: {run}");
+        assert!(!run.stderr.contains("wrong-password"), "{run}");
+    }
+    assert!(snapshot(&d, &[]).images.is_empty());
+    assert_eq!(
+        d.log().matches("reason=\"REGISTRY_UNAUTHORIZED\"").count(),
+        3,
+        "{}",
+        d.log()
+    );
+
+    let good = format!("--creds=alice:{PASSWORD}");
+    let run = d.imagectl(&["pull", &good, &reference]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+    // Credentials stay with the request that gave them: the next one without is refused.
+    let run = d.imagectl(&["pull", &reference]);
+    assert!(run.stderr.contains("(unauthorized)"), "{run}");
+
+    let copy = format!("{}/auth/copy:2", reg.host());
+    d.imagectl(&["push", &good, &reference, &copy]).ok();
+    assert_eq!(reg.skopeo_raw("auth/copy:2"), reg.skopeo_raw("auth/app:1"));
+    let run = d.imagectl(&["push", "--creds=alice:wrong-password", &reference, &copy]);
+    assert!(run.stderr.contains("(unauthorized)"), "{run}");
+
+    // An auth file given to imagectl, and one the daemon reads itself.
+    let encoded = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("alice:{PASSWORD}"),
+    );
+    let authfile = home.path().join("auth.json");
+    std::fs::write(
+        &authfile,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{encoded}"}}}}}}"#, reg.host()),
+    )
+    .expect("write auth.json");
+    let run = d.imagectl(&["rm", &reference]);
+    run.ok();
+    let run = d.imagectl(&["pull", "--authfile", &authfile.to_string_lossy(), &reference]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+    let log = d.log();
+    assert!(!log.contains(PASSWORD) && !log.contains(&encoded), "{log}");
+    drop(d);
+
+    let d = memory_daemon_env(&[
+        ("HOME", home.path().as_os_str()),
+        ("REGISTRY_AUTH_FILE", authfile.as_os_str()),
+    ]);
+    let run = d.imagectl(&["pull", &reference]);
+    run.ok();
+    assert_eq!(run.lines(), [img.hex_id()], "{run}");
+    let log = d.log();
+    assert!(!log.contains(PASSWORD) && !log.contains(&encoded), "{log}");
 }

@@ -68,7 +68,10 @@ pub struct RegistryClient {
     /// async thread panics, and the daemon drops its services on one).
     runtime: Option<tokio::runtime::Runtime>,
     opts: Options,
-    clients: Mutex<HashMap<(String, bool), Arc<oci_client::Client>>>,
+    /// One transport per registry, TLS choice and credentials: an oci-client `Client`
+    /// keeps the first credentials it is given for a registry and the tokens they earn,
+    /// so two requests with different credentials must never share one.
+    clients: Mutex<HashMap<ClientKey, Arc<oci_client::Client>>>,
     pub(crate) inflight: Inflight,
 }
 
@@ -231,11 +234,26 @@ impl RegistryClient {
         })
     }
 
-    /// The transport for `host` (plain HTTP allowed when `insecure`).
-    pub(crate) fn client_for(&self, host: &str, insecure: bool) -> Result<Arc<oci_client::Client>> {
+    /// The transport for `host` (plain HTTP allowed when `insecure`) used with `auth`.
+    pub(crate) fn client_for(
+        &self,
+        host: &str,
+        insecure: bool,
+        auth: &RegistryAuth,
+    ) -> Result<Arc<oci_client::Client>> {
+        let key = ClientKey {
+            host: host.to_owned(),
+            insecure,
+            auth: auth_fingerprint(auth),
+        };
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(c) = clients.get(&(host.to_owned(), insecure)) {
+        if let Some(c) = clients.get(&key) {
             return Ok(Arc::clone(c));
+        }
+        // A bound for callers cycling through credentials; dropping the cache only costs
+        // new connections and tokens.
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
         }
         let mut extra = Vec::new();
         // The registry's own CA files (`certs.d/<host:port>/*.crt`), as podman trusts them.
@@ -276,9 +294,31 @@ impl RegistryClient {
             ..ClientConfig::default()
         };
         let c = Arc::new(oci_client::Client::new(config));
-        clients.insert((host.to_owned(), insecure), Arc::clone(&c));
+        clients.insert(key, Arc::clone(&c));
         Ok(c)
     }
+}
+
+/// Transports kept at most (see [`RegistryClient::client_for`]).
+const MAX_CLIENTS: usize = 256;
+
+/// What a transport is kept for.
+#[derive(PartialEq, Eq, Hash)]
+struct ClientKey {
+    host: String,
+    insecure: bool,
+    /// A digest of the credentials (never the credentials themselves).
+    auth: Digest,
+}
+
+/// The digest of credentials, naming their kind and each field unambiguously.
+fn auth_fingerprint(auth: &RegistryAuth) -> Digest {
+    let text = match auth {
+        RegistryAuth::Anonymous => "anonymous".to_owned(),
+        RegistryAuth::Basic(u, p) => format!("basic\0{}\0{u}{p}", u.len()),
+        RegistryAuth::Bearer(t) => format!("bearer\0{t}"),
+    };
+    Digest::of(text.as_bytes())
 }
 
 impl Registry for RegistryClient {

@@ -203,13 +203,13 @@ fn pull_from(
     let r = &c.reference;
     let name = name_of(&c.name);
     let host = r.resolve_registry().to_owned();
-    let oci = client.client_for(&host, c.insecure)?;
     let auth = client.auth(
         req.credentials.as_ref(),
         c.name.resolve_registry(),
         &host,
         r.repository(),
     )?;
+    let oci = client.client_for(&host, c.insecure, &auth)?;
     let want = r.digest().map(digest_of).transpose()?;
     let top = fetch_manifest(client, &oci, r, &auth, want.as_ref())?;
     progress(TransferEvent::Resolved {

@@ -45,8 +45,8 @@ pub(crate) fn push(
     let r = parse_qualified(&dest)?;
     let host = r.resolve_registry().to_owned();
     let insecure = client.is_insecure(&host, client.conf_insecure(&dest), req.tls_verify);
-    let oci = client.client_for(&host, insecure)?;
     let auth = client.auth(req.credentials.as_ref(), &host, &host, r.repository())?;
+    let oci = client.client_for(&host, insecure, &auth)?;
     client
         .rt()
         .block_on(oci.auth(&r, &auth, oci_client::RegistryOperation::Push))

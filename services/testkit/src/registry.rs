@@ -1,5 +1,7 @@
 //! A real OCI registry for tests: Debian's `docker-registry` (distribution 2.8) on
-//! 127.0.0.1 with a free port, plain HTTP, storage in a tempdir, stopped on drop. Images
+//! 127.0.0.1 with a free port, storage in a tempdir, stopped on drop; plain HTTP
+//! ([`Registry::start`]), HTTPS with a CA made for it ([`Registry::start_tls`]), or HTTPS
+//! with htpasswd basic auth ([`Registry::start_auth`]). Images
 //! go in with `skopeo copy` from archives [`crate::archive`] generates; the registry's
 //! access log tells which blobs were fetched how often.
 
@@ -17,6 +19,8 @@ pub struct Registry {
     child: Child,
     dir: tempfile::TempDir,
     addr: String,
+    /// `user:password` of a [`Registry::start_auth`] registry.
+    creds: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -28,13 +32,20 @@ impl Registry {
     /// Starts a registry (fails the test when `docker-registry` is missing: install the
     /// `docker-registry` package, as `scripts/setup` does).
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Starts a registry serving HTTPS with a certificate for `127.0.0.1` signed by a CA
     /// made for it ([`Registry::ca_file`]), which nothing on the machine trusts.
     pub fn start_tls() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, None)
+    }
+
+    /// Starts a [`Registry::start_tls`] registry that answers only `user` with `password`
+    /// (htpasswd, bcrypt, as distribution requires); [`Registry::push_archive`] and the
+    /// other helpers log in.
+    pub fn start_auth(user: &str, password: &str) -> Self {
+        Self::start_with(true, Some((user, password)))
     }
 
     /// The CA certificate (PEM) of a [`Registry::start_tls`] registry.
@@ -42,7 +53,7 @@ impl Registry {
         self.dir.path().join("ca.crt")
     }
 
-    fn start_with(tls: bool) -> Self {
+    fn start_with(tls: bool, login: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let tls_conf = if tls {
             make_certs(dir.path());
@@ -54,6 +65,20 @@ impl Registry {
         } else {
             String::new()
         };
+        let auth_conf = match login {
+            Some((user, password)) => {
+                // The lowest cost bcrypt allows: the registry checks it on every request.
+                let hash = bcrypt::hash(password, 4).expect("bcrypt");
+                let path = dir.path().join("htpasswd");
+                std::fs::write(&path, format!("{user}:{hash}\n")).expect("write htpasswd");
+                format!(
+                    "auth:\n  htpasswd:\n    realm: imaged-test\n    path: {}\n",
+                    path.display()
+                )
+            }
+            None => String::new(),
+        };
+        let creds = login.map(|(u, p)| format!("{u}:{p}"));
         // A port just released by the kernel; on the rare clash, try again.
         for _ in 0..5 {
             let addr = format!("127.0.0.1:{}", free_port());
@@ -65,7 +90,7 @@ impl Registry {
                 format!(
                     "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\n\
                      storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                     http:\n  addr: {addr}\n{tls_conf}",
+                     http:\n  addr: {addr}\n{tls_conf}{auth_conf}",
                     storage.display()
                 ),
             )
@@ -92,7 +117,12 @@ impl Registry {
                     break;
                 }
                 if TcpStream::connect(&addr).is_ok() {
-                    return Self { child, dir, addr };
+                    return Self {
+                        child,
+                        dir,
+                        addr,
+                        creds,
+                    };
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
@@ -130,6 +160,9 @@ impl Registry {
         let dest = format!("docker://{}/{repo_tag}", self.addr);
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+        if let Some(c) = &self.creds {
+            cmd.arg(format!("--dest-creds={c}"));
+        }
         if all {
             cmd.arg("--all");
         }
@@ -155,8 +188,12 @@ impl Registry {
 
     /// The raw manifest of `repo_tag` (`skopeo inspect --raw`).
     pub fn skopeo_raw(&self, repo_tag: &str) -> Vec<u8> {
-        let out = Command::new("skopeo")
-            .args(["inspect", "--raw", "--tls-verify=false"])
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["inspect", "--raw", "--tls-verify=false"]);
+        if let Some(c) = &self.creds {
+            cmd.arg(format!("--creds={c}"));
+        }
+        let out = cmd
             .arg(format!("docker://{}/{repo_tag}", self.addr))
             .output()
             .expect("skopeo");
