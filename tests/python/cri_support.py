@@ -35,7 +35,8 @@ class CriDaemon(support.Daemon):
     holding ``config`` (TOML text). Same ready-line protocol and stop() as
     imaged_support.Daemon."""
 
-    def __init__(self, workdir: Path, store: str = "memory", config: str = "") -> None:
+    def __init__(self, workdir: Path, store: str = "memory", config: str = "",
+                 extra_env: dict[str, str] | None = None) -> None:
         self.workdir = workdir
         self.socket = workdir / "imaged.sock"
         self.root = workdir / "root"
@@ -43,6 +44,7 @@ class CriDaemon(support.Daemon):
         config_path = workdir / "imaged.toml"
         config_path.write_text(config)
         env = {k: v for k, v in os.environ.items() if not k.startswith("IMAGED_")}
+        env.update(extra_env or {})
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [
@@ -205,15 +207,16 @@ def cri_pb(tmp_path_factory):
 
 @pytest.fixture
 def cri_env(pb, cri_pb, tmp_path):
-    """A factory: ``cri_env(store="memory", config=DEFAULT_CONFIG)`` starts a daemon (each
-    call in its own directory) and returns an Env; every daemon is stopped at teardown
-    and must exit 0."""
+    """A factory: ``cri_env(store="memory", config=DEFAULT_CONFIG, environ=None)`` starts a
+    daemon (each call in its own directory, ``environ`` added to its environment) and returns
+    an Env; every daemon is stopped at teardown and must exit 0."""
     started: list[Env] = []
 
-    def start(store: str = "memory", config: str = DEFAULT_CONFIG) -> Env:
+    def start(store: str = "memory", config: str = DEFAULT_CONFIG,
+              environ: dict[str, str] | None = None) -> Env:
         workdir = tmp_path / f"d{len(started)}"
         workdir.mkdir()
-        d = CriDaemon(workdir, store=store, config=config)
+        d = CriDaemon(workdir, store=store, config=config, extra_env=environ)
         # The authority option older daemons required (default channels: SPEC §10 and
         # test_default_authority.py).
         ch = grpc.insecure_channel(d.url, options=[("grpc.default_authority", "localhost")])

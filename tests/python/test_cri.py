@@ -339,3 +339,67 @@ def test_health_reports_the_cri_service(cri_env):
         other = b"runtime.v1.RuntimeService"
         check(bytes([0x0A, len(other)]) + other, timeout=10)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND, "imaged is no runtime"
+
+
+# --------------------------------------------------------------------------- PullImage with AuthConfig
+
+
+def auth_registry() -> dict[str, str]:
+    """The password registry the Rust side (tests/e2e/python.rs) started for this run:
+    TLS with its own CA and htpasswd basic auth, one image pushed into it."""
+    keys = ["HOST", "CA", "USER", "PASSWORD", "IMAGE", "IMAGE_ID"]
+    missing = [k for k in keys if not os.environ.get(f"E2E_AUTH_REGISTRY_{k}")]
+    assert not missing, (
+        f"E2E_AUTH_REGISTRY_{missing} unset: run this suite through "
+        "`cargo test -p imaged-tests --test e2e python`, which starts the registry"
+    )
+    return {k.lower(): os.environ[f"E2E_AUTH_REGISTRY_{k}"] for k in keys}
+
+
+def test_kubelet_pull_with_auth_config_from_a_password_registry(pb, cri_pb, cri_env, tmp_path):
+    """kubelet's PullImage with AuthConfig (username/password, or the `auth` string of a
+    docker config) against a real TLS + htpasswd registry answers the image ID; without or
+    with wrong credentials it is PERMISSION_DENIED / REGISTRY_UNAUTHORIZED and stores
+    nothing; ImageStatus, ListImages and RemoveImage then see the image as crictl does."""
+    import base64
+    import shutil
+
+    reg = auth_registry()
+    home = tmp_path / "home"
+    certs = home / ".config" / "containers" / "certs.d" / reg["host"]
+    certs.mkdir(parents=True)
+    shutil.copy(reg["ca"], certs / "ca.crt")
+    env = cri_env(environ={"HOME": str(home)})
+    ref = f"{reg['host']}/{reg['image']}"
+    api = cri_pb.api_pb2
+
+    def pull(auth=None):
+        req = api.PullImageRequest(image=spec(cri_pb, ref))
+        if auth is not None:
+            req.auth.CopyFrom(auth)
+        return env.cri.PullImage(req, timeout=60)
+
+    for bad in [None,
+                api.AuthConfig(username=reg["user"], password="wrong-password"),
+                api.AuthConfig(username="mallory", password=reg["password"])]:
+        with pytest.raises(grpc.RpcError) as e:
+            pull(bad)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED, e.value.details()
+        assert support.error_info(e.value)["reason"] == "REGISTRY_UNAUTHORIZED"
+    assert list_all(cri_pb, env) == []
+
+    good = api.AuthConfig(username=reg["user"], password=reg["password"],
+                          server_address=reg["host"])
+    assert pull(good).image_ref == reg["image_id"]
+    got = status(cri_pb, env, ref).image
+    assert got.id == reg["image_id"] and list(got.repo_tags) == [ref], got
+    assert [i.id for i in list_all(cri_pb, env)] == [reg["image_id"]]
+    remove(cri_pb, env, ref)
+    assert not status(cri_pb, env, ref).HasField("image")
+    assert list_all(cri_pb, env) == []
+
+    encoded = base64.b64encode(f"{reg['user']}:{reg['password']}".encode()).decode()
+    assert pull(api.AuthConfig(auth=encoded, server_address=reg["host"])).image_ref == reg["image_id"]
+    assert status(cri_pb, env, reg["image_id"]).image.id == reg["image_id"]
+    log = env.daemon.log()
+    assert reg["password"] not in log and encoded not in log
