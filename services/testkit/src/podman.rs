@@ -10,8 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The containers.conf every command gets: no ulimits (the sandbox refuses them), cgroupfs,
-/// no events journal, runc.
-pub const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\n";
+/// no events journal, runc, and file locks: they live in the store's `--tmpdir`, so each
+/// test store has its own lock table. With podman's default (one shared-memory table of
+/// 2048 locks for the machine, `/dev/shm/libpod_lock`), every container of a store a test
+/// deletes with its directory keeps its lock, and after a few thousand the machine's
+/// podman answers "allocating lock for new container: ... exceeded num_locks".
+pub const CONTAINERS_CONF: &str = "[containers]\ndefault_ulimits = []\n\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"none\"\nruntime = \"runc\"\nlock_type = \"file\"\n";
 
 /// A private containers-storage store driven by the real tools.
 #[derive(Debug)]

@@ -17,17 +17,27 @@ use imaged_tests::tools;
 
 use crate::support::*;
 
-/// `podman` on a store of its own under `dir`.
+/// `podman` on a store of its own under `dir`, with its own lock table: file locks in
+/// `dir/tmp` (podman's default is one shared-memory table of 2048 locks for the machine,
+/// which the containers of deleted test stores fill up).
 pub(super) fn podman(dir: &Path, args: &[&str]) -> Run {
     let bin = tools::on_path("podman")
         .unwrap_or_else(|| panic!("podman not found on PATH: {}", tools::SETUP_HINT));
+    let conf = dir.join("containers.conf");
+    if !conf.exists() {
+        std::fs::create_dir_all(dir).expect("podman store directory");
+        std::fs::write(&conf, "[engine]\nlock_type = \"file\"\n").expect("containers.conf");
+    }
     let mut cmd = Command::new(bin);
     cmd.arg("--root")
         .arg(dir.join("root"))
         .arg("--runroot")
         .arg(dir.join("run"))
+        .arg("--tmpdir")
+        .arg(dir.join("tmp"))
         .args(["--storage-driver", "vfs", "--events-backend", "none"])
         .args(args)
+        .env("CONTAINERS_CONF", &conf)
         .env_remove("CONTAINERS_STORAGE_CONF");
     process::run(&mut cmd, Duration::from_secs(180))
 }
