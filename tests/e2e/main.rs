@@ -32,4 +32,5 @@ mod cstorage_concurrency;
 mod cstorage_crash;
 mod cstorage_differential;
 mod cstorage_listing;
+mod cstorage_pull;
 mod cstorage_support;

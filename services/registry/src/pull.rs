@@ -325,7 +325,7 @@ fn fetch_blob(
     let digest = digest_of(&d.digest)?;
     let total = u64::try_from(d.size).unwrap_or(0);
     loop {
-        if staging.hold_blob(&digest)? {
+        if staging.hold_blob(&digest, total)? {
             progress(TransferEvent::Blob {
                 digest,
                 done: total,

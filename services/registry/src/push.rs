@@ -1,7 +1,10 @@
-//! Push: uploads a local image's config and layers (skipping those the registry already
-//! has: HEAD), then its manifest, as stored (so the digest in the registry is the local
-//! manifest digest). Blobs come from `Store::read_blob`; a store that does not keep
-//! compressed layer blobs (containers-storage) cannot push yet.
+//! Push: uploads a local image's config and layers, then its manifest, as stored (so the
+//! digest in the registry is the local manifest digest). A blob the destination
+//! repository has (HEAD) is skipped; one another repository of the same registry has,
+//! among those the image is named in, is mounted from there (cross-repository mount, no
+//! upload); any other is read from the store (`Store::read_blob`) and uploaded. A store
+//! that keeps no compressed layer blobs (containers-storage) can therefore push an image
+//! to the registry it was pulled from, under any repository; elsewhere it cannot.
 
 use imaged_core::digest::Digest;
 use imaged_core::engine::Engine;
@@ -10,7 +13,6 @@ use imaged_core::model::BlobRef;
 use imaged_core::reference::resolve::resolve;
 use imaged_core::transfer::{PushOutcome, PushRequest, TransferEvent};
 use oci_client::Reference;
-use oci_client::secrets::RegistryAuth;
 use reqwest::header::HeaderValue;
 
 use crate::client::{RegistryClient, map_err, parse_qualified};
@@ -59,8 +61,15 @@ pub(crate) fn push(
         .iter()
         .chain(image.layers.iter().map(|l| &l.blob))
         .collect();
+    // Repositories of the same registry the image is named in: mount sources.
+    let sources: Vec<Reference> = image
+        .names
+        .iter()
+        .filter_map(|n| parse_qualified(n).ok())
+        .filter(|n| n.resolve_registry() == host && n.repository() != r.repository())
+        .collect();
     for b in blobs {
-        push_blob(client, engine, &oci, &r, &auth, b, progress)?;
+        push_blob(client, engine, &oci, &r, &sources, b, progress)?;
     }
     let manifest = read(engine, &image.manifest.digest, "manifest")?;
     let ct = HeaderValue::from_str(&image.manifest.media_type).map_err(|e| {
@@ -83,10 +92,7 @@ fn read(engine: &Engine, digest: &Digest, what: &str) -> Result<Vec<u8>> {
     engine.store().read_blob(digest)?.ok_or_else(|| {
         Error::new(
             ErrorKind::Unimplemented,
-            format!(
-                "{what} {digest}: the store does not keep this blob (containers-storage keeps \
-                 no compressed layer blobs), so the image cannot be pushed from it"
-            ),
+            format!("{what} {digest}: the store does not keep it, so the image cannot be pushed"),
         )
     })
 }
@@ -96,27 +102,46 @@ fn push_blob(
     engine: &Engine,
     oci: &oci_client::Client,
     r: &Reference,
-    _auth: &RegistryAuth,
+    sources: &[Reference],
     b: &BlobRef,
     progress: &mut dyn FnMut(TransferEvent),
 ) -> Result<()> {
     let what = format!("blob {}", b.digest);
+    let digest = b.digest.to_string();
     let exists = client
         .rt()
-        .block_on(oci.blob_exists(r, &b.digest.to_string()))
+        .block_on(oci.blob_exists(r, &digest))
         .map_err(|e| map_err(e, &what))?;
-    if !exists {
-        let data = read(engine, &b.digest, "blob")?;
+    // A failed mount is no error: the registry answers it by opening an upload instead.
+    let mounted = !exists
+        && sources.iter().any(|from| {
+            client
+                .rt()
+                .block_on(oci.mount_blob(r, from, &digest))
+                .is_ok()
+        });
+    if !exists && !mounted {
+        let data = engine.store().read_blob(&b.digest)?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unimplemented,
+                format!(
+                    "{what}: the store does not keep this blob (containers-storage keeps no \
+                     compressed layer blobs) and no repository of {} the image is named in \
+                     has it, so the image cannot be pushed there",
+                    r.resolve_registry()
+                ),
+            )
+        })?;
         client
             .rt()
-            .block_on(oci.push_blob(r, data, &b.digest.to_string()))
+            .block_on(oci.push_blob(r, data, &digest))
             .map_err(|e| map_err(e, &format!("pushing {what}")))?;
     }
     progress(TransferEvent::Blob {
         digest: b.digest,
         done: b.size,
         total: b.size,
-        skipped: exists,
+        skipped: exists || mounted,
     });
     Ok(())
 }

@@ -55,6 +55,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imaged_core::Result;
+use imaged_core::catalog::Catalog;
 use imaged_core::digest::{Digest, Hasher};
 use imaged_core::error::{Error, ErrorKind};
 use imaged_core::model::Image;
@@ -89,6 +90,9 @@ struct Registry {
     blobs: HashMap<Digest, Vec<u64>>,
     /// Staging number → its layout directory.
     dirs: HashMap<u64, PathBuf>,
+    /// Staging number → blobs it uses from layers of the store itself (no file: skopeo's
+    /// copy reuses such a layer without reading the blob, see [`CsStaging::hold`]).
+    reused: HashMap<u64, Vec<Digest>>,
 }
 
 impl Registry {
@@ -189,8 +193,9 @@ impl Loads {
         Ok(removed)
     }
 
-    /// Starts a staging.
-    pub(crate) fn stage(self: &Arc<Self>) -> Result<Box<dyn Staging>> {
+    /// Starts a staging; `stored` is the store's catalog now (whose layers a pull need
+    /// not fetch again).
+    pub(crate) fn stage(self: &Arc<Self>, stored: Arc<Catalog>) -> Result<Box<dyn Staging>> {
         let dir = fresh_dir(&self.root, &format!("{}-", std::process::id()))?;
         let made = (|| {
             std::fs::write(dir.join("oci-layout"), OCI_LAYOUT)
@@ -212,6 +217,7 @@ impl Loads {
             id,
             dir,
             blobs: Vec::new(),
+            stored,
         }))
     }
 
@@ -250,10 +256,10 @@ impl Loads {
             let Some(dir) = reg.dirs.get(id) else {
                 continue;
             };
-            if wanted
-                .iter()
-                .all(|d| reg.blobs.get(d).is_some_and(|ids| ids.contains(id)))
-            {
+            let reused = reg.reused.get(id).map(Vec::as_slice).unwrap_or_default();
+            if wanted.iter().all(|d| {
+                reg.blobs.get(d).is_some_and(|ids| ids.contains(id)) || reused.contains(d)
+            }) {
                 return Ok(dir.join("blobs"));
             }
         }
@@ -398,6 +404,8 @@ struct CsStaging {
     dir: PathBuf,
     /// Blobs registered for this staging.
     blobs: Vec<Digest>,
+    /// The store's catalog when the staging began.
+    stored: Arc<Catalog>,
 }
 
 impl CsStaging {
@@ -498,11 +506,23 @@ impl Staging for CsStaging {
         if self.has(digest) {
             return Ok(true);
         }
-        // containers-storage keeps no blobs of its own; only another running load's can be
+        // containers-storage keeps no blobs of its own; another running load's can be
         // shared. Link it while the registry is locked, so its staging cannot remove it.
-        let reg = lock(&self.loads.registry);
+        let mut reg = lock(&self.loads.registry);
         let Some(src) = reg.path(digest) else {
-            return Ok(false);
+            // A layer of the store made from this blob (its compressed or uncompressed
+            // digest): skopeo's copy reuses it without reading the blob (containers/image
+            // `TryReusingBlob` looks layers up by both digests), so nothing is fetched.
+            // Should a removal take the layer before the import, the import fails for
+            // want of the blob and stores nothing.
+            let stored = self
+                .stored
+                .images()
+                .any(|i| i.layers.iter().any(|l| l.blob.digest == *digest));
+            if stored {
+                reg.reused.entry(self.id).or_default().push(*digest);
+            }
+            return Ok(stored);
         };
         let dest = blob_path(&self.dir, digest);
         match std::fs::hard_link(&src, &dest) {
@@ -529,6 +549,7 @@ impl Drop for CsStaging {
                 }
             }
             reg.dirs.remove(&self.id);
+            reg.reused.remove(&self.id);
         }
         remove_tree(&self.dir);
     }

@@ -34,7 +34,7 @@ fn count_entries(p: &std::path::Path) -> usize {
 fn put_verifies_the_digest_and_lays_out_an_oci_layout() {
     let dir = tempfile::tempdir().unwrap();
     let l = loads(&dir);
-    let mut s = l.stage().unwrap();
+    let mut s = l.stage(Arc::default()).unwrap();
     let (d, size) = put(s.as_mut(), b"hello");
     assert_eq!(size, 5);
     assert_eq!(l.read_blob(&d).as_deref(), Some(&b"hello"[..]));
@@ -80,8 +80,8 @@ fn put_verifies_the_digest_and_lays_out_an_oci_layout() {
 fn hold_shares_a_blob_of_another_live_staging() {
     let dir = tempfile::tempdir().unwrap();
     let l = loads(&dir);
-    let mut a = l.stage().unwrap();
-    let mut b = l.stage().unwrap();
+    let mut a = l.stage(Arc::default()).unwrap();
+    let mut b = l.stage(Arc::default()).unwrap();
     let (d, _) = put(a.as_mut(), b"shared");
     assert!(!b.hold(&Digest::of(b"nowhere")).unwrap());
     assert!(b.hold(&d).unwrap());
@@ -101,7 +101,7 @@ fn hold_shares_a_blob_of_another_live_staging() {
 fn sweep_removes_what_dead_processes_left() {
     let dir = tempfile::tempdir().unwrap();
     let l = loads(&dir);
-    let live = l.stage().unwrap();
+    let live = l.stage(Arc::default()).unwrap();
     // pid_max is at most 2^22: this pid never exists.
     std::fs::create_dir_all(l.root().join("99999999-0123/blobs")).unwrap();
     std::fs::create_dir_all(l.root().join("import-0123")).unwrap();
@@ -274,7 +274,7 @@ fn imports_a_runnable_image(driver: &'static str) {
     let opts = options(&ps);
     let l = Arc::new(Loads::new(ps.root.join("imaged-staging")));
     let (layer, config) = busybox_parts();
-    let mut s = l.stage().unwrap();
+    let mut s = l.stage(Arc::default()).unwrap();
     let img = stage_image(s.as_mut(), std::slice::from_ref(&layer), &config);
 
     // No name: stored without one, under the config digest.
@@ -356,9 +356,9 @@ fn imports_images_sharing_layers_from_two_stagings() {
         .map(|i| child.layer_tar(i))
         .collect();
 
-    let mut a = l.stage().unwrap();
+    let mut a = l.stage(Arc::default()).unwrap();
     let base_img = stage_image(a.as_mut(), &base_layers, &base.config_json());
-    let mut b = l.stage().unwrap();
+    let mut b = l.stage(Arc::default()).unwrap();
     // The second load holds the base layer the first one staged.
     assert!(b.hold(&base_img.layers[0].blob.digest).unwrap());
     put(b.as_mut(), &child_layers[1]);
@@ -389,7 +389,7 @@ fn a_layer_containers_storage_refuses_is_an_invalid_archive() {
     // Digests all match, but the "layer" is not a tar stream.
     let garbage = gzip(b"this is not a tar archive at all").repeat(3);
     let config = SynthImage::new("bad").config_json();
-    let mut s = l.stage().unwrap();
+    let mut s = l.stage(Arc::default()).unwrap();
     let img = stage_image(s.as_mut(), &[garbage], &config);
     let e = l.import(&opts, &img, "localhost/bad:1").unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidArchive, "{}", e.message);
@@ -403,7 +403,7 @@ fn a_missing_skopeo_is_an_internal_error_naming_it() {
     let l = loads(&dir);
     let mut opts = StoreOptions::new(dir.path().join("root"), dir.path().join("run"), Driver::Vfs);
     opts.skopeo = dir.path().join("no-skopeo-here");
-    let mut s = l.stage().unwrap();
+    let mut s = l.stage(Arc::default()).unwrap();
     let img = stage_image(s.as_mut(), &[b"x".to_vec()], b"{}");
     let e = l.import(&opts, &img, "").unwrap_err();
     assert_eq!(e.kind, ErrorKind::Internal);
@@ -421,7 +421,7 @@ fn store_paths_skopeo_cannot_parse_are_refused() {
         dir.path().join("run"),
         Driver::Vfs,
     );
-    let mut s = l.stage().unwrap();
+    let mut s = l.stage(Arc::default()).unwrap();
     let img = stage_image(s.as_mut(), &[b"x".to_vec()], b"{}");
     let e = l.import(&opts, &img, "").unwrap_err();
     assert!(e.message.contains("ro+ot"), "{}", e.message);
@@ -437,7 +437,7 @@ fn a_gzip_layer_keeps_the_manifest_digest() {
     let l = Arc::new(Loads::new(ps.root.join("imaged-staging")));
     let synth = SynthImage::new("gz");
     let layer = gzip(&synth.layer_tar(0));
-    let mut s = l.stage().unwrap();
+    let mut s = l.stage(Arc::default()).unwrap();
     let img = stage_image(s.as_mut(), &[layer], &synth.config_json());
     l.import(&opts, &img, "localhost/gz:1").unwrap();
     let inspect = ps

@@ -139,7 +139,7 @@ impl Store for CStorageStore {
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {
         // Space a removal freed is free before a load writes.
         self.reaper.wait_idle();
-        self.loads.stage()
+        self.loads.stage(self.current())
     }
 
     fn read_blob(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {

@@ -150,6 +150,15 @@ impl Registry {
     /// with skopeo; `all`: every instance of a manifest list. Gives the manifest digest
     /// in the registry.
     pub fn push_archive(&self, archive: &[u8], repo_tag: &str, all: bool) -> Digest {
+        self.push_from("oci-archive", archive, repo_tag, all)
+    }
+
+    /// Like [`Registry::push_archive`], from a `docker-archive` (`docker save` format).
+    pub fn push_docker_archive(&self, archive: &[u8], repo_tag: &str) -> Digest {
+        self.push_from("docker-archive", archive, repo_tag, false)
+    }
+
+    fn push_from(&self, transport: &str, archive: &[u8], repo_tag: &str, all: bool) -> Digest {
         let path: PathBuf = self.dir.path().join(format!(
             "push-{}.tar",
             Digest::of(archive).hex().get(..12).unwrap_or("x")
@@ -167,7 +176,7 @@ impl Registry {
             cmd.arg("--all");
         }
         let out = cmd
-            .arg(format!("oci-archive:{}", path.display()))
+            .arg(format!("{transport}:{}", path.display()))
             .arg(&dest)
             .output()
             .expect("skopeo (apt-get install skopeo)");

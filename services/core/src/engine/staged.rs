@@ -91,9 +91,11 @@ impl PullStaging<'_> {
     }
 
     /// Uses a blob the store already has (not fetched again); `false` when it has not.
-    /// What verification needs is taken from the image records (a layer's diff ID) or,
-    /// for a blob no record describes, read back from the store.
-    pub fn hold_blob(&mut self, digest: &Digest) -> Result<bool> {
+    /// `size` is the size the manifest gives it. What verification needs is taken from
+    /// the image records (a layer's diff ID; the size is the manifest's, since a store
+    /// may record a layer's unpacked size) or, for a blob no record describes, read back
+    /// from the store.
+    pub fn hold_blob(&mut self, digest: &Digest, size: u64) -> Result<bool> {
         if self.has(digest) {
             return Ok(true);
         }
@@ -111,7 +113,7 @@ impl PullStaging<'_> {
                 let zstd = mt.ends_with("zstd");
                 StagedBlob {
                     digest: *digest,
-                    size: l.blob.size,
+                    size,
                     gzip,
                     zstd,
                     uncompressed: (gzip || zstd).then_some(Ok(l.diff_id)),
