@@ -37,7 +37,7 @@ fn pulls_land_in_the_podman_store_and_run() {
         views
             .images
             .iter()
-            .any(|(i, names, _)| *i == id && names == &[busybox_ref.clone()]),
+            .any(|(i, names, _)| *i == id && names == std::slice::from_ref(&busybox_ref)),
         "{views:?}"
     );
     assert_images_usable(&s, &[&busybox_ref], "pull busybox");

@@ -249,7 +249,11 @@ fn a_password_registry_takes_the_right_credentials_only() {
         args.push(&reference);
         let run = d.imagectl(&args);
         assert_ne!(run.code(), 0, "{creds:?}: {run}");
-        assert!(run.stderr.contains("refused the credentials (unauthorized)"), "{creds:?}: {run}");
+        assert!(
+            run.stderr
+                .contains("refused the credentials (unauthorized)"),
+            "{creds:?}: {run}"
+        );
         assert!(!run.stderr.contains("wrong-password"), "{run}");
     }
     assert!(snapshot(&d, &[]).images.is_empty());
@@ -287,7 +291,12 @@ fn a_password_registry_takes_the_right_credentials_only() {
     .expect("write auth.json");
     let run = d.imagectl(&["rm", &reference]);
     run.ok();
-    let run = d.imagectl(&["pull", "--authfile", &authfile.to_string_lossy(), &reference]);
+    let run = d.imagectl(&[
+        "pull",
+        "--authfile",
+        &authfile.to_string_lossy(),
+        &reference,
+    ]);
     run.ok();
     assert_eq!(run.lines(), [img.hex_id()], "{run}");
     let log = d.log();

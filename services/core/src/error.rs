@@ -92,6 +92,9 @@ error_kinds! {
     NoMatchingPlatform => "NO_MATCHING_PLATFORM",
     /// A registry could not be reached (connection refused, DNS, timeout, 5xx).
     RegistryUnreachable => "REGISTRY_UNREACHABLE",
+    /// The caller went away (cancelled the call, or its deadline passed) and the work
+    /// stopped; nothing was stored.
+    Cancelled => "CANCELLED",
 }
 
 impl ErrorKind {

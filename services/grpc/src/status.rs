@@ -59,6 +59,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::RegistryUnauthorized => Code::PermissionDenied,
         ErrorKind::TlsFailure | ErrorKind::RegistryUnreachable => Code::Unavailable,
         ErrorKind::DigestMismatch => Code::DataLoss,
+        ErrorKind::Cancelled => Code::Cancelled,
         ErrorKind::InvalidReference
         | ErrorKind::InvalidFilter
         | ErrorKind::InvalidPageToken
@@ -166,6 +167,7 @@ mod tests {
         (ErrorKind::DigestMismatch, Code::DataLoss),
         (ErrorKind::NoMatchingPlatform, Code::NotFound),
         (ErrorKind::RegistryUnreachable, Code::Unavailable),
+        (ErrorKind::Cancelled, Code::Cancelled),
     ];
 
     fn check_row(kind: ErrorKind, want: Code) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use cri_common::*;
 use imaged_core::ops::LoadOptions;
 use imaged_core::transfer::{
-    Credentials, PullOutcome, PullPolicy, PullRequest, PushOutcome, PushRequest, Registry,
+    Cancel, Credentials, PullOutcome, PullPolicy, PullRequest, PushOutcome, PushRequest, Registry,
     TlsVerify, TransferEvent,
 };
 use imaged_core::{Digest, Engine, Error, ErrorKind, Store};
@@ -65,11 +65,13 @@ fn log_text() -> String {
 
 /// A registry that "has" `registry.test/app:1` (one synthesized image), refuses
 /// `registry.test/private:1` without the password [`SECRET`] (echoing what it got, as a
-/// careless client might), knows nothing else, and records every request.
+/// careless client might), hangs on `registry.test/hang:1` until the pull is cancelled
+/// (then reports it on `cancelled`), knows nothing else, and records every request.
 #[derive(Default)]
 struct FakeRegistry {
     pulls: Mutex<Vec<PullRequest>>,
     pushes: Mutex<Vec<PushRequest>>,
+    cancelled: Mutex<Option<std::sync::mpsc::Sender<String>>>,
 }
 
 fn image() -> SynthImage {
@@ -90,11 +92,26 @@ impl Registry for FakeRegistry {
         engine: &Engine,
         req: &PullRequest,
         progress: &mut dyn FnMut(TransferEvent),
+        cancel: &Cancel,
     ) -> imaged_core::Result<PullOutcome> {
         self.pulls.lock().unwrap().push(req.clone());
         let reference = qualify(&req.reference);
         match reference.as_str() {
             "registry.test/app:1" => {}
+            "registry.test/hang:1" => {
+                progress(TransferEvent::Resolved {
+                    reference: reference.clone(),
+                });
+                let seen = cancel.wait_timeout(std::time::Duration::from_secs(60));
+                if let Some(tx) = self.cancelled.lock().unwrap().as_ref() {
+                    let _ = tx.send(if seen {
+                        reference.clone()
+                    } else {
+                        "never cancelled".to_owned()
+                    });
+                }
+                return Err(Cancel::error(&reference));
+            }
             "registry.test/private:1" => {
                 let pw = req.credentials.as_ref().map(|c| c.password.clone());
                 if pw.as_deref() != Some(SECRET) {
@@ -167,6 +184,7 @@ impl Registry for FakeRegistry {
         engine: &Engine,
         req: &PushRequest,
         progress: &mut dyn FnMut(TransferEvent),
+        _cancel: &Cancel,
     ) -> imaged_core::Result<PushOutcome> {
         self.pushes.lock().unwrap().push(req.clone());
         let details = engine.inspect(&req.source)?;
@@ -670,4 +688,59 @@ async fn readers_may_not_pull_or_push() {
     assert!(fake.pulls.lock().unwrap().is_empty());
     assert!(fake.pushes.lock().unwrap().is_empty());
     assert_eq!(f.store.view().len(), 0);
+}
+
+/// The fake's report of a pull it saw cancelled ("never cancelled" after a minute).
+fn watch_cancels(fake: &FakeRegistry) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    *fake.cancelled.lock().unwrap() = Some(tx);
+    rx
+}
+
+#[tokio::test]
+async fn a_client_that_drops_the_pull_stream_cancels_the_pull() {
+    let (f, fake) = start_fake(AuthConfig::default()).await;
+    let cancelled = watch_cancels(&fake);
+    let mut c = ImageServiceClient::new(f.channel.clone());
+    let mut s = c
+        .pull_image(pb::PullImageRequest {
+            reference: "registry.test/hang:1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("pull")
+        .into_inner();
+    let first = s.message().await.expect("a message").expect("resolved");
+    assert!(
+        matches!(first.event, Some(PullEv::Resolved(_))),
+        "{first:?}"
+    );
+    drop(s);
+    let seen = tokio::task::spawn_blocking(move || cancelled.recv())
+        .await
+        .unwrap();
+    assert_eq!(seen.as_deref(), Ok("registry.test/hang:1"));
+}
+
+#[tokio::test]
+async fn a_cri_pull_past_its_deadline_is_cancelled() {
+    let (f, fake) = start_fake(AuthConfig::default()).await;
+    let cancelled = watch_cancels(&fake);
+    let mut c =
+        imaged_proto::runtime::v1::image_service_client::ImageServiceClient::new(f.channel.clone());
+    let mut req = tonic::Request::new(cri::PullImageRequest {
+        image: Some(cri::ImageSpec {
+            image: "registry.test/hang:1".into(),
+            ..Default::default()
+        }),
+        auth: None,
+        sandbox_config: None,
+    });
+    req.set_timeout(std::time::Duration::from_millis(200));
+    let st = c.pull_image(req).await.expect_err("past its deadline");
+    assert_eq!(st.code(), Code::DeadlineExceeded, "{st:?}");
+    let seen = tokio::task::spawn_blocking(move || cancelled.recv())
+        .await
+        .unwrap();
+    assert_eq!(seen.as_deref(), Ok("registry.test/hang:1"));
 }

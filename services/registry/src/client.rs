@@ -14,7 +14,7 @@ use imaged_core::engine::Engine;
 use imaged_core::error::{Error, ErrorKind, Result};
 use imaged_core::model::Platform;
 use imaged_core::transfer::{
-    Credentials, PullOutcome, PullRequest, PushOutcome, PushRequest, Registry, TlsVerify,
+    Cancel, Credentials, PullOutcome, PullRequest, PushOutcome, PushRequest, Registry, TlsVerify,
     TransferEvent,
 };
 use oci_client::Reference;
@@ -93,6 +93,24 @@ impl Drop for RegistryClient {
 
 impl RegistryClient {
     /// The client's I/O runtime.
+    /// Runs `fut` on the client's runtime until it completes or `cancel` fires
+    /// (`Cancelled`, naming `what`).
+    pub(crate) fn run<F: std::future::Future>(
+        &self,
+        cancel: &Cancel,
+        what: &str,
+        fut: F,
+    ) -> Result<F::Output> {
+        cancel.check(what)?;
+        self.rt().block_on(async {
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => Err(Cancel::error(what)),
+                v = fut => Ok(v),
+            }
+        })
+    }
+
     pub(crate) fn rt(&self) -> &tokio::runtime::Runtime {
         match &self.runtime {
             Some(rt) => rt,
@@ -327,8 +345,9 @@ impl Registry for RegistryClient {
         engine: &Engine,
         req: &PullRequest,
         progress: &mut dyn FnMut(TransferEvent),
+        cancel: &Cancel,
     ) -> Result<PullOutcome> {
-        crate::pull::pull(self, engine, req, progress)
+        crate::pull::pull(self, engine, req, progress, cancel)
     }
 
     fn push(
@@ -336,8 +355,9 @@ impl Registry for RegistryClient {
         engine: &Engine,
         req: &PushRequest,
         progress: &mut dyn FnMut(TransferEvent),
+        cancel: &Cancel,
     ) -> Result<PushOutcome> {
-        crate::push::push(self, engine, req, progress)
+        crate::push::push(self, engine, req, progress, cancel)
     }
 }
 
@@ -492,6 +512,9 @@ pub(crate) fn io_error(e: &std::io::Error, what: &str) -> Error {
     }
 }
 
+/// How often a pull waiting for another pull's blob looks at its own cancellation.
+const CLAIM_CANCEL_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Blobs being fetched right now, by digest: a pull that wants a blob another pull is
 /// fetching waits for it instead of fetching it again.
 #[derive(Debug, Default)]
@@ -521,8 +544,9 @@ pub(crate) struct OwnerGuard<'a> {
 }
 
 impl Inflight {
-    /// Claims `digest`, or waits until the pull fetching it is done.
-    pub(crate) fn claim(&self, digest: Digest) -> Claim<'_> {
+    /// Claims `digest`, or waits until the pull fetching it is done (or `cancel` fires:
+    /// `Cancelled`).
+    pub(crate) fn claim(&self, digest: Digest, cancel: &Cancel) -> Result<Claim<'_>> {
         let slot = {
             let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
             match map.get(&digest) {
@@ -530,19 +554,26 @@ impl Inflight {
                 None => {
                     let slot = Arc::new(Slot::default());
                     map.insert(digest, Arc::clone(&slot));
-                    return Claim::Owner(OwnerGuard {
+                    return Ok(Claim::Owner(OwnerGuard {
                         inflight: self,
                         digest,
                         slot,
-                    });
+                    }));
                 }
             }
         };
         let mut done = slot.done.lock().unwrap_or_else(PoisonError::into_inner);
         while !*done {
-            done = slot.cv.wait(done).unwrap_or_else(PoisonError::into_inner);
+            cancel.check(&format!("waiting for blob {digest}"))?;
+            // The owner wakes us when done; the timeout only bounds how late a cancel of
+            // this waiter is seen.
+            done = slot
+                .cv
+                .wait_timeout(done, CLAIM_CANCEL_CHECK)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
-        Claim::Waited
+        Ok(Claim::Waited)
     }
 }
 

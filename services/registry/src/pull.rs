@@ -13,7 +13,7 @@ use imaged_core::engine::Engine;
 use imaged_core::engine::staged::{PullStaging, PulledManifest};
 use imaged_core::error::{Error, ErrorKind, Result};
 use imaged_core::model::Platform;
-use imaged_core::transfer::{PullOutcome, PullPolicy, PullRequest, TransferEvent};
+use imaged_core::transfer::{Cancel, PullOutcome, PullPolicy, PullRequest, TransferEvent};
 use oci_client::Reference;
 use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
@@ -37,6 +37,7 @@ pub(crate) fn pull(
     engine: &Engine,
     req: &PullRequest,
     progress: &mut dyn FnMut(TransferEvent),
+    cancel: &Cancel,
 ) -> Result<PullOutcome> {
     let candidates = client.candidates(&req.reference, req.tls_verify)?;
     if req.policy == PullPolicy::Missing
@@ -46,7 +47,7 @@ pub(crate) fn pull(
     }
     let mut tried = Vec::new();
     for c in &candidates {
-        match pull_from(client, engine, req, c, progress) {
+        match pull_from(client, engine, req, c, progress, cancel) {
             Ok(out) => return Ok(out),
             // A mirror that fails for any reason is skipped, as containers/image does.
             Err(e) if e.kind == ErrorKind::NotFoundInRegistries || c.mirror => {
@@ -125,11 +126,11 @@ fn fetch_manifest(
     r: &Reference,
     auth: &RegistryAuth,
     want: Option<&Digest>,
+    cancel: &Cancel,
 ) -> Result<Fetched> {
     let what = format!("manifest {}", r.whole());
     let (bytes, _) = client
-        .rt()
-        .block_on(oci.pull_manifest_raw(r, auth, ACCEPT))
+        .run(cancel, &what, oci.pull_manifest_raw(r, auth, ACCEPT))?
         .map_err(|e| map_err(e, &what))?;
     if bytes.len() > MAX_MANIFEST {
         return Err(Error::new(
@@ -199,6 +200,7 @@ fn pull_from(
     req: &PullRequest,
     c: &Candidate,
     progress: &mut dyn FnMut(TransferEvent),
+    cancel: &Cancel,
 ) -> Result<PullOutcome> {
     let r = &c.reference;
     let name = name_of(&c.name);
@@ -211,7 +213,7 @@ fn pull_from(
     )?;
     let oci = client.client_for(&host, c.insecure, &auth)?;
     let want = r.digest().map(digest_of).transpose()?;
-    let top = fetch_manifest(client, &oci, r, &auth, want.as_ref())?;
+    let top = fetch_manifest(client, &oci, r, &auth, want.as_ref(), cancel)?;
     progress(TransferEvent::Resolved {
         reference: r.whole(),
     });
@@ -242,7 +244,7 @@ fn pull_from(
         };
         let ir = r.clone_with_digest(d.to_string());
         (
-            fetch_manifest(client, &oci, &ir, &auth, Some(&d))?,
+            fetch_manifest(client, &oci, &ir, &auth, Some(&d), cancel)?,
             Some(top.digest),
         )
     } else {
@@ -274,8 +276,10 @@ fn pull_from(
     let descs = descriptors(&manifest.json, &r.whole())?;
     let mut fetched_any = false;
     for d in &descs {
-        fetched_any |= fetch_blob(client, &mut staging, &oci, r, d, progress)?;
+        fetched_any |= fetch_blob(client, &mut staging, &oci, r, d, progress, cancel)?;
     }
+    // The last moment a cancel stops the pull: after the commit the image is stored.
+    cancel.check(&format!("pull of {}", r.whole()))?;
     let report = staging.commit(&PulledManifest {
         digest: manifest.digest,
         media_type: manifest.media_type.clone(),
@@ -321,6 +325,7 @@ fn fetch_blob(
     r: &Reference,
     d: &OciDescriptor,
     progress: &mut dyn FnMut(TransferEvent),
+    cancel: &Cancel,
 ) -> Result<bool> {
     let digest = digest_of(&d.digest)?;
     let total = u64::try_from(d.size).unwrap_or(0);
@@ -334,16 +339,16 @@ fn fetch_blob(
             });
             return Ok(false);
         }
-        let Claim::Owner(guard) = client.inflight.claim(digest) else {
+        let Claim::Owner(guard) = client.inflight.claim(digest, cancel)? else {
             continue;
         };
         let what = format!("blob {digest}");
         let stream = client
-            .rt()
-            .block_on(oci.pull_blob_stream(r, d))
+            .run(cancel, &what, oci.pull_blob_stream(r, d))?
             .map_err(|e| map_err(e, &what))?;
         let mut body = Body {
             rt: client.rt().handle(),
+            cancel,
             stream: stream.stream,
             buf: Bytes::new(),
             done: 0,
@@ -357,6 +362,7 @@ fn fetch_blob(
         drop(guard);
         match (put, err) {
             (Ok(_), _) => return Ok(true),
+            (Err(_), _) if cancel.is_cancelled() => return Err(Cancel::error(&what)),
             (Err(e), _) if e.kind == ErrorKind::DigestMismatch => return Err(e),
             (Err(_), Some(io)) => return Err(io_error(&io, &what)),
             (Err(e), None) => return Err(e),
@@ -367,6 +373,7 @@ fn fetch_blob(
 /// A blocking reader over a blob's byte stream, bounded by its descriptor's size.
 struct Body<'a> {
     rt: &'a tokio::runtime::Handle,
+    cancel: &'a Cancel,
     stream: futures_util::stream::BoxStream<'static, std::result::Result<Bytes, io::Error>>,
     buf: Bytes,
     done: u64,
@@ -379,7 +386,17 @@ struct Body<'a> {
 impl Read for Body<'_> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.buf.is_empty() {
-            match self.rt.block_on(self.stream.next()) {
+            let next = self.rt.block_on(async {
+                tokio::select! {
+                    biased;
+                    () = self.cancel.cancelled() => None,
+                    next = self.stream.next() => Some(next),
+                }
+            });
+            let Some(next) = next else {
+                return Err(io::Error::other("cancelled by the caller"));
+            };
+            match next {
                 None => return Ok(0),
                 Some(Ok(chunk)) => {
                     self.done += chunk.len() as u64;

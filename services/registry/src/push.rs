@@ -11,7 +11,7 @@ use imaged_core::engine::Engine;
 use imaged_core::error::{Error, ErrorKind, Result};
 use imaged_core::model::BlobRef;
 use imaged_core::reference::resolve::resolve;
-use imaged_core::transfer::{PushOutcome, PushRequest, TransferEvent};
+use imaged_core::transfer::{Cancel, PushOutcome, PushRequest, TransferEvent};
 use oci_client::Reference;
 use reqwest::header::HeaderValue;
 
@@ -22,6 +22,7 @@ pub(crate) fn push(
     engine: &Engine,
     req: &PushRequest,
     progress: &mut dyn FnMut(TransferEvent),
+    cancel: &Cancel,
 ) -> Result<PushOutcome> {
     let view = engine.view();
     let image = resolve(&view, engine.config(), &req.source)?.image;
@@ -49,10 +50,14 @@ pub(crate) fn push(
     let insecure = client.is_insecure(&host, client.conf_insecure(&dest), req.tls_verify);
     let auth = client.auth(req.credentials.as_ref(), &host, &host, r.repository())?;
     let oci = client.client_for(&host, insecure, &auth)?;
+    let what = format!("authenticating to {host}");
     client
-        .rt()
-        .block_on(oci.auth(&r, &auth, oci_client::RegistryOperation::Push))
-        .map_err(|e| map_err(e, &format!("authenticating to {host}")))?;
+        .run(
+            cancel,
+            &what,
+            oci.auth(&r, &auth, oci_client::RegistryOperation::Push),
+        )?
+        .map_err(|e| map_err(e, &what))?;
     progress(TransferEvent::Resolved {
         reference: r.whole(),
     });
@@ -68,8 +73,21 @@ pub(crate) fn push(
         .filter_map(|n| parse_qualified(n).ok())
         .filter(|n| n.resolve_registry() == host && n.repository() != r.repository())
         .collect();
+    let dest = Destination {
+        client,
+        oci: &oci,
+        r: &r,
+        sources: &sources,
+        cancel,
+    };
     for b in blobs {
-        push_blob(client, engine, &oci, &r, &sources, b, progress)?;
+        let skipped = dest.put_blob(engine, b)?;
+        progress(TransferEvent::Blob {
+            digest: b.digest,
+            done: b.size,
+            total: b.size,
+            skipped,
+        });
     }
     let manifest = read(engine, &image.manifest.digest, "manifest")?;
     let ct = HeaderValue::from_str(&image.manifest.media_type).map_err(|e| {
@@ -78,10 +96,10 @@ pub(crate) fn push(
             image.manifest.media_type
         ))
     })?;
+    let what = format!("pushing the manifest to {}", r.whole());
     client
-        .rt()
-        .block_on(oci.push_manifest_raw(&r, manifest, ct))
-        .map_err(|e| map_err(e, &format!("pushing the manifest to {}", r.whole())))?;
+        .run(cancel, &what, oci.push_manifest_raw(&r, manifest, ct))?
+        .map_err(|e| map_err(e, &what))?;
     Ok(PushOutcome {
         reference: r.whole(),
         digest: image.manifest.digest,
@@ -97,30 +115,44 @@ fn read(engine: &Engine, digest: &Digest, what: &str) -> Result<Vec<u8>> {
     })
 }
 
-fn push_blob(
-    client: &RegistryClient,
-    engine: &Engine,
-    oci: &oci_client::Client,
-    r: &Reference,
-    sources: &[Reference],
-    b: &BlobRef,
-    progress: &mut dyn FnMut(TransferEvent),
-) -> Result<()> {
-    let what = format!("blob {}", b.digest);
-    let digest = b.digest.to_string();
-    let exists = client
-        .rt()
-        .block_on(oci.blob_exists(r, &digest))
-        .map_err(|e| map_err(e, &what))?;
-    // A failed mount is no error: the registry answers it by opening an upload instead.
-    let mounted = !exists
-        && sources.iter().any(|from| {
+/// Where a push goes: the transport, the reference, the repositories blobs may be
+/// mounted from, and the push's cancellation.
+struct Destination<'a> {
+    client: &'a RegistryClient,
+    oci: &'a oci_client::Client,
+    r: &'a Reference,
+    sources: &'a [Reference],
+    cancel: &'a Cancel,
+}
+
+impl Destination<'_> {
+    /// Gets blob `b` into the destination repository: `true` when it was there already
+    /// or could be mounted, `false` when it was uploaded.
+    fn put_blob(&self, engine: &Engine, b: &BlobRef) -> Result<bool> {
+        let Self {
+            client,
+            oci,
+            r,
+            sources,
+            cancel,
+        } = *self;
+        let what = format!("blob {}", b.digest);
+        let digest = b.digest.to_string();
+        let exists = client
+            .run(cancel, &what, oci.blob_exists(r, &digest))?
+            .map_err(|e| map_err(e, &what))?;
+        if exists {
+            return Ok(true);
+        }
+        // A failed mount is no error: the registry answers it by opening an upload.
+        let mounted = sources.iter().any(|from| {
             client
-                .rt()
-                .block_on(oci.mount_blob(r, from, &digest))
-                .is_ok()
+                .run(cancel, &what, oci.mount_blob(r, from, &digest))
+                .is_ok_and(|r| r.is_ok())
         });
-    if !exists && !mounted {
+        if mounted {
+            return Ok(true);
+        }
         let data = engine.store().read_blob(&b.digest)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::Unimplemented,
@@ -132,16 +164,10 @@ fn push_blob(
                 ),
             )
         })?;
+        let pushing = format!("pushing {what}");
         client
-            .rt()
-            .block_on(oci.push_blob(r, data, &digest))
-            .map_err(|e| map_err(e, &format!("pushing {what}")))?;
+            .run(cancel, &pushing, oci.push_blob(r, data, &digest))?
+            .map_err(|e| map_err(e, &pushing))?;
+        Ok(false)
     }
-    progress(TransferEvent::Blob {
-        digest: b.digest,
-        done: b.size,
-        total: b.size,
-        skipped: exists || mounted,
-    });
-    Ok(())
 }

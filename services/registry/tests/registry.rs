@@ -11,7 +11,9 @@ use std::sync::Arc;
 use imaged_core::digest::Digest;
 use imaged_core::error::ErrorKind;
 use imaged_core::model::Platform;
-use imaged_core::transfer::{PullPolicy, PullRequest, PushRequest, Registry, TransferEvent};
+use imaged_core::transfer::{
+    Cancel, PullPolicy, PullRequest, PushRequest, Registry, TransferEvent,
+};
 use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
 use imaged_registry::{Options, RegistryClient};
 use imaged_testkit::archive::{ArchiveOptions, SynthImage, oci_archive_with, oci_index_archive};
@@ -56,7 +58,7 @@ fn pull(
     e: &Engine,
     r: &PullRequest,
 ) -> imaged_core::Result<imaged_core::transfer::PullOutcome> {
-    c.pull(e, r, &mut |_| {})
+    c.pull(e, r, &mut |_| {}, &Cancel::new())
 }
 
 /// The blob digests (config, layers) of a manifest.
@@ -87,7 +89,9 @@ fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
 
     let (e, store) = mem_engine();
     let mut events = Vec::new();
-    let out = c.pull(&e, &req(&name), &mut |ev| events.push(ev)).unwrap();
+    let out = c
+        .pull(&e, &req(&name), &mut |ev| events.push(ev), &Cancel::new())
+        .unwrap();
     assert_eq!(out.image_id, img.id());
     assert_eq!(out.digest, digest);
     assert!(!out.up_to_date);
@@ -206,16 +210,21 @@ fn blobs_the_store_has_are_not_fetched_again() {
     let (e, _) = mem_engine();
     pull(&c, &e, &req(&format!("{}/base:1", reg.host()))).unwrap();
     let mut skipped = Vec::new();
-    c.pull(&e, &req(&format!("{}/child:1", reg.host())), &mut |ev| {
-        if let TransferEvent::Blob {
-            digest,
-            skipped: true,
-            ..
-        } = ev
-        {
-            skipped.push(digest);
-        }
-    })
+    c.pull(
+        &e,
+        &req(&format!("{}/child:1", reg.host())),
+        &mut |ev| {
+            if let TransferEvent::Blob {
+                digest,
+                skipped: true,
+                ..
+            } = ev
+            {
+                skipped.push(digest);
+            }
+        },
+        &Cancel::new(),
+    )
     .unwrap();
     let base_layers = blobs_of(&reg.skopeo_raw("base:1"));
     let shared = base_layers[1];
@@ -254,16 +263,32 @@ fn concurrent_pulls_fetch_each_blob_once() {
     assert_eq!(store.check(false).unwrap().problems, Vec::<String>::new());
 }
 
+/// What a proxy in front of the registry does to one blob's body.
+#[derive(Clone)]
+enum Fault {
+    /// Flips its last byte.
+    Corrupt,
+    /// Sends half of it, then waits for the client to close the connection and reports
+    /// that on the channel.
+    Stall(std::sync::mpsc::Sender<()>),
+}
+
 /// A proxy in front of the registry that flips the last byte of one blob's body.
 fn corrupting_proxy(upstream: String, target: Digest) -> String {
+    proxy(upstream, target, Fault::Corrupt)
+}
+
+/// A proxy in front of the registry applying `fault` to blob `target`.
+fn proxy(upstream: String, target: Digest, fault: Fault) -> String {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(client) = conn else { return };
             let upstream = upstream.clone();
+            let fault = fault.clone();
             std::thread::spawn(move || {
-                let _ = relay(client, &upstream, target);
+                let _ = relay(client, &upstream, target, &fault);
             });
         }
     });
@@ -284,7 +309,7 @@ fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
     }
 }
 
-fn relay(client: TcpStream, upstream: &str, target: Digest) -> std::io::Result<()> {
+fn relay(client: TcpStream, upstream: &str, target: Digest, fault: &Fault) -> std::io::Result<()> {
     let up = TcpStream::connect(upstream)?;
     let mut cr = BufReader::new(client.try_clone()?);
     let mut cw = client;
@@ -296,7 +321,7 @@ fn relay(client: TcpStream, upstream: &str, target: Digest) -> std::io::Result<(
             return Ok(());
         }
         let first = head[0].clone();
-        let corrupt = first.starts_with("GET ") && first.contains(&format!("/blobs/{target}"));
+        let hit = first.starts_with("GET ") && first.contains(&format!("/blobs/{target}"));
         let head_req = first.starts_with("HEAD ");
         for l in &head {
             uw.write_all(l.as_bytes())?;
@@ -320,8 +345,22 @@ fn relay(client: TcpStream, upstream: &str, target: Digest) -> std::io::Result<(
         }
         let mut body = vec![0; len];
         ur.read_exact(&mut body)?;
-        if corrupt && let Some(b) = body.last_mut() {
-            *b ^= 0xff;
+        match fault {
+            Fault::Corrupt if hit => {
+                if let Some(b) = body.last_mut() {
+                    *b ^= 0xff;
+                }
+            }
+            Fault::Stall(closed) if hit => {
+                cw.write_all(&body[..len / 2])?;
+                cw.flush()?;
+                // Nothing more until the client gives up the connection.
+                let mut rest = Vec::new();
+                let _ = cr.read_to_end(&mut rest);
+                let _ = closed.send(());
+                return Ok(());
+            }
+            _ => {}
         }
         cw.write_all(&body)?;
     }
@@ -340,6 +379,61 @@ fn a_corrupt_blob_is_a_digest_mismatch_and_leaves_nothing() {
     assert_eq!(err.kind, ErrorKind::DigestMismatch, "{err:?}");
     assert_eq!(e.view().len(), 0);
     assert_eq!(store.blob_count(), 0, "nothing stored");
+}
+
+/// A pull cancelled while a layer is half received stops at once (it closes the
+/// connection to the stalled registry), answers CANCELLED, stores nothing, and leaves the
+/// layer unclaimed: the next pull of it fetches it.
+#[test]
+fn a_pull_cancelled_mid_layer_stops_and_leaves_nothing() {
+    let reg = TestRegistry::start();
+    let img = base().child(&[7u8; 64 << 10], "RUN stall");
+    reg.push_archive(&oci_archive_with(&[img], &gz()), "slow:1", false);
+    let target = *blobs_of(&reg.skopeo_raw("slow:1")).last().unwrap();
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    let stalling = proxy(reg.host().to_owned(), target, Fault::Stall(closed_tx));
+    let c = client(&[&stalling, reg.host()]);
+    let (e, store) = mem_engine();
+    let cancel = Cancel::new();
+    let (half_tx, half) = std::sync::mpsc::channel();
+    let err = std::thread::scope(|scope| {
+        let pulling = scope.spawn(|| {
+            let mut half_tx = Some(half_tx);
+            c.pull(
+                &e,
+                &req(&format!("{stalling}/slow:1")),
+                &mut |ev| {
+                    if let TransferEvent::Blob {
+                        digest,
+                        done,
+                        total,
+                        ..
+                    } = ev
+                        && digest == target
+                        && done > 0
+                        && done < total
+                        && let Some(tx) = half_tx.take()
+                    {
+                        let _ = tx.send(());
+                    }
+                },
+                &cancel,
+            )
+        });
+        half.recv().expect("half of the layer arrives");
+        cancel.cancel();
+        pulling.join().unwrap().unwrap_err()
+    });
+    assert_eq!(err.kind, ErrorKind::Cancelled, "{err:?}");
+    closed
+        .recv()
+        .expect("the connection to the stalled registry is closed");
+    assert_eq!(e.view().len(), 0);
+    assert_eq!(store.blob_count(), 0, "nothing stored");
+    // Not claimed any more: a pull from the registry itself gets it.
+    let out = pull(&c, &e, &req(&format!("{}/slow:1", reg.host()))).unwrap();
+    assert_eq!(reg.blob_gets(&target), 2, "{}", reg.access_log());
+    assert!(!out.up_to_date);
 }
 
 #[test]
@@ -365,6 +459,7 @@ fn push_of_a_pulled_image_agrees_with_skopeo() {
                     skipped += 1;
                 }
             },
+            &Cancel::new(),
         )
         .unwrap();
     assert_eq!(out.digest, digest);
@@ -383,6 +478,7 @@ fn push_of_a_pulled_image_agrees_with_skopeo() {
                 again += 1;
             }
         },
+        &Cancel::new(),
     )
     .unwrap();
     assert_eq!(again, 3, "config and two layers skipped");

@@ -257,9 +257,10 @@ impl Loads {
                 continue;
             };
             let reused = reg.reused.get(id).map(Vec::as_slice).unwrap_or_default();
-            if wanted.iter().all(|d| {
-                reg.blobs.get(d).is_some_and(|ids| ids.contains(id)) || reused.contains(d)
-            }) {
+            if wanted
+                .iter()
+                .all(|d| reg.blobs.get(d).is_some_and(|ids| ids.contains(id)) || reused.contains(d))
+            {
                 return Ok(dir.join("blobs"));
             }
         }

@@ -25,7 +25,7 @@ use tonic::{Request, Response, Status};
 use crate::call::Ctx;
 use crate::native::transfer;
 use base64::Engine as _;
-use imaged_core::transfer::{Credentials, PullPolicy, PullRequest, TlsVerify};
+use imaged_core::transfer::{Cancel, Credentials, PullPolicy, PullRequest, TlsVerify};
 
 /// Images per StreamImages batch (a batch of 500 images stays far below the 16 MiB that
 /// cri-client accepts per message).
@@ -222,9 +222,14 @@ impl ImageService for CriImageService {
         };
         let engine = Arc::clone(&self.ctx.engine);
         let reference = req.reference.clone();
+        // kubelet cancels a pull by its deadline (`--image-pull-progress-deadline`,
+        // `runtimeRequestTimeout`): the server then drops this future, and with it the
+        // guard, which cancels the pull.
+        let cancel = Cancel::new();
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let r = tokio::task::spawn_blocking(move || {
             // kubelet shows no progress: the events are dropped.
-            let r = registry.pull(&engine, &req, &mut |_| {});
+            let r = registry.pull(&engine, &req, &mut |_| {}, &cancel);
             r.map_err(|e| transfer::redact(e, req.credentials.as_ref(), &[raw_auth.as_str()]))
         })
         .await
@@ -277,6 +282,16 @@ impl ImageService for CriImageService {
                 Ok(convert::fs_info(engine))
             })
             .await
+    }
+}
+
+/// Cancels a transfer when dropped (a handler future dropped by the server when its
+/// client goes away; after a finished transfer it changes nothing).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -75,7 +75,7 @@ pub(crate) fn pull(
         ctx,
         m::PULL_IMAGE,
         call,
-        move |engine, progress| registry.pull(engine, &req, progress),
+        move |engine, progress, cancel| registry.pull(engine, &req, progress, cancel),
         transfer::Messages { event, done },
         move |e| transfer::redact(e, creds.as_ref(), &[]),
         move |call, r| match r {

@@ -72,7 +72,7 @@ pub(crate) fn push(
         ctx,
         m::PUSH_IMAGE,
         call,
-        move |engine, progress| registry.push(engine, &req, progress),
+        move |engine, progress, cancel| registry.push(engine, &req, progress, cancel),
         transfer::Messages { event, done },
         move |e| transfer::redact(e, creds.as_ref(), &[]),
         move |call, r| match r {

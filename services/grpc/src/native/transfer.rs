@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use imaged_core::model::Platform;
-use imaged_core::transfer::{Credentials, PullPolicy, Registry, TlsVerify, TransferEvent};
+use imaged_core::transfer::{Cancel, Credentials, PullPolicy, Registry, TlsVerify, TransferEvent};
 use imaged_core::{Engine, Error, ErrorKind};
 use imaged_proto::imaged::v1 as pb;
 use tokio::sync::mpsc;
@@ -191,7 +191,9 @@ pub(crate) fn stream<T, O>(
     ctx: &Arc<Ctx>,
     method: &'static str,
     call: Call,
-    job: impl FnOnce(&Engine, &mut dyn FnMut(TransferEvent)) -> Result<O, Error> + Send + 'static,
+    job: impl FnOnce(&Engine, &mut dyn FnMut(TransferEvent), &Cancel) -> Result<O, Error>
+    + Send
+    + 'static,
     messages: Messages<T, O>,
     redact: impl FnOnce(Error) -> Error + Send + 'static,
     log: impl FnOnce(&Call, &Result<O, Error>) + Send + 'static,
@@ -206,6 +208,22 @@ where
     } = messages;
     let (tx, rx) = mpsc::channel::<Result<T, Status>>(CHANNEL_MESSAGES);
     let ctx = Arc::clone(ctx);
+    let cancel = Cancel::new();
+    // The client going away (cancel, deadline, lost connection) drops the response
+    // stream, which closes the channel: the transfer is cancelled. `finished` ends the
+    // watch when the transfer ends first (its sender must not outlive the transfer's,
+    // or the stream would never end).
+    let (finished, job_done) = tokio::sync::oneshot::channel::<()>();
+    {
+        let tx = tx.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = tx.closed() => cancel.cancel(),
+                _ = job_done => {}
+            }
+        });
+    }
     tokio::task::spawn_blocking(move || {
         let engine = Arc::clone(&ctx.engine);
         let mut gone = false;
@@ -221,7 +239,7 @@ where
                 gone = true;
             }
         };
-        let result = job(&engine, &mut progress).map_err(redact);
+        let result = job(&engine, &mut progress, &cancel).map_err(redact);
         log(&call, &result);
         let last = match &result {
             Ok(o) => Ok(on_done(o)),
@@ -233,6 +251,7 @@ where
         );
         // The client may have gone (cancelled, deadline): nothing left to tell it.
         let _ = tx.blocking_send(last);
+        drop(finished);
     });
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
