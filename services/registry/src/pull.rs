@@ -45,8 +45,35 @@ pub(crate) fn pull(
     {
         return Ok(out);
     }
+    let result = pull_any(client, engine, req, &candidates, progress, cancel);
+    // `newer` (podman's `--pull newer`): the registry decides whether the local image is
+    // current, but when it cannot be asked the local image answers.
+    match result {
+        Err(e) if req.policy == PullPolicy::Newer && e.kind != ErrorKind::Cancelled => {
+            match local(engine, &candidates) {
+                Some(out) => {
+                    tracing::warn!(reference = %req.reference, reason = e.kind.reason(),
+                        "pull --policy newer: the registry failed, the local image answers: {e}");
+                    Ok(out)
+                }
+                None => Err(e),
+            }
+        }
+        r => r,
+    }
+}
+
+/// Pulls from the first candidate that has the image.
+fn pull_any(
+    client: &RegistryClient,
+    engine: &Engine,
+    req: &PullRequest,
+    candidates: &[Candidate],
+    progress: &mut dyn FnMut(TransferEvent),
+    cancel: &Cancel,
+) -> Result<PullOutcome> {
     let mut tried = Vec::new();
-    for c in &candidates {
+    for c in candidates {
         match pull_from(client, engine, req, c, progress, cancel) {
             Ok(out) => return Ok(out),
             // A mirror that fails for any reason is skipped, as containers/image does.
@@ -75,31 +102,33 @@ pub(crate) fn pull(
     ))
 }
 
-/// The name a pulled image gets (tagged references only).
-fn name_of(r: &Reference) -> Option<String> {
-    if r.digest().is_some() {
-        return None;
+/// The name a pulled image gets: `registry/repo:tag`, or `registry/repo@digest` for a
+/// pull by digest (podman stores that form as a name too; a tag given with a digest is
+/// dropped, the digest being authoritative).
+fn name_of(r: &Reference) -> String {
+    match r.digest() {
+        Some(d) => format!("{}/{}@{d}", r.registry(), r.repository()),
+        None => format!(
+            "{}/{}:{}",
+            r.registry(),
+            r.repository(),
+            r.tag().unwrap_or("latest")
+        ),
     }
-    Some(format!(
-        "{}/{}:{}",
-        r.registry(),
-        r.repository(),
-        r.tag().unwrap_or("latest")
-    ))
 }
 
 /// `PullPolicy::Missing`: the local image a candidate names, if any.
 fn local(engine: &Engine, candidates: &[Candidate]) -> Option<PullOutcome> {
     let view = engine.view();
     for c in candidates {
-        let image = match (name_of(&c.name), c.name.digest()) {
-            (Some(n), _) => view.image_by_name(&n).cloned(),
-            (None, Some(d)) => {
-                let d = Digest::parse(d).ok()?;
-                view.images().find(|i| i.digests.contains(&d)).cloned()
-            }
-            _ => None,
+        let by_digest = || {
+            let d = Digest::parse(c.name.digest()?).ok()?;
+            view.images().find(|i| i.digests.contains(&d)).cloned()
         };
+        let image = view
+            .image_by_name(&name_of(&c.name))
+            .cloned()
+            .or_else(by_digest);
         if let Some(i) = image {
             return Some(PullOutcome {
                 image_id: i.id,
@@ -258,8 +287,7 @@ fn pull_from(
     }
     let registry_digest = list_digest.unwrap_or(manifest.digest);
     // Already here (PullPolicy::Newer/Always): nothing to fetch.
-    if let Some(n) = &name
-        && let Some(i) = engine.view().image_by_name(n)
+    if let Some(i) = engine.view().image_by_name(&name)
         && i.digests.contains(&registry_digest)
     {
         return Ok(PullOutcome {
@@ -284,7 +312,7 @@ fn pull_from(
         digest: manifest.digest,
         media_type: manifest.media_type.clone(),
         size: manifest.bytes.len() as u64,
-        name,
+        name: Some(name),
         extra_digests: list_digest.into_iter().collect(),
     })?;
     let image_id = report

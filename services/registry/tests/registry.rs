@@ -118,15 +118,25 @@ fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
     assert!(again.up_to_date);
     let again = pull(&c, &e, &req(&name)).unwrap();
     assert!(again.up_to_date);
+    // By digest: nothing fetched, and the digested name joins first, as podman names it.
+    let by_digest = format!("{}/app@{digest}", reg.host());
+    let gets = reg.access_log().matches("/blobs/").count();
+    let again = pull(&c, &e, &req(&by_digest)).unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(reg.access_log().matches("/blobs/").count(), gets);
+    let view = e.view();
+    let got = view.image_by_name(&by_digest).expect("named by digest");
+    assert_eq!(got.names, [by_digest.clone(), name.clone()]);
 
     // By digest, into a local store.
     let dir = tempfile::tempdir().unwrap();
     let local = Arc::new(imaged_store_local::open(dir.path()).unwrap());
     let le = Engine::new(local as Arc<dyn Store>, EngineConfig::default());
-    let by_digest = format!("{}/app@{digest}", reg.host());
     let out = pull(&c, &le, &req(&by_digest)).unwrap();
     assert_eq!(out.image_id, img.id());
-    assert!(le.view().image(&img.id()).is_some());
+    let view = le.view();
+    let got = view.image(&img.id()).expect("pulled");
+    assert_eq!(got.names, [by_digest.clone()]);
     assert_eq!(
         le.store().check(false).unwrap().problems,
         Vec::<String>::new()
@@ -483,4 +493,56 @@ fn push_of_a_pulled_image_agrees_with_skopeo() {
     .unwrap();
     assert_eq!(again, 3, "config and two layers skipped");
     let _ = skipped;
+}
+
+/// `newer` (podman's `--pull newer`): a changed tag is fetched; a registry that cannot
+/// be reached leaves the local image as the answer, where `always` fails.
+#[test]
+fn pull_policy_newer_asks_the_registry_and_falls_back_to_the_local_image() {
+    let reg = TestRegistry::start();
+    let one = base().child(b"first", "RUN one");
+    let two = base().child(b"second", "RUN two");
+    reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&one), &gz()),
+        "app:1",
+        false,
+    );
+    let host = reg.host().to_owned();
+    let c = client(&[&host]);
+    let (e, _) = mem_engine();
+    let name = format!("{host}/app:1");
+    let newer = PullRequest {
+        policy: PullPolicy::Newer,
+        ..req(&name)
+    };
+    assert_eq!(pull(&c, &e, &newer).unwrap().image_id, one.id());
+    let current = pull(&c, &e, &newer).unwrap();
+    assert!(current.up_to_date && current.image_id == one.id());
+
+    reg.push_archive(
+        &oci_archive_with(std::slice::from_ref(&two), &gz()),
+        "app:1",
+        false,
+    );
+    let out = pull(&c, &e, &newer).unwrap();
+    assert_eq!(out.image_id, two.id());
+    assert!(!out.up_to_date);
+
+    drop(reg);
+    let err = pull(&c, &e, &req(&name)).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RegistryUnreachable, "{err:?}");
+    let out = pull(&c, &e, &newer).unwrap();
+    assert_eq!(out.image_id, two.id(), "the local image answers");
+    assert!(out.up_to_date);
+    // Nothing local under that name: the error stands.
+    let err = pull(
+        &c,
+        &e,
+        &PullRequest {
+            policy: PullPolicy::Newer,
+            ..req(&format!("{host}/other:1"))
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RegistryUnreachable, "{err:?}");
 }
