@@ -21,6 +21,7 @@ mod machine;
 mod measure;
 mod podman;
 mod procs;
+mod pull;
 mod report;
 mod results;
 mod run;
@@ -86,6 +87,11 @@ struct Args {
     /// the podman tools needed).
     #[arg(long, value_delimiter = ',')]
     cstorage_sizes: Vec<usize>,
+    /// Also compare pulls from a local registry (docker-registry, skopeo and podman
+    /// needed): one 64 MiB image against skopeo and podman, 100 small images against
+    /// podman.
+    #[arg(long)]
+    pull: bool,
     /// Where podman-built stores are cached between runs (default:
     /// `<workdir or $TMPDIR>/imaged-bench-cache`).
     #[arg(long)]
@@ -208,6 +214,22 @@ fn real_main(args: Args) -> Result<()> {
             }
         }
     }
+    let pulls = if args.pull && !args.build_only {
+        let pc = pull::PullConfig {
+            imaged: cfg.imaged.clone(),
+            imagectl: cfg.imagectl.clone(),
+            workdir: scratch.path().to_owned(),
+        };
+        Some(rt.block_on(pull::run(&pc)).unwrap_or_else(|e| {
+            eprintln!("pull comparison: {e:#}");
+            pull::PullResult {
+                notes: vec![format!("not measured: {e:#}")],
+                ..pull::PullResult::default()
+            }
+        }))
+    } else {
+        None
+    };
     if args.build_only {
         eprintln!("stores kept in {}", scratch.keep().display());
         return Ok(());
@@ -217,7 +239,14 @@ fn real_main(args: Args) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let date = imaged_core::time::format_rfc3339(imaged_core::time::now());
-    let md = report::render(&machine, &command, &date, &results, &cs_results);
+    let md = report::render(
+        &machine,
+        &command,
+        &date,
+        &results,
+        &cs_results,
+        pulls.as_ref(),
+    );
     let out = args
         .out
         .clone()

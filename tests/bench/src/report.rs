@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::cstorage::{CsResult, CsTimes};
 use crate::machine::Machine;
+use crate::pull::PullResult;
 use crate::results::{Build, ProcTimes, RemoveResult, SizeResult};
 use crate::stats::{Summary, ms, ratio};
 
@@ -67,6 +68,7 @@ pub(crate) fn render(
     date: &str,
     results: &[SizeResult],
     cs: &[CsResult],
+    pulls: Option<&PullResult>,
 ) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# imaged benchmarks\n");
@@ -86,7 +88,10 @@ pub(crate) fn render(
         containerd(&mut o, results);
     }
     cstorage(&mut o, cs);
-    bars(&mut o, results, cs);
+    if let Some(p) = pulls {
+        pull(&mut o, p);
+    }
+    bars(&mut o, results, cs, pulls);
     let notes: Vec<String> = results
         .iter()
         .flat_map(|r| {
@@ -99,6 +104,11 @@ pub(crate) fn render(
                 .iter()
                 .map(move |n| format!("- containers-storage {}: {n}", size_label(r.size)))
         }))
+        .chain(
+            pulls
+                .iter()
+                .flat_map(|p| p.notes.iter().map(|n| format!("- pull: {n}"))),
+        )
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(o, "## Notes of this run\n\n{}\n", notes.join("\n"));
@@ -419,7 +429,39 @@ fn cstorage(o: &mut String, cs: &[CsResult]) {
     }
 }
 
-fn bars(o: &mut String, rs: &[SizeResult], cs: &[CsResult]) {
+/// The pull comparison's section.
+fn pull(o: &mut String, p: &PullResult) {
+    let _ = writeln!(
+        o,
+        "## Pulls from a local registry (distribution 2.8 on 127.0.0.1, plain HTTP)\n\n\
+         Same run, same registry. **{} MiB image** (one gzip layer of random bytes): whole \
+         processes, median of {} alternated runs, each into an empty store: `imagectl pull` \
+         (daemon on a local store), `skopeo copy docker://… dir:` (fetch and verify only: \
+         no unpacking, the floor) and `podman pull` (overlay). **{} small images** on 10 \
+         shared bases: imaged with {} PullImage calls in flight (kubelet's parallel pulls), \
+         and one `imagectl pull` after another; podman one `podman pull` after another.\n\n\
+         | pull | imaged | skopeo copy (dir) | podman pull |\n|---|---|---|---|\n\
+         | {} MiB image (p50) | {} | {} | {} |\n\
+         | {} images, {} in flight | {} | – | – |\n\
+         | {} images, one after another | {} | – | {} |\n",
+        crate::pull::BIG_BYTES >> 20,
+        p.imaged_big.n,
+        crate::pull::MANY,
+        crate::pull::CONCURRENCY,
+        crate::pull::BIG_BYTES >> 20,
+        ms(p.imaged_big.p50),
+        ms(p.skopeo_big.p50),
+        ms(p.podman_big.p50),
+        crate::pull::MANY,
+        crate::pull::CONCURRENCY,
+        ms(p.imaged_many),
+        crate::pull::MANY,
+        ms(p.imaged_many_serial),
+        ms(p.podman_many),
+    );
+}
+
+fn bars(o: &mut String, rs: &[SizeResult], cs: &[CsResult], pulls: Option<&PullResult>) {
     let _ = writeln!(
         o,
         "## The bars of the issue\n\n| bar | measured | verdict |\n|---|---|---|"
@@ -579,6 +621,30 @@ fn bars(o: &mut String, rs: &[SizeResult], cs: &[CsResult]) {
                 Some(cost <= Duration::from_millis(20) && r.pickup_misses == 0),
             );
         }
+    }
+    if let Some(p) = pulls {
+        let q = p.imaged_big.p50.as_secs_f64() / p.skopeo_big.p50.as_secs_f64().max(1e-12);
+        bar(
+            &format!(
+                "pull of a {} MiB image within 1.2× of skopeo",
+                crate::pull::BIG_BYTES >> 20
+            ),
+            format!(
+                "{} vs {} ({q:.2}×)",
+                ms(p.imaged_big.p50),
+                ms(p.skopeo_big.p50)
+            ),
+            (p.imaged_big.n > 0).then_some(q <= 1.2),
+        );
+        let q = p.podman_many.as_secs_f64() / p.imaged_many.as_secs_f64().max(1e-12);
+        bar(
+            &format!(
+                "pull of {} images ≥ 2× faster than podman one after another",
+                crate::pull::MANY
+            ),
+            format!("{q:.1}× ({} vs {})", ms(p.imaged_many), ms(p.podman_many)),
+            (!p.imaged_many.is_zero()).then_some(q >= 2.0),
+        );
     }
     let _ = writeln!(o);
 }
