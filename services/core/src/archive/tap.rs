@@ -29,14 +29,87 @@ impl Write for HashSink {
     }
 }
 
+/// Compressed bytes decompressed inline; past this, a thread of its own decompresses
+/// and hashes the rest while the caller's thread goes on hashing and writing the
+/// compressed stream (a large layer then costs about the longer of the two, not their
+/// sum).
+const INLINE_LIMIT: u64 = 1 << 20;
+/// Chunks in flight to the decompressing thread (back-pressure beyond).
+const CHUNKS_IN_FLIGHT: usize = 16;
+
+/// The decompressor of a layer: its decoder, on this thread or on its own.
+enum Unpack {
+    Gzip(Box<GzWriteDecoder<HashSink>>),
+    Zstd(ZstdWriteDecoder<'static, HashSink>),
+    /// A thread owning the decoder, fed chunk by chunk; it answers the diff ID.
+    Threaded {
+        tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+        done: std::thread::JoinHandle<std::result::Result<Digest, String>>,
+    },
+    /// The decoder was lost (a thread could not start and took it along).
+    Lost(String),
+}
+
+impl Unpack {
+    fn write(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        match self {
+            Self::Gzip(gz) => gz.write_all(data).map_err(|e| e.to_string()),
+            Self::Zstd(zs) => zs.write_all(data).map_err(|e| e.to_string()),
+            // A send fails only when the thread stopped on an error: `finish` reports it.
+            Self::Threaded { tx, .. } => {
+                let _ = tx.send(data.to_vec());
+                Ok(())
+            }
+            Self::Lost(e) => Err(e.clone()),
+        }
+    }
+
+    /// The diff ID of everything written.
+    fn finish(self) -> std::result::Result<Digest, String> {
+        match self {
+            Self::Gzip(gz) => gz.finish().map(|s| s.0.finish()).map_err(|e| e.to_string()),
+            Self::Zstd(mut zs) => match zs.flush() {
+                Ok(()) => Ok(zs.into_inner().0.finish()),
+                Err(e) => Err(e.to_string()),
+            },
+            Self::Threaded { tx, done } => {
+                drop(tx);
+                done.join()
+                    .unwrap_or_else(|_| Err("the decompressing thread panicked".to_owned()))
+            }
+            Self::Lost(e) => Err(e),
+        }
+    }
+
+    /// Moves an inline decoder to a thread of its own.
+    fn into_thread(self) -> Self {
+        if matches!(self, Self::Threaded { .. } | Self::Lost(_)) {
+            return self;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+        let spawned = std::thread::Builder::new()
+            .name("imaged-unpack".into())
+            .spawn(move || {
+                let mut unpack = self;
+                for chunk in rx {
+                    unpack.write(&chunk)?;
+                }
+                unpack.finish()
+            });
+        match spawned {
+            Ok(done) => Self::Threaded { tx, done },
+            Err(e) => Self::Lost(format!("starting a decompressing thread: {e}")),
+        }
+    }
+}
+
 /// Sits between a tar entry and the staging: sees every byte once.
 pub(super) struct Tap<'a> {
     inner: &'a mut dyn Read,
     pub(super) total: u64,
     head: Vec<u8>,
     decided: bool,
-    gz: Option<GzWriteDecoder<HashSink>>,
-    zs: Option<ZstdWriteDecoder<'static, HashSink>>,
+    unpack: Option<Unpack>,
     /// The content starts with the zstd frame magic.
     pub(super) zstd: bool,
     gz_err: Option<String>,
@@ -55,8 +128,7 @@ impl<'a> Tap<'a> {
             total: 0,
             head: Vec::new(),
             decided: false,
-            gz: None,
-            zs: None,
+            unpack: None,
             zstd: false,
             gz_err: None,
             json: None,
@@ -91,12 +163,14 @@ impl<'a> Tap<'a> {
         self.decided = true;
         let head = std::mem::take(&mut self.head);
         if head.starts_with(&[0x1f, 0x8b]) {
-            self.gz = Some(GzWriteDecoder::new(HashSink::default()));
+            self.unpack = Some(Unpack::Gzip(Box::new(GzWriteDecoder::new(
+                HashSink::default(),
+            ))));
             self.gz_write(&head);
         } else if head.starts_with(&ZSTD_MAGIC) {
             self.zstd = true;
             match ZstdWriteDecoder::new(HashSink::default()) {
-                Ok(d) => self.zs = Some(d),
+                Ok(d) => self.unpack = Some(Unpack::Zstd(d)),
                 Err(e) => self.gz_err = Some(e.to_string()),
             }
             self.gz_write(&head);
@@ -107,13 +181,15 @@ impl<'a> Tap<'a> {
         if self.gz_err.is_some() {
             return;
         }
-        let r = match (&mut self.gz, &mut self.zs) {
-            (Some(gz), _) => gz.write_all(data),
-            (None, Some(zs)) => zs.write_all(data),
-            (None, None) => Ok(()),
-        };
-        if let Err(e) = r {
-            self.gz_err = Some(e.to_string());
+        if self.total > INLINE_LIMIT
+            && let Some(u) = self.unpack.take()
+        {
+            self.unpack = Some(u.into_thread());
+        }
+        if let Some(u) = &mut self.unpack
+            && let Err(e) = u.write(data)
+        {
+            self.gz_err = Some(e);
         }
     }
 
@@ -123,28 +199,19 @@ impl<'a> Tap<'a> {
         if !self.decided {
             self.decide();
         }
-        if let Some(mut zs) = self.zs.take() {
-            if let Some(e) = self.gz_err.take() {
-                return (false, Some(Err(e)));
+        let gzip = !self.zstd && (self.unpack.is_some() || self.gz_err.is_some());
+        let result = match (self.unpack.take(), self.gz_err.take()) {
+            (Some(u), err) => {
+                // Always finished (a thread is joined), even after an error.
+                let done = u.finish();
+                Some(match err {
+                    Some(e) => Err(e),
+                    None => done,
+                })
             }
-            return match zs.flush() {
-                Ok(()) => (false, Some(Ok(zs.into_inner().0.finish()))),
-                Err(e) => (false, Some(Err(e.to_string()))),
-            };
-        }
-        if self.zstd {
-            return (false, self.gz_err.take().map(Err));
-        }
-        let Some(gz) = self.gz.take() else {
-            return (false, None);
+            (None, err) => err.map(Err),
         };
-        if let Some(e) = self.gz_err.take() {
-            return (true, Some(Err(e)));
-        }
-        match gz.finish() {
-            Ok(sink) => (true, Some(Ok(sink.0.finish()))),
-            Err(e) => (true, Some(Err(e.to_string()))),
-        }
+        (gzip, result)
     }
 }
 
@@ -214,6 +281,42 @@ mod tests {
         assert_eq!(sink, z);
         assert_eq!(tap.finish(), (false, Some(Ok(Digest::of(&plain)))));
         assert!(tap.zstd);
+    }
+
+    #[test]
+    fn large_layers_are_decompressed_on_a_thread_of_their_own() {
+        let plain: Vec<u8> = (0..3 * INLINE_LIMIT as usize)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::none());
+        enc.write_all(&plain).unwrap();
+        let gz = enc.finish().unwrap();
+        let z = zstd::stream::encode_all(&plain[..], 1).unwrap();
+        let z = [z.clone(), vec![0u8; 2 * INLINE_LIMIT as usize]].concat();
+        for (content, want) in [
+            (gz.clone(), (true, Some(Ok(Digest::of(&plain))))),
+            (z, (false, None)),
+        ] {
+            let mut src: &[u8] = &content;
+            let mut tap = Tap::new(&mut src, 0);
+            let mut sink = Vec::new();
+            tap.read_to_end(&mut sink).unwrap();
+            assert_eq!(sink, content);
+            let got = tap.finish();
+            match want.1 {
+                Some(_) => assert_eq!(got, want),
+                // zstd followed by garbage: the thread reports the decoder's error.
+                None => assert!(matches!(got, (false, Some(Err(_)))), "{got:?}"),
+            }
+        }
+        // Corrupt past the inline part: the error comes back from the thread.
+        let mut bad = gz;
+        let at = bad.len() - 100;
+        bad[at..].fill(0xff);
+        let mut src: &[u8] = &bad;
+        let mut tap = Tap::new(&mut src, 0);
+        tap.read_to_end(&mut Vec::new()).unwrap();
+        assert!(matches!(tap.finish(), (true, Some(Err(_)))));
     }
 
     #[test]
