@@ -311,7 +311,15 @@ impl RegistryClient {
             platform_resolver: None,
             ..ClientConfig::default()
         };
-        let c = Arc::new(oci_client::Client::new(config));
+        // `Client::new` would fall back to a default client on a bad CA file, silently
+        // dropping the registry's own CA; say what is wrong instead.
+        let c = Arc::new(oci_client::Client::try_from(config).map_err(|e| {
+            Error::new(
+                ErrorKind::TlsFailure,
+                format!("{host}: setting up TLS with the registry's CA files: {e}"),
+            )
+            .with_meta("registry", host)
+        })?);
         clients.insert(key, Arc::clone(&c));
         Ok(c)
     }
@@ -608,6 +616,35 @@ mod conf_tests {
             ..Options::default()
         })
         .unwrap()
+    }
+
+    #[test]
+    fn a_broken_ca_file_is_a_tls_failure_not_a_silent_default() {
+        let t = tempfile::tempdir().unwrap();
+        let (home, root) = (t.path().join("home"), t.path().join("root"));
+        let dir = home.join(".config/containers/certs.d/r.example:5000");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(
+            dir.join("ca.crt"),
+            "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let c = RegistryClient::new(Options {
+            env: Some(Env::new(&home, &root)),
+            ..Options::default()
+        })
+        .unwrap();
+        let e = c
+            .client_for("r.example:5000", false, &RegistryAuth::Anonymous)
+            .err()
+            .expect("a broken CA file is an error");
+        assert_eq!(e.kind, ErrorKind::TlsFailure, "{e:?}");
+        assert!(e.message.contains("r.example:5000"), "{}", e.message);
+        assert!(
+            c.client_for("other.example", false, &RegistryAuth::Anonymous)
+                .is_ok()
+        );
     }
 
     fn seen(c: &[Candidate]) -> Vec<(String, String, bool, bool)> {
