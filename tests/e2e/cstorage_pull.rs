@@ -91,6 +91,14 @@ fn pulls_land_in_the_podman_store_and_run() {
     ]);
     assert_ne!(run.code(), 0, "{run}");
     assert!(run.stderr.contains("does not keep this blob"), "{run}");
+    // podman pulls the pushed copy and sees the digest skopeo sees.
+    podman_ok(&s, &["pull", "-q", "--tls-verify=false", &copy]);
+    let podman_digest = podman_ok(&s, &["image", "inspect", "--format", "{{.Digest}}", &copy]);
+    assert_eq!(
+        podman_digest.stdout.trim(),
+        reg.digest_of("cs/copy:1").to_string(),
+        "{podman_digest}"
+    );
     let again = d.imagectl(&["pull", "--tls-verify=false", &copy]);
     again.ok();
     assert_eq!(last_line(&again), id, "{again}");

@@ -403,3 +403,12 @@ def test_kubelet_pull_with_auth_config_from_a_password_registry(pb, cri_pb, cri_
     assert status(cri_pb, env, reg["image_id"]).image.id == reg["image_id"]
     log = env.daemon.log()
     assert reg["password"] not in log and encoded not in log
+
+    # Without AuthConfig, on a node whose daemon has the credentials stored (podman login).
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"auths": {reg["host"]: {"auth": encoded}}}))
+    node = cri_env(environ={"HOME": str(home), "REGISTRY_AUTH_FILE": str(authfile)})
+    req = api.PullImageRequest(image=spec(cri_pb, ref))
+    assert node.cri.PullImage(req, timeout=60).image_ref == reg["image_id"]
+    assert [i.id for i in list_all(cri_pb, node)] == [reg["image_id"]]
+    assert encoded not in node.daemon.log()

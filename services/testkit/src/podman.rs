@@ -56,6 +56,9 @@ impl PodmanStore {
             ),
         )
         .map_err(|e| format!("storage.conf: {e}"))?;
+        // No search registries, no mirrors: every reference a test uses is qualified.
+        std::fs::write(dir.path().join("registries.conf"), "")
+            .map_err(|e| format!("registries.conf: {e}"))?;
         let s = Self {
             dir: Some(dir),
             root,
