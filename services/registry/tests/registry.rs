@@ -136,7 +136,7 @@ fn pull_by_tag_and_by_digest_into_memory_and_local_stores() {
     assert_eq!(out.image_id, img.id());
     let view = le.view();
     let got = view.image(&img.id()).expect("pulled");
-    assert_eq!(got.names, [by_digest.clone()]);
+    assert_eq!(got.names, std::slice::from_ref(&by_digest));
     assert_eq!(
         le.store().check(false).unwrap().problems,
         Vec::<String>::new()
