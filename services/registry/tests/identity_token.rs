@@ -109,7 +109,7 @@ struct State {
     challenged: usize,
     /// The realm the challenge names instead of the proxy's `/token`.
     realm: Option<String>,
-    /// Token requests get no answer; each is reported here when it arrives.
+    /// Token POSTs (exchanges) get no answer; each is reported here when it arrives.
     stall_tokens: Option<std::sync::mpsc::Sender<()>>,
 }
 
@@ -175,7 +175,7 @@ impl TokenProxy {
         self.state.lock().unwrap().realm = Some(realm);
     }
 
-    /// From now on token requests get no answer: the receiver hears of each.
+    /// From now on token POSTs get no answer: the receiver hears of each.
     fn stall_tokens(&self) -> std::sync::mpsc::Receiver<()> {
         let (tx, rx) = std::sync::mpsc::channel();
         self.state.lock().unwrap().stall_tokens = Some(tx);
@@ -282,7 +282,7 @@ fn serve(
             };
             let mut s = state.lock().unwrap();
             s.posts.push(post.clone());
-            if let Some(tx) = &s.stall_tokens {
+            if let Some(tx) = s.stall_tokens.as_ref().filter(|_| method == "POST") {
                 let _ = tx.send(());
                 drop(s);
                 // Nothing until the client gives up the connection.
@@ -522,7 +522,9 @@ fn a_pull_cancelled_during_the_exchange_stops() {
                 &cancel,
             )
         });
-        asked.recv().expect("the token request arrives");
+        asked
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the exchange reaches the token service");
         cancel.cancel();
         pulling.join().unwrap().unwrap_err()
     });
