@@ -19,7 +19,9 @@
 //! keys `host/ns/repo`, `host/ns`, `host` (most specific first); else any key that
 //! normalises to the host (`https://index.docker.io/v1/` for `docker.io`,
 //! `http(s)://host/...` URLs). `auth` is base64 `user:password`; `identitytoken` comes
-//! along with it.
+//! along with it, or alone (no `auth`: Docker reads such an entry as an identity token;
+//! containers/image skips it). An identity token is an OAuth2 refresh token the client
+//! exchanges for an access token.
 //!
 //! Secrets never appear in errors or `Debug` output: file parse errors give only the
 //! position, helper failures only the helper's message when it is not JSON.
@@ -361,6 +363,13 @@ fn normalize_auth_key(key: &str, legacy: bool) -> &str {
 }
 
 fn decode(p: &AuthPath, key: &str, entry: &AuthEntry) -> Result<Option<Credentials>, AuthError> {
+    if entry.auth.is_empty() {
+        // An identity token alone (an OAuth login), or nothing (`{}`, a helper's marker).
+        return Ok(non_empty(Credentials {
+            identity_token: entry.identity_token.clone(),
+            ..Credentials::default()
+        }));
+    }
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(entry.auth.as_bytes())
         .map_err(|_| AuthError::AuthFile {

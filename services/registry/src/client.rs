@@ -1,6 +1,7 @@
 //! The registry client: transport (one `oci_client::Client` per registry host and TLS
 //! choice), reference resolution (`conf`: short names, mirrors, `insecure`, `blocked`) and
-//! credentials (the request's, else those `auth` finds where podman looks),
+//! credentials (the request's, else those `auth` finds where podman looks; an identity
+//! token is exchanged for an access token, see `token`),
 //! the per-digest in-flight map that makes concurrent pulls fetch a blob once, and the
 //! mapping of transport failures to imaged's error kinds.
 
@@ -24,6 +25,7 @@ use oci_client::secrets::RegistryAuth;
 
 use crate::auth::{AuthOptions, credentials_for};
 use crate::conf::{ConfError, Env, RegistriesConf};
+use crate::token::{Target, exchange};
 
 /// How the client is set up.
 #[derive(Debug, Clone, Default)]
@@ -214,42 +216,105 @@ impl RegistryClient {
 
     /// The credentials to use at `host`/`repo`: the request's own when `host` is the
     /// registry the user named (`named_host`), else the stored ones (auth files, Docker's
-    /// config, the credential helpers `registries.conf` lists), else anonymous.
-    pub(crate) fn auth(
+    /// config, the credential helpers `registries.conf` lists), else none.
+    pub(crate) fn credentials(
         &self,
         given: Option<&Credentials>,
         named_host: &str,
         host: &str,
         repo: &str,
-    ) -> Result<RegistryAuth> {
-        let given = given.filter(|c| !c.registry_token.is_empty() || !c.username.is_empty());
-        let found = match &self.opts.env {
-            Some(env) => {
-                let opts = AuthOptions {
-                    credential_helpers: self
-                        .opts
-                        .registries
-                        .as_ref()
-                        .map(|c| c.credential_helpers().to_vec())
-                        .filter(|h| !h.is_empty())
-                        .unwrap_or_else(|| AuthOptions::default().credential_helpers),
-                    ..AuthOptions::default()
-                };
-                credentials_for(env, &opts, given, named_host, host, repo).map_err(|e| {
-                    Error::new(
-                        ErrorKind::RegistryUnauthorized,
-                        format!("looking up the credentials for {host}: {e}"),
-                    )
-                    .with_meta("registry", host)
-                })?
-            }
-            None => given.filter(|_| named_host == host).cloned(),
+    ) -> Result<Option<Credentials>> {
+        let given = given.filter(|c| {
+            !c.registry_token.is_empty() || !c.identity_token.is_empty() || !c.username.is_empty()
+        });
+        let Some(env) = &self.opts.env else {
+            return Ok(given.filter(|_| named_host == host).cloned());
         };
+        let opts = AuthOptions {
+            credential_helpers: self
+                .opts
+                .registries
+                .as_ref()
+                .map(|c| c.credential_helpers().to_vec())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| AuthOptions::default().credential_helpers),
+            ..AuthOptions::default()
+        };
+        credentials_for(env, &opts, given, named_host, host, repo).map_err(|e| {
+            Error::new(
+                ErrorKind::RegistryUnauthorized,
+                format!("looking up the credentials for {host}: {e}"),
+            )
+            .with_meta("registry", host)
+        })
+    }
+
+    /// How requests to `target` authenticate, with the [`Self::credentials`] chosen for
+    /// it: a registry token as a Bearer token; an identity token exchanged for an access
+    /// token (`token`; this asks the registry, until `cancel` fires); a username and
+    /// password as Basic; else anonymous.
+    pub(crate) fn auth(
+        &self,
+        given: Option<&Credentials>,
+        named_host: &str,
+        target: &Target<'_>,
+        cancel: &Cancel,
+    ) -> Result<RegistryAuth> {
+        let found = self.credentials(given, named_host, target.host, target.repo)?;
         Ok(match found {
             Some(c) if !c.registry_token.is_empty() => RegistryAuth::Bearer(c.registry_token),
+            Some(c) if !c.identity_token.is_empty() => {
+                let http = self.http_for(target.host, target.insecure)?;
+                let what = format!("authenticating to {}", target.host);
+                self.run(cancel, &what, exchange(&http, target, &c))??
+            }
             Some(c) if !c.username.is_empty() => RegistryAuth::Basic(c.username, c.password),
             _ => RegistryAuth::Anonymous,
         })
+    }
+
+    /// The CA certificates (PEM) trusted at `host` besides the system roots: its
+    /// `certs.d` files, then the configured CA files.
+    fn extra_roots(&self, host: &str) -> Result<Vec<Vec<u8>>> {
+        let mut extra = Vec::new();
+        // The registry's own CA files (`certs.d/<host:port>/*.crt`), as podman trusts them.
+        if let Some(env) = &self.opts.env {
+            let tls = |e: crate::certs::CertError| {
+                Error::new(ErrorKind::TlsFailure, format!("{host}: {e}"))
+                    .with_meta("registry", host)
+            };
+            let files = crate::certs::tls_files(env, host).map_err(tls)?;
+            extra.extend(files.ca_pems().map_err(tls)?);
+        }
+        for f in &self.opts.ca_files {
+            extra.push(std::fs::read(f).map_err(|e| {
+                Error::new(
+                    ErrorKind::TlsFailure,
+                    format!("reading CA file {}: {e}", f.display()),
+                )
+            })?);
+        }
+        Ok(extra)
+    }
+
+    /// A plain HTTP client trusting what the transport for `host` trusts (the token
+    /// exchange talks to the registry and to its token service with it).
+    fn http_for(&self, host: &str, insecure: bool) -> Result<reqwest::Client> {
+        let tls = |e: reqwest::Error| {
+            Error::new(ErrorKind::TlsFailure, format!("{host}: {e}")).with_meta("registry", host)
+        };
+        let roots = self
+            .extra_roots(host)?
+            .iter()
+            .map(|pem| reqwest::Certificate::from_pem(pem))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(tls)?;
+        reqwest::Client::builder()
+            .danger_accept_invalid_certs(insecure)
+            .tls_certs_merge(roots)
+            .user_agent(concat!("imaged/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(tls)
     }
 
     /// The transport for `host` (plain HTTP allowed when `insecure`) used with `auth`.
@@ -273,33 +338,14 @@ impl RegistryClient {
         if clients.len() >= MAX_CLIENTS {
             clients.clear();
         }
-        let mut extra = Vec::new();
-        // The registry's own CA files (`certs.d/<host:port>/*.crt`), as podman trusts them.
-        if let Some(env) = &self.opts.env {
-            let tls = |e: crate::certs::CertError| {
-                Error::new(ErrorKind::TlsFailure, format!("{host}: {e}"))
-                    .with_meta("registry", host)
-            };
-            let files = crate::certs::tls_files(env, host).map_err(tls)?;
-            for data in files.ca_pems().map_err(tls)? {
-                extra.push(Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data,
-                });
-            }
-        }
-        for f in &self.opts.ca_files {
-            let data = std::fs::read(f).map_err(|e| {
-                Error::new(
-                    ErrorKind::TlsFailure,
-                    format!("reading CA file {}: {e}", f.display()),
-                )
-            })?;
-            extra.push(Certificate {
+        let extra = self
+            .extra_roots(host)?
+            .into_iter()
+            .map(|data| Certificate {
                 encoding: CertificateEncoding::Pem,
                 data,
-            });
-        }
+            })
+            .collect();
         let config = ClientConfig {
             protocol: if insecure {
                 ClientProtocol::HttpsExcept(vec![host.to_owned()])
@@ -478,7 +524,7 @@ pub(crate) fn map_err(e: OciDistributionError, what: &str) -> Error {
 }
 
 /// A reqwest failure: TLS, or the registry unreachable.
-fn request_error(r: &reqwest::Error, what: &str) -> Error {
+pub(crate) fn request_error(r: &reqwest::Error, what: &str) -> Error {
     let mut chain = r.to_string();
     let mut src = r.source();
     while let Some(s) = src {
@@ -721,26 +767,87 @@ blocked = true
         })
         .unwrap();
         let basic = |u: &str, p: &str| RegistryAuth::Basic(u.into(), p.into());
+        let auth = |given: Option<&Credentials>, named: &str, host: &str| {
+            let target = Target {
+                host,
+                insecure: false,
+                repo: "app",
+                access: crate::token::Access::Pull,
+                mount_from: &[],
+            };
+            c.auth(given, named, &target, &Cancel::new()).unwrap()
+        };
         // Stored ones when the request has none.
-        let a = c.auth(None, "r.example", "r.example", "app").unwrap();
-        assert_eq!(a, basic("user", "pass"));
+        assert_eq!(auth(None, "r.example", "r.example"), basic("user", "pass"));
         // The request's own win on the registry it named...
         let given = Credentials {
             username: "me".into(),
             password: "secret".into(),
             ..Credentials::default()
         };
-        let a = c
-            .auth(Some(&given), "r.example", "r.example", "app")
-            .unwrap();
-        assert_eq!(a, basic("me", "secret"));
+        assert_eq!(
+            auth(Some(&given), "r.example", "r.example"),
+            basic("me", "secret")
+        );
         // ...but a mirror of it gets its own stored credentials, never the request's.
-        let a = c
-            .auth(Some(&given), "r.example", "m.example", "app")
+        assert_eq!(
+            auth(Some(&given), "r.example", "m.example"),
+            basic("m", "p")
+        );
+        assert_eq!(
+            auth(None, "x.example", "x.example"),
+            RegistryAuth::Anonymous
+        );
+        // A registry token is sent as is.
+        let given = Credentials {
+            registry_token: "rt".into(),
+            identity_token: "it".into(),
+            ..Credentials::default()
+        };
+        assert_eq!(
+            auth(Some(&given), "r.example", "r.example"),
+            RegistryAuth::Bearer("rt".into())
+        );
+    }
+
+    /// An identity token alone is chosen (from the request, or from an auth file entry
+    /// with only `identitytoken`), so that the exchange gets it.
+    #[test]
+    fn identity_tokens_alone_are_chosen() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("auth.json");
+        std::fs::write(
+            &file,
+            r#"{"auths":{"t.example":{"identitytoken":"stored-it"}}}"#,
+        )
+        .unwrap();
+        let c = RegistryClient::new(Options {
+            env: Some(
+                Env::new(d.path(), d.path())
+                    .with_var("REGISTRY_AUTH_FILE", file.display().to_string()),
+            ),
+            ..Options::default()
+        })
+        .unwrap();
+        let found = c
+            .credentials(None, "t.example", "t.example", "app")
+            .unwrap()
             .unwrap();
-        assert_eq!(a, basic("m", "p"));
-        let a = c.auth(None, "x.example", "x.example", "app").unwrap();
-        assert_eq!(a, RegistryAuth::Anonymous);
+        assert_eq!(found.identity_token, "stored-it");
+        assert!(found.username.is_empty() && found.password.is_empty());
+        let given = Credentials {
+            identity_token: "given-it".into(),
+            ..Credentials::default()
+        };
+        let found = c
+            .credentials(Some(&given), "t.example", "t.example", "app")
+            .unwrap();
+        assert_eq!(found, Some(given.clone()));
+        // Without an environment too.
+        let found = client(None)
+            .credentials(Some(&given), "t.example", "t.example", "app")
+            .unwrap();
+        assert_eq!(found, Some(given));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`auth`]: credentials from `auth.json` / `~/.docker/config.json` and credential
 //!   helpers;
 //! - [`certs`]: TLS roots per registry (`/etc/containers/certs.d/<host>/`);
+//! - `token`: the OAuth2 identity-token exchange;
 //! - the client itself (pull, push).
 
 pub mod auth;
@@ -15,5 +16,6 @@ pub mod conf;
 mod client;
 mod pull;
 mod push;
+mod token;
 
 pub use client::{Options, RegistryClient};

@@ -20,6 +20,7 @@ use oci_client::secrets::RegistryAuth;
 use serde_json::Value;
 
 use crate::client::{Candidate, Claim, RegistryClient, digest_of, io_error, map_err};
+use crate::token::{Access, Target};
 
 /// Manifest media types a pull accepts.
 const ACCEPT: &[&str] = &[
@@ -234,11 +235,18 @@ fn pull_from(
     let r = &c.reference;
     let name = name_of(&c.name);
     let host = r.resolve_registry().to_owned();
+    let target = Target {
+        host: &host,
+        insecure: c.insecure,
+        repo: r.repository(),
+        access: Access::Pull,
+        mount_from: &[],
+    };
     let auth = client.auth(
         req.credentials.as_ref(),
         c.name.resolve_registry(),
-        &host,
-        r.repository(),
+        &target,
+        cancel,
     )?;
     let oci = client.client_for(&host, c.insecure, &auth)?;
     let want = r.digest().map(digest_of).transpose()?;

@@ -16,6 +16,7 @@ use oci_client::Reference;
 use reqwest::header::HeaderValue;
 
 use crate::client::{RegistryClient, map_err, parse_qualified};
+use crate::token::{Access, Target};
 
 pub(crate) fn push(
     client: &RegistryClient,
@@ -48,7 +49,23 @@ pub(crate) fn push(
     let r = parse_qualified(&dest)?;
     let host = r.resolve_registry().to_owned();
     let insecure = client.is_insecure(&host, client.conf_insecure(&dest), req.tls_verify);
-    let auth = client.auth(req.credentials.as_ref(), &host, &host, r.repository())?;
+    // Repositories of the same registry the image is named in: mount sources (an access
+    // token an identity token buys covers pulling from them too).
+    let sources: Vec<Reference> = image
+        .names
+        .iter()
+        .filter_map(|n| parse_qualified(n).ok())
+        .filter(|n| n.resolve_registry() == host && n.repository() != r.repository())
+        .collect();
+    let mount_from: Vec<&str> = sources.iter().map(Reference::repository).collect();
+    let target = Target {
+        host: &host,
+        insecure,
+        repo: r.repository(),
+        access: Access::Push,
+        mount_from: &mount_from,
+    };
+    let auth = client.auth(req.credentials.as_ref(), &host, &target, cancel)?;
     let oci = client.client_for(&host, insecure, &auth)?;
     let what = format!("authenticating to {host}");
     client
@@ -65,13 +82,6 @@ pub(crate) fn push(
         .config_blob
         .iter()
         .chain(image.layers.iter().map(|l| &l.blob))
-        .collect();
-    // Repositories of the same registry the image is named in: mount sources.
-    let sources: Vec<Reference> = image
-        .names
-        .iter()
-        .filter_map(|n| parse_qualified(n).ok())
-        .filter(|n| n.resolve_registry() == host && n.repository() != r.repository())
         .collect();
     let dest = Destination {
         client,

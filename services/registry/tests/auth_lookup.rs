@@ -308,6 +308,7 @@ fn identity_token_password_with_colons_and_nul_padding() {
         "a.io": {"auth": b64("u:p:with:colons\0\0"), "identitytoken": "idtok"},
         "empty.io": {},
         "bad.io": {"auth": "!!!not base64"},
+        "token-only.io": {"identitytoken": "only-tok"},
     }});
     let file = f.write(&f.path("a.json"), &doc.to_string());
     let env = f
@@ -319,6 +320,10 @@ fn identity_token_password_with_colons_and_nul_padding() {
     assert_eq!(c.identity_token, "idtok");
     // `{}` entries (Docker's helper markers) are no credentials.
     assert_eq!(auth::lookup(&env, "empty.io", "x").unwrap(), None);
+    // An identity token alone is credentials (Docker reads it so).
+    let t = auth::lookup(&env, "token-only.io", "x").unwrap().unwrap();
+    assert_eq!(t.identity_token, "only-tok");
+    assert!(t.username.is_empty() && t.password.is_empty());
     let e = auth::lookup(&env, "bad.io", "x").unwrap_err();
     assert!(!e.to_string().contains("!!!"), "{e}");
 }
