@@ -160,6 +160,87 @@ pub struct RemoveOptions {
     pub dry_run: bool,
 }
 
+/// RemoveImages parameters (libimage's `RemoveImages`): what to remove — `references`
+/// in order, else every image `filters` select (`all` with no filters: every image) —
+/// and the options every removal of the batch shares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveImagesOptions {
+    /// Names, IDs, ID prefixes, in order.
+    pub references: Vec<String>,
+    /// ListImages filters selecting the images (when there are no references).
+    pub filters: Vec<String>,
+    /// With no references and no filters: every image (`rmi --all`).
+    pub all: bool,
+    /// Force (policy-dependent meaning).
+    pub force: bool,
+    /// Keep dangling parents.
+    pub no_prune: bool,
+    /// Unknown reference → OK with no records.
+    pub ignore_missing: bool,
+    /// Rules.
+    pub policy: Policy,
+    /// Change nothing; report what the batch would do, each removal seeing the ones
+    /// before it.
+    pub dry_run: bool,
+}
+
+/// What one removal of a batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoveOutcome {
+    /// The reference as given (a selected image: its ID).
+    pub reference: String,
+    /// The removal's report, or why it failed (then it changed nothing).
+    pub result: Result<RemoveReport, crate::error::Error>,
+    /// Each image it deleted with its size before the removal (libimage's `WithSize`:
+    /// the size ListImages showed, shared layers included).
+    pub deleted_sizes: Vec<(ImageId, u64)>,
+}
+
+/// RemoveImages result: one outcome per removal, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoveImagesReport {
+    /// In the order removed.
+    pub outcomes: Vec<RemoveOutcome>,
+}
+
+impl RemoveImagesReport {
+    /// Bytes released by the whole batch.
+    pub fn reclaimed_bytes(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .map(|r| r.reclaimed_bytes)
+            .sum()
+    }
+
+    /// podman `rmi`'s exit code: 0 when nothing failed, 2 when any failure is an image
+    /// in use (or a running container), 1 when every failure is "not known" (an image or
+    /// a tag), else 125.
+    pub fn exit_code(&self) -> i32 {
+        use crate::error::ErrorKind as K;
+        let failed: Vec<K> = self
+            .outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().err().map(|e| e.kind))
+            .collect();
+        if failed.is_empty() {
+            0
+        } else if failed
+            .iter()
+            .any(|k| matches!(k, K::ImageInUse | K::ContainerRunning))
+        {
+            2
+        } else if failed
+            .iter()
+            .all(|k| matches!(k, K::ImageNotKnown | K::TagNotKnown))
+        {
+            1
+        } else {
+            125
+        }
+    }
+}
+
 /// One step of a removal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Record {

@@ -2,6 +2,7 @@
 //! newest view under the writer lock, commit one change set (or, for `dry_run`, apply it to
 //! a copy), then publish events.
 
+pub(crate) mod batch;
 pub(crate) mod docker;
 pub(crate) mod errors;
 pub(crate) mod plan;
@@ -23,27 +24,71 @@ impl Engine {
     pub fn remove(&self, opts: &RemoveOptions) -> Result<RemoveReport> {
         let _w = self.write_lock();
         let view = self.view();
-        let resolved = match resolve(&view, &self.config, &opts.reference) {
-            Ok(r) => r,
-            Err(e) if e.kind == ErrorKind::ImageNotKnown && opts.ignore_missing => {
-                return Ok(RemoveReport::default());
-            }
-            Err(e) => return Err(e),
-        };
-        let rel = self.relations(&view);
+        self.remove_on(&view, opts, None).map(|(report, _)| report)
+    }
+
+    /// One removal planned on `view`, the writer lock held: of `opts.reference`, or of
+    /// the `selected` image as a whole (RemoveImages by filter: libimage removes such an
+    /// image whatever its names). Gives the report and the catalog after it (for
+    /// `dry_run`, the copy the plan was applied to).
+    pub(crate) fn remove_on(
+        &self,
+        view: &Arc<Catalog>,
+        opts: &RemoveOptions,
+        selected: Option<&crate::model::ImageId>,
+    ) -> Result<(RemoveReport, Arc<Catalog>)> {
+        let rel = self.relations(view);
         let pinned = &self.pinned;
-        let mut p = Planner::new(&view, rel.as_ref(), pinned);
-        match opts.policy {
-            Policy::Podman => podman::remove(&mut p, &resolved, opts)?,
-            Policy::Docker => docker::remove(&mut p, &resolved, &opts.reference, opts)?,
+        let mut p = Planner::new(view, rel.as_ref(), pinned);
+        match selected {
+            Some(id) => {
+                // Removed earlier in the same batch (a pruned parent): nothing left to do.
+                let Some(img) = view.image(id) else {
+                    return Ok((RemoveReport::default(), Arc::clone(view)));
+                };
+                match opts.policy {
+                    Policy::Podman => podman::remove_selected(&mut p, img, opts)?,
+                    Policy::Docker => {
+                        let resolved = resolve(view, &self.config, &id.to_string())?;
+                        docker::remove(&mut p, &resolved, &id.to_string(), opts)?;
+                    }
+                }
+            }
+            None => {
+                let resolved = match resolve(view, &self.config, &opts.reference) {
+                    Ok(r) => r,
+                    Err(e) if e.kind == ErrorKind::ImageNotKnown && opts.ignore_missing => {
+                        return Ok((RemoveReport::default(), Arc::clone(view)));
+                    }
+                    Err(e) => return Err(e),
+                };
+                match opts.policy {
+                    Policy::Podman => podman::remove(&mut p, &resolved, opts)?,
+                    Policy::Docker => docker::remove(&mut p, &resolved, &opts.reference, opts)?,
+                }
+            }
         }
         let plan = p.finish()?;
-        let reclaimed = self.apply_plan(&view, &plan, opts.dry_run)?;
-        Ok(RemoveReport {
-            records: plan.records,
-            removed_containers: plan.removed_containers,
-            reclaimed_bytes: reclaimed,
-        })
+        let (reclaimed, after) = if opts.dry_run {
+            match plan.change.is_empty() {
+                true => (0, Arc::clone(view)),
+                false => {
+                    let applied = view.apply(&plan.change)?;
+                    let released = applied.released.iter().map(|(_, s)| s).sum();
+                    (released, Arc::new(applied.catalog))
+                }
+            }
+        } else {
+            (self.apply_plan(view, &plan, false)?, self.view())
+        };
+        Ok((
+            RemoveReport {
+                records: plan.records,
+                removed_containers: plan.removed_containers,
+                reclaimed_bytes: reclaimed,
+            },
+            after,
+        ))
     }
 
     /// The relations to plan a removal on `view`: the cached tree when it is current, else

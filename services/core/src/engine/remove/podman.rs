@@ -40,6 +40,19 @@ pub(crate) fn remove(p: &mut Planner<'_>, r: &Resolved, opts: &RemoveOptions) ->
     remove_whole(p, &img.id, first, opts.force, opts.no_prune)
 }
 
+/// Plans the removal of an image a RemoveImages filter selected: the whole image
+/// whatever its names (libimage removes it "by --all", without the by-ID name check).
+pub(crate) fn remove_selected(
+    p: &mut Planner<'_>,
+    img: &crate::model::Image,
+    opts: &RemoveOptions,
+) -> Result<()> {
+    if img.read_only {
+        return Err(errors::read_only(img));
+    }
+    remove_whole(p, &img.id, None, opts.force, opts.no_prune)
+}
+
 /// Removes a whole image: containers (force), the image, then its dangling parents.
 pub(crate) fn remove_whole(
     p: &mut Planner<'_>,
