@@ -126,6 +126,14 @@ impl Client {
         Ok(self.images.clone().remove_image(req).await?.into_inner())
     }
 
+    /// `RemoveImages`: many removals in one call, a result per removal.
+    pub async fn remove_images(
+        &self,
+        req: pb::RemoveImagesRequest,
+    ) -> Result<pb::RemoveImagesResponse, ClientError> {
+        Ok(self.images.clone().remove_images(req).await?.into_inner())
+    }
+
     /// `PruneImages`.
     pub async fn prune_images(
         &self,

@@ -234,6 +234,80 @@ pub(crate) fn remove_report(r: ops::RemoveReport) -> pb::RemoveImageResponse {
     }
 }
 
+/// RemoveImages request → [`ops::RemoveImagesOptions`].
+pub(crate) fn remove_images_options(
+    req: pb::RemoveImagesRequest,
+) -> Result<ops::RemoveImagesOptions, Error> {
+    Ok(ops::RemoveImagesOptions {
+        policy: policy(req.policy)?,
+        references: req.references,
+        filters: req.filters,
+        all: req.all,
+        force: req.force,
+        no_prune: req.no_prune,
+        ignore_missing: req.ignore_missing,
+        dry_run: req.dry_run,
+    })
+}
+
+/// A failed step as `PruneError` (the code from the status table; an internal error's
+/// message is logged, not sent).
+fn failure(image_id: String, e: &Error) -> pb::PruneError {
+    let code = status::code(e.kind);
+    if code == tonic::Code::Internal {
+        tracing::error!(image = %image_id, "internal error: {e}");
+    }
+    pb::PruneError {
+        image_id,
+        code: code as i32,
+        reason: e.kind.reason().to_owned(),
+        message: status::public_message(e).to_owned(),
+    }
+}
+
+/// [`ops::RemoveImagesReport`] → RemoveImages response.
+pub(crate) fn remove_images_report(r: ops::RemoveImagesReport) -> pb::RemoveImagesResponse {
+    let reclaimed_bytes = r.reclaimed_bytes();
+    let exit_code = r.exit_code();
+    let results = r
+        .outcomes
+        .into_iter()
+        .map(|o| {
+            let deleted = o
+                .deleted_sizes
+                .iter()
+                .map(|(id, size)| pb::DeletedImage {
+                    id: id.to_string(),
+                    size: *size,
+                })
+                .collect();
+            match o.result {
+                Ok(rep) => pb::RemoveImagesResult {
+                    reference: o.reference,
+                    records: records(&rep.records),
+                    removed_containers: rep.removed_containers,
+                    reclaimed_bytes: rep.reclaimed_bytes,
+                    deleted,
+                    error: None,
+                },
+                Err(e) => pb::RemoveImagesResult {
+                    error: Some(failure(
+                        e.metadata.get("image_id").cloned().unwrap_or_default(),
+                        &e,
+                    )),
+                    reference: o.reference,
+                    ..pb::RemoveImagesResult::default()
+                },
+            }
+        })
+        .collect();
+    pb::RemoveImagesResponse {
+        results,
+        reclaimed_bytes,
+        exit_code,
+    }
+}
+
 /// PruneImages request → [`ops::PruneOptions`].
 pub(crate) fn prune_options(req: pb::PruneImagesRequest) -> ops::PruneOptions {
     ops::PruneOptions {
@@ -254,18 +328,7 @@ pub(crate) fn prune_report(r: ops::PruneReport) -> pb::PruneImagesResponse {
         errors: r
             .errors
             .iter()
-            .map(|f| {
-                let code = status::code(f.error.kind);
-                if code == tonic::Code::Internal {
-                    tracing::error!(image = %f.image_id, "prune: internal error: {}", f.error);
-                }
-                pb::PruneError {
-                    image_id: f.image_id.to_string(),
-                    code: code as i32,
-                    reason: f.error.kind.reason().to_owned(),
-                    message: status::public_message(&f.error).to_owned(),
-                }
-            })
+            .map(|f| failure(f.image_id.to_string(), &f.error))
             .collect(),
         reclaimed_bytes: r.reclaimed_bytes,
         removed_containers: r.removed_containers,

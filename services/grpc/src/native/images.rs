@@ -91,6 +91,29 @@ impl ImageService for ImageApi {
             .await
     }
 
+    async fn remove_images(
+        &self,
+        request: Request<pb::RemoveImagesRequest>,
+    ) -> Result<Response<pb::RemoveImagesResponse>, Status> {
+        self.ctx
+            .unary(m::REMOVE_IMAGES, request, |engine, req, call| {
+                let opts = convert::remove_images_options(req)?;
+                let report = engine.remove_images(&opts)?;
+                for o in &report.outcomes {
+                    match &o.result {
+                        Ok(r) => tracing::info!(caller = %call.caller, reference = %o.reference,
+                            policy = ?opts.policy, force = opts.force, dry_run = opts.dry_run,
+                            records = ?r.records, removed_containers = ?r.removed_containers,
+                            reclaimed_bytes = r.reclaimed_bytes, "image removed"),
+                        Err(e) => tracing::info!(caller = %call.caller, reference = %o.reference,
+                            reason = e.kind.reason(), "remove refused: {e}"),
+                    }
+                }
+                Ok(convert::remove_images_report(report))
+            })
+            .await
+    }
+
     async fn prune_images(
         &self,
         request: Request<pb::PruneImagesRequest>,
