@@ -148,6 +148,12 @@ pub(crate) struct RmArgs {
     /// Print what would be removed, remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Remove every image
+    #[arg(short, long)]
+    pub all: bool,
+    /// Remove the images this filter selects (ListImages grammar), repeatable
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
     /// Image names or IDs
     #[arg(value_name = "REF")]
     pub refs: Vec<String>,

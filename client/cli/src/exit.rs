@@ -1,13 +1,11 @@
 //! Exit codes (podman's) and the result of a command.
 
-use imaged_client::{ClientError, ErrorKind, ErrorReason};
+use imaged_client::{ClientError, ErrorKind};
 
 /// Everything went well.
 pub(crate) const OK: i32 = 0;
 /// `rm`: every failure was "image not known".
 pub(crate) const NOT_KNOWN: i32 = 1;
-/// `rm`: some image is in use by a container.
-pub(crate) const IN_USE: i32 = 2;
 /// Any other failure (podman's generic error code).
 pub(crate) const FAILURE: i32 = 125;
 
@@ -79,26 +77,6 @@ pub(crate) fn describe(url: &str, err: &ClientError) -> String {
     }
 }
 
-/// podman's `rmi` exit code for the failures of a removal: 0 none, 2 when any is "in use",
-/// 1 when every failure is "not known", 125 otherwise.
-pub(crate) fn removal_code(failures: &[ErrorKind]) -> i32 {
-    if failures.is_empty() {
-        return OK;
-    }
-    if failures.iter().any(|k| {
-        matches!(
-            k.reason(),
-            Some(ErrorReason::ImageInUse | ErrorReason::ContainerRunning)
-        )
-    }) {
-        return IN_USE;
-    }
-    if failures.iter().all(|k| k.is_not_found()) {
-        return NOT_KNOWN;
-    }
-    FAILURE
-}
-
 /// podman's `rm` (containers) exit code: 0 none, 1 when every failure is "not known",
 /// 125 otherwise.
 pub(crate) fn container_removal_code(failures: &[ErrorKind]) -> i32 {
@@ -114,34 +92,7 @@ pub(crate) fn container_removal_code(failures: &[ErrorKind]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn removal_codes_follow_podman() {
-        use ErrorReason::*;
-        let code = |reasons: &[ErrorReason]| {
-            let kinds: Vec<ErrorKind> = reasons.iter().map(|r| ErrorKind::from(*r)).collect();
-            removal_code(&kinds)
-        };
-        assert_eq!(removal_code(&[]), 0);
-        assert_eq!(code(&[ImageNotKnown]), 1);
-        assert_eq!(
-            removal_code(&[
-                ImageNotKnown.into(),
-                ErrorKind::Code(imaged_client::Code::NotFound)
-            ]),
-            1
-        );
-        assert_eq!(code(&[ImageInUse]), 2);
-        assert_eq!(code(&[ImageNotKnown, ContainerRunning]), 2);
-        assert_eq!(code(&[MultipleNames, ImageInUse]), 2);
-        assert_eq!(code(&[ImageNotKnown, MultipleNames]), 125);
-        assert_eq!(code(&[ReadOnlyImage]), 125);
-        assert_eq!(code(&[Conflict]), 125);
-        assert_eq!(
-            removal_code(&[ErrorKind::Code(imaged_client::Code::Unavailable)]),
-            125
-        );
-    }
+    use imaged_client::ErrorReason;
 
     #[test]
     fn container_removal_codes() {
