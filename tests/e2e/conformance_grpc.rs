@@ -299,6 +299,38 @@ async fn perform(
             }
             Observed::Remove(Ok(total))
         }
+        Action::RemoveBatch(b) => {
+            let req = pb::RemoveImagesRequest {
+                references: b.refs.iter().map(reference).collect::<Result<_, _>>()?,
+                filters: b.filters.clone(),
+                all: b.all,
+                force: b.opts.force,
+                no_prune: b.opts.no_prune,
+                ignore_missing: b.opts.ignore_missing,
+                policy: match b.opts.policy {
+                    Policy::Podman => pb::RemovalPolicy::Podman,
+                    Policy::Docker => pb::RemovalPolicy::Docker,
+                } as i32,
+                dry_run,
+            };
+            Observed::Batch(match client.remove_images(req).await {
+                Ok(resp) => {
+                    let mut items = Vec::new();
+                    for r in resp.results {
+                        items.push(match r.error {
+                            Some(e) => Err(Error::new(kind(&e.reason), e.message)),
+                            None => Ok(RemoveReport {
+                                records: records(&r.records)?,
+                                removed_containers: r.removed_containers,
+                                reclaimed_bytes: r.reclaimed_bytes,
+                            }),
+                        });
+                    }
+                    Ok(items)
+                }
+                Err(e) => Err(core_error(&e)),
+            })
+        }
         Action::CriRemove(r) => {
             let mut cri = cri_client(d).await?;
             let req = cri::RemoveImageRequest {

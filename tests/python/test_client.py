@@ -186,3 +186,50 @@ def test_image_in_use_is_failed_precondition(pb, images, containers):
     )
     assert list(rm.removed_containers) == [ctr.id]
     assert list(containers.ListContainers(pb.containers_pb2.ListContainersRequest(), timeout=10).containers) == []
+
+
+def test_remove_images_reports_each_result_and_error(pb, images, containers):
+    """One RemoveImages call with mixed outcomes: a removal, an unknown reference, an
+    image in use and an untag each get their own result; the batch goes on past the
+    failures; sizes and podman's exit code come with it."""
+    two = Image(["py-batch-two"], names=["localhost/py/two:1", "localhost/py/two:2"])
+    gone = Image(["py-batch-gone"], names=["localhost/py/gone:1"])
+    used = Image(["py-batch-used"], names=["localhost/py/used:1"])
+    load(pb, images, support.docker_archive([two, gone, used]))
+    containers.RegisterContainer(
+        pb.containers_pb2.RegisterContainerRequest(image="localhost/py/used:1"), timeout=10
+    )
+    refs = ["localhost/py/gone:1", "localhost/py/nope:1", "localhost/py/used:1", "localhost/py/two:1"]
+    resp = images.RemoveImages(pb.images_pb2.RemoveImagesRequest(references=refs), timeout=30)
+
+    assert [r.reference for r in resp.results] == refs
+    ok, missing, in_use, untag = resp.results
+    assert [(r.WhichOneof("record"), getattr(r, r.WhichOneof("record"))) for r in ok.records] == [
+        ("untagged", "localhost/py/gone:1"),
+        ("deleted", gone.id),
+    ]
+    assert not ok.HasField("error")
+    assert [(d.id, d.size > 0) for d in ok.deleted] == [(gone.id, True)]
+    assert ok.reclaimed_bytes > 0
+    assert missing.error.reason == "IMAGE_NOT_KNOWN"
+    assert missing.error.code == grpc.StatusCode.NOT_FOUND.value[0]
+    assert "image not known" in missing.error.message and not missing.records
+    assert in_use.error.reason == "IMAGE_IN_USE"
+    assert in_use.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+    assert in_use.error.image_id == used.id
+    assert [r.untagged for r in untag.records] == ["localhost/py/two:1"] and not untag.deleted
+    assert resp.reclaimed_bytes == ok.reclaimed_bytes
+    assert resp.exit_code == 2, "an image in use: podman rmi exits 2"
+    assert sorted(ids(listed(pb, images))) == sorted([two.id, used.id])
+
+    # A dry run of everything: reported like the real call, nothing changed.
+    dry = images.RemoveImages(
+        pb.images_pb2.RemoveImagesRequest(all=True, force=True, dry_run=True), timeout=30
+    )
+    assert sorted(d.id for r in dry.results for d in r.deleted) == sorted([two.id, used.id])
+    assert dry.exit_code == 0
+    assert sorted(ids(listed(pb, images))) == sorted([two.id, used.id])
+
+    with pytest.raises(grpc.RpcError) as e:
+        images.RemoveImages(pb.images_pb2.RemoveImagesRequest(references=["x"], all=True), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT

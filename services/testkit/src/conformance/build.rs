@@ -1,6 +1,6 @@
 //! A small builder to write cases compactly.
 
-use super::{Action, Case, Expect, Rec, Reclaim, Ref, SetupContainer};
+use super::{Action, Batch, BatchItem, Case, Expect, Rec, Reclaim, Ref, SetupContainer};
 use crate::images::ImageSpec;
 use imaged_core::model::ContainerState;
 use imaged_core::ops::{Policy, PruneOptions, RemoveOptions};
@@ -90,6 +90,37 @@ impl Case {
     #[must_use]
     pub fn rm_seq(mut self, refs: Vec<Ref>, opts: RemoveOptions) -> Self {
         self.action = Action::Remove(refs, opts);
+        self
+    }
+
+    /// RemoveImages of these references in one call.
+    #[must_use]
+    pub fn rm_batch(mut self, refs: Vec<Ref>, opts: RemoveOptions) -> Self {
+        self.action = Action::RemoveBatch(Batch {
+            refs,
+            filters: Vec::new(),
+            all: false,
+            opts,
+        });
+        self
+    }
+
+    /// RemoveImages of what `filters` select (`all` without filters: every image).
+    #[must_use]
+    pub fn rm_selected(mut self, filters: &[&str], all: bool, opts: RemoveOptions) -> Self {
+        self.action = Action::RemoveBatch(Batch {
+            refs: Vec::new(),
+            filters: filters.iter().map(|f| (*f).to_owned()).collect(),
+            all,
+            opts,
+        });
+        self
+    }
+
+    /// Expects these outcomes of the batch's removals, in order.
+    #[must_use]
+    pub fn batch(mut self, items: Vec<BatchItem>) -> Self {
+        self.expect.batch = Some(items);
         self
     }
 

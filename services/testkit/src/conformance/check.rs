@@ -341,6 +341,8 @@ pub fn setup_with(
 pub enum Observed {
     /// RemoveImage (all references of the action, reports merged) or CRI RemoveImage.
     Remove(Result<RemoveReport, Error>),
+    /// RemoveImages: each removal's report or error, in order (or the call's error).
+    Batch(Result<Vec<Result<RemoveReport, Error>>, Error>),
     /// PruneImages.
     Prune(Result<PruneReport, Error>),
     /// ListImages, every page.
@@ -369,6 +371,23 @@ pub fn execute(engine: &Engine, case: &Case, fixture: &Fixture, dry_run: bool) -
                 }
             }
             Observed::Remove(Ok(total))
+        }
+        Action::RemoveBatch(b) => {
+            let o = imaged_core::ops::RemoveImagesOptions {
+                references: b.refs.iter().map(expand).collect(),
+                filters: b.filters.clone(),
+                all: b.all,
+                force: b.opts.force,
+                no_prune: b.opts.no_prune,
+                ignore_missing: b.opts.ignore_missing,
+                policy: b.opts.policy,
+                dry_run,
+            };
+            Observed::Batch(
+                engine
+                    .remove_images(&o)
+                    .map(|r| r.outcomes.into_iter().map(|o| o.result).collect()),
+            )
         }
         Action::CriRemove(r) => Observed::Remove(engine.cri_remove(&expand(r))),
         Action::Prune(opts) => {
@@ -436,6 +455,7 @@ pub(super) fn check_state(
     let x = &case.expect;
     let err = match observed {
         Observed::Remove(r) => r.as_ref().err(),
+        Observed::Batch(r) => r.as_ref().err(),
         Observed::Prune(r) => r.as_ref().err(),
         Observed::List(r) => r.as_ref().err(),
     };
@@ -460,13 +480,30 @@ pub(super) fn check_state(
         }
         (None, None) => {}
     }
-    let (records, removed, reclaimed) = match observed {
-        Observed::Remove(Ok(r)) => (
+    // A batch: its successful removals' reports together.
+    let merged = match observed {
+        Observed::Batch(Ok(items)) => {
+            let mut m = RemoveReport::default();
+            for r in items.iter().flatten() {
+                m.records.extend(r.records.iter().cloned());
+                m.removed_containers
+                    .extend(r.removed_containers.iter().cloned());
+                m.reclaimed_bytes += r.reclaimed_bytes;
+            }
+            Some(m)
+        }
+        _ => None,
+    };
+    if let (Some(want), Observed::Batch(Ok(items))) = (&x.batch, observed) {
+        check_batch(f, want, items)?;
+    }
+    let (records, removed, reclaimed) = match (observed, &merged) {
+        (_, Some(r)) | (Observed::Remove(Ok(r)), _) => (
             Some(&r.records),
             Some(&r.removed_containers),
             r.reclaimed_bytes,
         ),
-        Observed::Prune(Ok(r)) => (
+        (Observed::Prune(Ok(r)), _) => (
             Some(&r.records),
             Some(&r.removed_containers),
             r.reclaimed_bytes,
@@ -573,6 +610,43 @@ pub(super) fn check_state(
         };
         if !ok {
             return Err(format!("listed: expected {want:?}, got {keys:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Each removal of a batch against its expected records or error reason.
+fn check_batch(
+    f: &Fixture,
+    want: &[super::BatchItem],
+    got: &[Result<RemoveReport, Error>],
+) -> Result<(), String> {
+    if want.len() != got.len() {
+        return Err(format!(
+            "batch: expected {} results, got {}: {got:?}",
+            want.len(),
+            got.len()
+        ));
+    }
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        match (w, g) {
+            (Ok(recs), Ok(r)) => {
+                let recs: Vec<Record> = recs
+                    .iter()
+                    .map(|r| match r {
+                        Rec::U(n) => Ok(Record::Untagged((*n).to_owned())),
+                        Rec::D(k) => f.id(k).map(Record::Deleted),
+                    })
+                    .collect::<Result<_, String>>()?;
+                if recs != r.records {
+                    return Err(format!(
+                        "batch #{i}: expected records {recs:?}, got {:?}",
+                        r.records
+                    ));
+                }
+            }
+            (Err(reason), Err(e)) if e.kind.reason() == *reason => {}
+            _ => return Err(format!("batch #{i}: expected {w:?}, got {g:?}")),
         }
     }
     Ok(())

@@ -15,6 +15,7 @@
 //! filter key with positive, `!=` and malformed forms, and paging under concurrent removal
 //! ([`paging_under_removal`]).
 
+mod batch_cases;
 mod build;
 mod check;
 mod list_cases;
@@ -72,6 +73,8 @@ pub enum Action {
     /// RemoveImage of each reference in turn (stops at the first error), with these
     /// options (`reference` ignored).
     Remove(Vec<Ref>, RemoveOptions),
+    /// RemoveImages: one batch call.
+    RemoveBatch(Batch),
     /// CRI RemoveImage.
     CriRemove(Ref),
     /// PruneImages.
@@ -79,6 +82,23 @@ pub enum Action {
     /// ListImages (every page) with these filters; `all`.
     List(Vec<String>, bool),
 }
+
+/// A RemoveImages call: the references (or, without them, the filters / `all`
+/// selection) and the options every removal shares (`reference` ignored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// References, removed in order.
+    pub refs: Vec<Ref>,
+    /// ListImages filters selecting the images (no references).
+    pub filters: Vec<String>,
+    /// Every image (no references, no filters).
+    pub all: bool,
+    /// Shared options.
+    pub opts: RemoveOptions,
+}
+
+/// The expected outcome of one removal of a batch: its records, or its error reason.
+pub type BatchItem = Result<Vec<Rec>, &'static str>;
 
 /// An expected record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +146,9 @@ pub struct Expect {
     pub prune_errors: Option<Vec<&'static str>>,
     /// Reclaimed bytes.
     pub reclaimed: Option<Reclaim>,
+    /// RemoveImages: each removal's outcome, in order (the case's `records`,
+    /// `removed_containers` and `reclaimed` then apply to the successful ones together).
+    pub batch: Option<Vec<BatchItem>>,
 }
 
 /// One conformance case.
@@ -150,12 +173,13 @@ pub struct Case {
 }
 
 impl Case {
-    /// Whether the action can be dry-run: a single RemoveImage or a PruneImages (the dry
-    /// run must report the same as the real call and change nothing).
+    /// Whether the action can be dry-run: a single RemoveImage, a RemoveImages batch or a
+    /// PruneImages (the dry run must report the same as the real call and change
+    /// nothing).
     pub fn has_dry_run(&self) -> bool {
         match &self.action {
             Action::Remove(refs, _) => refs.len() == 1,
-            Action::Prune(_) => true,
+            Action::RemoveBatch(_) | Action::Prune(_) => true,
             Action::CriRemove(_) | Action::List(..) => false,
         }
     }
@@ -164,14 +188,18 @@ impl Case {
 /// Every case: removal (both policies, CRI), prune, list.
 pub fn cases() -> Vec<Case> {
     let mut v = remove_cases::cases();
+    v.extend(batch_cases::cases());
     v.extend(prune_cases::cases());
     v.extend(list_cases::cases());
     v
 }
 
-/// The removal cases (decision table, both policies, CRI) — for drivers that re-run them.
+/// The removal cases (decision table, both policies, CRI, RemoveImages batches) — for
+/// drivers that re-run them.
 pub fn removal_cases() -> Vec<Case> {
-    remove_cases::cases()
+    let mut v = remove_cases::cases();
+    v.extend(batch_cases::cases());
+    v
 }
 
 /// The prune cases.

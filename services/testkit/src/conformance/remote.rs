@@ -92,6 +92,7 @@ pub fn check_observed(
 fn prefix_lengths(case: &Case) -> BTreeSet<usize> {
     let refs: Vec<&Ref> = match &case.action {
         Action::Remove(refs, _) => refs.iter().collect(),
+        Action::RemoveBatch(b) => b.refs.iter().collect(),
         Action::CriRemove(r) => vec![r],
         Action::Prune(_) | Action::List(..) => Vec::new(),
     };
@@ -254,6 +255,7 @@ fn rewrites(
 ) -> BTreeMap<String, String> {
     let refs: Vec<&Ref> = match &case.action {
         Action::Remove(refs, _) => refs.iter().collect(),
+        Action::RemoveBatch(b) => b.refs.iter().collect(),
         Action::CriRemove(r) => vec![r],
         Action::Prune(_) | Action::List(..) => Vec::new(),
     };
