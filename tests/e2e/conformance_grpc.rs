@@ -371,6 +371,7 @@ async fn prune(
             .iter()
             .map(|s| digest(s))
             .collect::<Result<_, _>>()?,
+        deleted_sizes: rep.deleted.iter().map(|d| d.size).collect(),
         untagged: rep.untagged,
         errors: rep
             .errors

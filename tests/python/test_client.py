@@ -66,8 +66,11 @@ def test_prune_dangling_then_all(pb, images):
     load(pb, images, support.docker_archive([named, loose]))
     dry = images.PruneImages(pb.images_pb2.PruneImagesRequest(dry_run=True), timeout=30)
     assert list(dry.deleted_images) == [loose.id]
+    sizes = {i.id: i.size for i in listed(pb, images).images}
     assert sorted(ids(listed(pb, images))) == sorted([named.id, loose.id])
+    assert [(d.id, d.size) for d in dry.deleted] == [(loose.id, sizes[loose.id])]
     real = images.PruneImages(pb.images_pb2.PruneImagesRequest(), timeout=30)
+    assert real.deleted == dry.deleted
     assert list(real.deleted_images) == [loose.id] and real.reclaimed_bytes == dry.reclaimed_bytes
     assert ids(listed(pb, images)) == [named.id]
     every = images.PruneImages(pb.images_pb2.PruneImagesRequest(all=True), timeout=30)

@@ -290,6 +290,9 @@ pub struct PruneReport {
     pub records: Vec<Record>,
     /// Deleted images.
     pub deleted_images: Vec<ImageId>,
+    /// The size of each deleted image before the prune (as `deleted_images`; libimage's
+    /// `WithSize`: the size ListImages showed, shared layers included).
+    pub deleted_sizes: Vec<u64>,
     /// Removed names.
     pub untagged: Vec<String>,
     /// Per-image failures.

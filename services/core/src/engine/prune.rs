@@ -120,6 +120,13 @@ impl Engine {
             let again = tree.as_ref().is_none_or(|tree| {
                 next_round_needed(tree, &plan.records, &filters, opts, pinned, &failed)
             });
+            for r in &plan.records {
+                if let Record::Deleted(id) = r {
+                    report
+                        .deleted_sizes
+                        .push(super::remove::batch::image_size(&view, id));
+                }
+            }
             report.records.extend(plan.records);
             report.removed_containers.extend(plan.removed_containers);
             if !again {

@@ -324,6 +324,15 @@ pub(crate) fn prune_report(r: ops::PruneReport) -> pb::PruneImagesResponse {
     pb::PruneImagesResponse {
         records: records(&r.records),
         deleted_images: r.deleted_images.iter().map(ToString::to_string).collect(),
+        deleted: r
+            .deleted_images
+            .iter()
+            .zip(&r.deleted_sizes)
+            .map(|(id, size)| pb::DeletedImage {
+                id: id.to_string(),
+                size: *size,
+            })
+            .collect(),
         untagged: r.untagged,
         errors: r
             .errors
