@@ -287,6 +287,8 @@ async fn perform(
                         Policy::Docker => pb::RemovalPolicy::Docker,
                     } as i32,
                     dry_run,
+                    platform: pb_platform(opts.platform.as_ref()),
+                    lookup_manifest: opts.lookup_manifest,
                 };
                 match client.remove_image(req).await {
                     Ok(rep) => {
@@ -312,6 +314,8 @@ async fn perform(
                     Policy::Docker => pb::RemovalPolicy::Docker,
                 } as i32,
                 dry_run,
+                platform: pb_platform(b.opts.platform.as_ref()),
+                lookup_manifest: b.opts.lookup_manifest,
             };
             Observed::Batch(match client.remove_images(req).await {
                 Ok(resp) => {
@@ -409,6 +413,15 @@ fn kind(reason: &str) -> ErrorKind {
 }
 
 /// The client's error as the core's: kind from the ErrorInfo reason, same message.
+/// A lookup platform on the wire.
+fn pb_platform(p: Option<&imaged_core::model::Platform>) -> Option<pb::Platform> {
+    p.map(|p| pb::Platform {
+        os: p.os.clone(),
+        architecture: p.architecture.clone(),
+        variant: p.variant.clone(),
+    })
+}
+
 fn core_error(e: &ClientError) -> Error {
     if e.reason.is_empty() {
         return Error::new(

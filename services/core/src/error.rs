@@ -92,6 +92,8 @@ error_kinds! {
     NoMatchingPlatform => "NO_MATCHING_PLATFORM",
     /// A registry could not be reached (connection refused, DNS, timeout, 5xx).
     RegistryUnreachable => "REGISTRY_UNREACHABLE",
+    /// A lookup of a manifest list (`lookup_manifest`) found an image that is not one.
+    NotAManifestList => "NOT_A_MANIFEST_LIST",
     /// The caller went away (cancelled the call, or its deadline passed) and the work
     /// stopped; nothing was stored.
     Cancelled => "CANCELLED",

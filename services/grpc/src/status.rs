@@ -60,6 +60,7 @@ pub fn code(kind: ErrorKind) -> Code {
         ErrorKind::TlsFailure | ErrorKind::RegistryUnreachable => Code::Unavailable,
         ErrorKind::DigestMismatch => Code::DataLoss,
         ErrorKind::Cancelled => Code::Cancelled,
+        ErrorKind::NotAManifestList => Code::FailedPrecondition,
         ErrorKind::InvalidReference
         | ErrorKind::InvalidFilter
         | ErrorKind::InvalidPageToken
@@ -168,6 +169,7 @@ mod tests {
         (ErrorKind::NoMatchingPlatform, Code::NotFound),
         (ErrorKind::RegistryUnreachable, Code::Unavailable),
         (ErrorKind::Cancelled, Code::Cancelled),
+        (ErrorKind::NotAManifestList, Code::FailedPrecondition),
     ];
 
     fn check_row(kind: ErrorKind, want: Code) {

@@ -32,6 +32,9 @@ pub(crate) async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failur
         ignore_missing: args.ignore || args.force,
         policy: policy as i32,
         dry_run: args.dry_run,
+        // podman rmi has neither: the daemon's platform, instances by name.
+        platform: None,
+        lookup_manifest: false,
     };
     let resp = client
         .remove_images(req)

@@ -158,6 +158,12 @@ pub struct RemoveOptions {
     pub policy: Policy,
     /// Change nothing; report what would happen.
     pub dry_run: bool,
+    /// The platform whose instance a manifest list's name resolves to (default: the
+    /// engine's).
+    pub platform: Option<crate::model::Platform>,
+    /// libimage's `LookupManifest`: the reference must name a manifest list, and the list
+    /// itself is removed.
+    pub lookup_manifest: bool,
 }
 
 /// RemoveImages parameters (libimage's `RemoveImages`): what to remove — `references`
@@ -182,6 +188,10 @@ pub struct RemoveImagesOptions {
     /// Change nothing; report what the batch would do, each removal seeing the ones
     /// before it.
     pub dry_run: bool,
+    /// As [`RemoveOptions::platform`].
+    pub platform: Option<crate::model::Platform>,
+    /// As [`RemoveOptions::lookup_manifest`].
+    pub lookup_manifest: bool,
 }
 
 /// What one removal of a batch did.

@@ -34,7 +34,35 @@ pub enum How {
         /// The list's name that matched.
         name: String,
     },
+    /// A `containers-storage:` reference: libimage resolves it to no name, so a removal
+    /// takes the whole image whatever its names.
+    Storage,
 }
+
+/// How to look a reference up, beyond the engine's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lookup {
+    /// The platform whose instance a manifest list's name resolves to (default: the
+    /// engine's).
+    pub platform: Option<Platform>,
+    /// libimage's `LookupManifest`: the reference must be a manifest list, and its name
+    /// resolves to the list itself, never to an instance.
+    pub manifest: bool,
+}
+
+/// The transports of containers/image (`alltransports`): a reference starting with
+/// `<one of them>:` names an image of that transport, not a local one.
+const TRANSPORTS: &[&str] = &[
+    "containers-storage",
+    "dir",
+    "docker",
+    "docker-archive",
+    "docker-daemon",
+    "oci",
+    "oci-archive",
+    "sif",
+    "tarball",
+];
 
 impl How {
     /// Whether the image was named by its ID (full or prefix).
@@ -54,6 +82,109 @@ pub struct Resolved {
 
 /// Resolves `s` on `view` (SPEC §2 steps 1–7).
 pub fn resolve(view: &Catalog, config: &EngineConfig, s: &str) -> Result<Resolved> {
+    resolve_with(view, config, s, &Lookup::default())
+}
+
+/// [`resolve`] with per-request lookup options: a platform for manifest lists, or the
+/// list itself (`manifest`). A `containers-storage:` prefix is accepted (an optional
+/// `[driver@root+runroot]` store part is ignored: there is one store); any other
+/// transport is refused as libimage refuses it.
+pub fn resolve_with(
+    view: &Catalog,
+    config: &EngineConfig,
+    s: &str,
+    lookup: &Lookup,
+) -> Result<Resolved> {
+    if let Some((transport, rest)) = s.split_once(':')
+        && TRANSPORTS.contains(&transport)
+    {
+        if transport != "containers-storage" {
+            return Err(Error::new(
+                ErrorKind::InvalidReference,
+                format!("unsupported transport {transport:?} for looking up local images"),
+            )
+            .with_meta("reference", s));
+        }
+        return storage_reference(view, config, s, rest, lookup);
+    }
+    let found = resolve_plain(view, config, s, lookup)?;
+    if lookup.manifest && !found.image.is_manifest_list() {
+        return Err(not_a_list(s));
+    }
+    Ok(found)
+}
+
+fn not_a_list(s: &str) -> Error {
+    Error::new(
+        ErrorKind::NotAManifestList,
+        format!("{s}: image is not a manifest list"),
+    )
+    .with_meta("reference", s)
+}
+
+/// A `containers-storage:[store]NAME[@ID]` reference: by ID when it has one, else by
+/// name (normalized as containers/image does: a short name is Docker Hub's).
+fn storage_reference(
+    view: &Catalog,
+    config: &EngineConfig,
+    s: &str,
+    rest: &str,
+    lookup: &Lookup,
+) -> Result<Resolved> {
+    let rest = match rest.strip_prefix('[') {
+        Some(r) => r.split_once(']').map_or(r, |(_, after)| after),
+        None => rest,
+    };
+    let (name, id) = match rest.rsplit_once('@') {
+        Some((n, id)) if reference::is_full_hex_id(id) => (n, Some(id)),
+        _ if reference::is_full_hex_id(rest) => ("", Some(rest)),
+        _ => (rest, None),
+    };
+    let image = match id {
+        Some(hex) => {
+            let id = Digest::from_hex(hex).map_err(|_| Error::image_not_known(s))?;
+            view.image(&id).cloned()
+        }
+        None if name.is_empty() => None,
+        None => {
+            let qualified = docker_normalized(name).ok_or_else(|| Error::image_not_known(s))?;
+            view.image_by_name(&qualified).cloned()
+        }
+    }
+    .ok_or_else(|| Error::image_not_known(s))?;
+    let _ = config;
+    if lookup.manifest && !image.is_manifest_list() {
+        return Err(not_a_list(s));
+    }
+    Ok(Resolved {
+        image,
+        how: How::Storage,
+    })
+}
+
+/// A name as containers/image's storage transport normalizes it: `docker.io/library/`
+/// for one-component short names, `docker.io/` for other short names, `:latest` when no
+/// tag or digest is given.
+fn docker_normalized(name: &str) -> Option<String> {
+    let parsed = Reference::parse(name).ok()?.with_default_tag();
+    if parsed.is_qualified() {
+        return Some(parsed.to_string());
+    }
+    let text = parsed.to_string();
+    Some(if text.contains('/') {
+        format!("docker.io/{text}")
+    } else {
+        format!("docker.io/library/{text}")
+    })
+}
+
+/// [`resolve_with`] for a reference without a transport.
+fn resolve_plain(
+    view: &Catalog,
+    config: &EngineConfig,
+    s: &str,
+    lookup: &Lookup,
+) -> Result<Resolved> {
     if s.trim().is_empty() {
         return Err(
             Error::new(ErrorKind::InvalidReference, "image name cannot be blank")
@@ -88,7 +219,7 @@ pub fn resolve(view: &Catalog, config: &EngineConfig, s: &str) -> Result<Resolve
     // Step 4: name candidates.
     for cand in candidates(&parsed, config) {
         if let Some(found) = match_candidate(view, &cand) {
-            return Ok(into_instance(view, config, found, cand));
+            return Ok(into_instance(view, config, lookup, found, cand));
         }
     }
     // Step 5: unique ID prefix.
@@ -114,7 +245,7 @@ pub fn resolve(view: &Catalog, config: &EngineConfig, s: &str) -> Result<Resolve
     if !parsed.is_qualified()
         && let Some((img, name)) = fuzzy(view, &parsed)
     {
-        return Ok(into_instance(view, config, img, name));
+        return Ok(into_instance(view, config, lookup, img, name));
     }
     Err(Error::image_not_known(s))
 }
@@ -226,13 +357,21 @@ fn best<'a>(it: impl Iterator<Item = &'a Arc<Image>>) -> Option<Arc<Image>> {
     it.min_by_key(|i| i.id).map(Arc::clone)
 }
 
-/// A manifest list found by name resolves to its local instance for the platform; the list
-/// itself when no instance is stored.
-fn into_instance(view: &Catalog, config: &EngineConfig, img: Arc<Image>, name: String) -> Resolved {
-    if let Some(instances) = &img.instances {
+/// A manifest list found by name resolves to its local instance for the platform (the
+/// request's, else the engine's); the list itself when no instance is stored, or when
+/// the lookup asks for the list.
+fn into_instance(
+    view: &Catalog,
+    config: &EngineConfig,
+    lookup: &Lookup,
+    img: Arc<Image>,
+    name: String,
+) -> Resolved {
+    let platform = lookup.platform.as_ref().unwrap_or(&config.platform);
+    if let Some(instances) = img.instances.as_ref().filter(|_| !lookup.manifest) {
         for inst in instances
             .iter()
-            .filter(|i| platform_matches(&i.platform, &config.platform))
+            .filter(|i| platform_matches(&i.platform, platform))
         {
             if let Some(local) = best(
                 view.images()

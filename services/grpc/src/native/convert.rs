@@ -208,6 +208,8 @@ pub(crate) fn remove_options(req: pb::RemoveImageRequest) -> Result<ops::RemoveO
         no_prune: req.no_prune,
         ignore_missing: req.ignore_missing,
         dry_run: req.dry_run,
+        platform: super::transfer::platform(req.platform),
+        lookup_manifest: req.lookup_manifest,
     })
 }
 
@@ -247,6 +249,8 @@ pub(crate) fn remove_images_options(
         no_prune: req.no_prune,
         ignore_missing: req.ignore_missing,
         dry_run: req.dry_run,
+        platform: super::transfer::platform(req.platform),
+        lookup_manifest: req.lookup_manifest,
     })
 }
 

@@ -382,6 +382,8 @@ pub fn execute(engine: &Engine, case: &Case, fixture: &Fixture, dry_run: bool) -
                 ignore_missing: b.opts.ignore_missing,
                 policy: b.opts.policy,
                 dry_run,
+                platform: b.opts.platform.clone(),
+                lookup_manifest: b.opts.lookup_manifest,
             };
             Observed::Batch(
                 engine

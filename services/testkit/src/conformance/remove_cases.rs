@@ -422,6 +422,85 @@ fn table_rows_14_to_22() -> Vec<Case> {
         .records(vec![D("inst")])
         .remaining(&["list"])
     }));
+    v.extend(both(|p, n| {
+        case(
+            format!("{n}: lookup_manifest removes the list itself, its instance stays"),
+            "libimage RemoveImages LookupManifest (podman manifest rm)",
+        )
+        .image("inst", inst.clone())
+        .image("list", list.clone())
+        .rm(
+            t("localhost/list:latest"),
+            RemoveOptions {
+                lookup_manifest: true,
+                ..rm_opts(p, false)
+            },
+        )
+        .records(vec![U("localhost/list:latest"), D("list")])
+        .remaining(&["inst"])
+    }));
+    v.push(
+        case(
+            "podman: lookup_manifest on an image that is not a list",
+            "libimage ErrNotAManifestList",
+        )
+        .image("i", img("i").name(A))
+        .rm(
+            t("a"),
+            RemoveOptions {
+                lookup_manifest: true,
+                ..rm_opts(Policy::Podman, false)
+            },
+        )
+        .err("NOT_A_MANIFEST_LIST", "image is not a manifest list")
+        .remaining(&["i"]),
+    );
+    v.extend(both(|p, n| {
+        case(
+            format!("{n}: a request's platform with no local instance removes the list"),
+            "libimage LookupImage (returnManifestIfNoInstance), SPEC §2.4",
+        )
+        .image("inst", inst.clone())
+        .image("list", list.clone())
+        .rm(
+            t("localhost/list:latest"),
+            RemoveOptions {
+                platform: Some(other.clone()),
+                ..rm_opts(p, false)
+            },
+        )
+        .records(vec![U("localhost/list:latest"), D("list")])
+        .remaining(&["inst"])
+    }));
+    v.extend(both(|p, n| {
+        case(
+            format!("{n}: containers-storage: reference removes the whole image"),
+            "libimage LookupImage (storage transport: no resolved name)",
+        )
+        .image("i", img("i").name(A).name(B))
+        .rm(
+            t("containers-storage:localhost/a:latest"),
+            rm_opts(p, p == Policy::Docker),
+        )
+        .records(vec![U(A), U(B), D("i")])
+        .remaining(&[])
+    }));
+    v.push(
+        case(
+            "podman: another transport is refused",
+            "libimage LookupImage",
+        )
+        .image("i", img("i").name(A))
+        .rm(
+            t("docker://localhost/a:latest"),
+            rm_opts(Policy::Podman, false),
+        )
+        .err(
+            "INVALID_REFERENCE",
+            "unsupported transport \"docker\" for looking up local images",
+        )
+        .remaining(&["i"]),
+    );
     let lonely = ImageSpec::list(vec![(inst_digest, imaged_core::model::Platform::host())], 3)
         .name("localhost/list:latest");
     v.extend(both(|p, n| {

@@ -46,6 +46,8 @@ impl Engine {
             ignore_missing: opts.ignore_missing,
             policy: opts.policy,
             dry_run: opts.dry_run,
+            platform: opts.platform.clone(),
+            lookup_manifest: opts.lookup_manifest,
         };
         let targets: Vec<(String, Option<ImageId>)> = if opts.references.is_empty() {
             selected

@@ -17,7 +17,7 @@ use crate::engine::remove::plan::{Plan, Planner};
 use crate::error::{ErrorKind, Result};
 use crate::graph::index::IndexRelations;
 use crate::graph::relations::{Relations, TreeRelations};
-use crate::reference::resolve::resolve;
+use crate::reference::resolve::{Lookup, resolve, resolve_with};
 
 impl Engine {
     /// RemoveImage (SPEC §3).
@@ -55,7 +55,11 @@ impl Engine {
                 }
             }
             None => {
-                let resolved = match resolve(view, &self.config, &opts.reference) {
+                let lookup = Lookup {
+                    platform: opts.platform.clone(),
+                    manifest: opts.lookup_manifest,
+                };
+                let resolved = match resolve_with(view, &self.config, &opts.reference, &lookup) {
                     Ok(r) => r,
                     Err(e) if e.kind == ErrorKind::ImageNotKnown && opts.ignore_missing => {
                         return Ok((RemoveReport::default(), Arc::clone(view)));

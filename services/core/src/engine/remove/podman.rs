@@ -15,6 +15,8 @@ pub(crate) fn remove(p: &mut Planner<'_>, r: &Resolved, opts: &RemoveOptions) ->
     }
     let mut first: Option<&str> = None;
     match &r.how {
+        // libimage resolves a `containers-storage:` reference to no name: the whole image.
+        How::Storage => {}
         How::Id { sha256_prefix } => {
             if img.names.len() > 1 && !opts.force {
                 return Err(errors::multiple_names(img, *sha256_prefix));
