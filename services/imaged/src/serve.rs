@@ -85,7 +85,9 @@ pub(crate) fn open_cstorage(
 
 /// The registry client of PullImage / PushImage / CRI PullImage (its runtime shuts down
 /// without blocking when the services are dropped).
-fn registry_client() -> Result<Arc<dyn imaged_core::transfer::Registry>> {
+fn registry_client(
+    platform: &imaged_core::model::Platform,
+) -> Result<Arc<dyn imaged_core::transfer::Registry>> {
     use imaged_registry::conf::{Env, RegistriesConf};
     // registries.conf and stored credentials as podman reads them in this environment
     // (`$CONTAINERS_REGISTRIES_CONF`, the system and user files and drop-in directories;
@@ -110,6 +112,7 @@ fn registry_client() -> Result<Arc<dyn imaged_core::transfer::Registry>> {
             // Stored credentials (auth.json, Docker's config, credential helpers) and
             // certs.d CA files.
             env: Some(env),
+            default_platform: Some(platform.clone()),
             ..imaged_registry::Options::default()
         },
     )?))
@@ -127,6 +130,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
     tracing::info!(store = store.info().kind, root = %store.info().root.display(), "store opened");
     let engine_cfg = EngineConfig {
         search_registries: settings.search_registries.clone(),
+        platform: settings.platform.clone(),
         pinned_images: settings.pinned_images.clone(),
         max_load_bytes: settings.max_load_bytes,
         max_load_unpacked_bytes: settings.max_load_unpacked_bytes,
@@ -141,7 +145,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         max_send_message_bytes: settings.max_send_message_bytes,
         load_idle_timeout: settings.load_idle_timeout,
         // PullImage / PushImage / CRI PullImage, with registries.conf.
-        registry: Some(registry_client()?),
+        registry: Some(registry_client(&settings.platform)?),
         ..GrpcOptions::default()
     };
     let services = Arc::new(

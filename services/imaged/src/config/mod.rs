@@ -101,6 +101,9 @@ pub(crate) struct Settings {
     pub cstorage: imaged_store_cstorage::config::Overrides,
     /// Unqualified-search registries.
     pub search_registries: Vec<String>,
+    /// The default platform of manifest-list lookups and pulls (`OS/ARCH[/VARIANT]`;
+    /// default: the host's).
+    pub platform: imaged_core::model::Platform,
     /// Pinned image patterns.
     pub pinned_images: Vec<String>,
     /// LoadImages size limit (bytes received).
@@ -241,6 +244,15 @@ fn validate(
             ));
         }
     }
+    let platform = match raw.platform.as_deref() {
+        None | Some("") => imaged_core::model::Platform::host(),
+        Some(text) => parse_platform(text).unwrap_or_else(|| {
+            errors.push(format!(
+                "platform: {text:?} is not OS/ARCH or OS/ARCH/VARIANT (e.g. linux/arm64/v8)"
+            ));
+            imaged_core::model::Platform::host()
+        }),
+    };
     let pinned_images = raw.pinned_images.unwrap_or_default();
     for (i, p) in pinned_images.iter().enumerate() {
         if p.trim().is_empty() {
@@ -273,6 +285,7 @@ fn validate(
         root,
         cstorage,
         search_registries,
+        platform,
         pinned_images,
         max_load_bytes,
         max_load_unpacked_bytes: positive(
@@ -689,3 +702,21 @@ fn auth(raw: &raw::RawAuth, errors: &mut Vec<String>) -> AuthConfig {
 
 #[cfg(test)]
 mod tests;
+
+/// `OS/ARCH[/VARIANT]`, each part non-empty lowercase letters, digits, `_` or `-`.
+fn parse_platform(text: &str) -> Option<imaged_core::model::Platform> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let ok = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    };
+    if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| ok(p)) {
+        return None;
+    }
+    Some(imaged_core::model::Platform {
+        os: parts[0].to_owned(),
+        architecture: parts[1].to_owned(),
+        variant: parts.get(2).map_or_else(String::new, |v| (*v).to_owned()),
+    })
+}

@@ -32,6 +32,7 @@ pub(crate) struct Raw {
     pub runroot: Option<String>,
     pub storage_driver: Option<String>,
     pub search_registries: Option<Vec<String>>,
+    pub platform: Option<String>,
     pub pinned_images: Option<Vec<String>>,
     pub max_load_bytes: Option<i64>,
     pub max_load_unpacked_bytes: Option<i64>,
@@ -69,6 +70,7 @@ impl Raw {
         pick(&mut self.runroot, over.runroot);
         pick(&mut self.storage_driver, over.storage_driver);
         pick(&mut self.search_registries, over.search_registries);
+        pick(&mut self.platform, over.platform);
         pick(&mut self.pinned_images, over.pinned_images);
         pick(&mut self.max_load_bytes, over.max_load_bytes);
         pick(&mut self.min_free_bytes, over.min_free_bytes);
@@ -271,6 +273,7 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
             "runroot" => raw.runroot = keys.string(&key, v),
             "storage_driver" => raw.storage_driver = keys.string(&key, v),
             "search_registries" => raw.search_registries = keys.strings(&key, v),
+            "platform" => raw.platform = keys.string(&key, v),
             "pinned_images" => raw.pinned_images = keys.strings(&key, v),
             "max_load_bytes" => raw.max_load_bytes = keys.int(&key, v),
             "max_load_unpacked_bytes" => raw.max_load_unpacked_bytes = keys.int(&key, v),
@@ -354,6 +357,7 @@ pub(crate) const ENV_KEYS: &[&str] = &[
     "IMAGED_RUNROOT",
     "IMAGED_STORAGE_DRIVER",
     "IMAGED_SEARCH_REGISTRIES",
+    "IMAGED_PLATFORM",
     "IMAGED_PINNED_IMAGES",
     "IMAGED_MAX_LOAD_BYTES",
     "IMAGED_MAX_LOAD_UNPACKED_BYTES",
@@ -388,6 +392,7 @@ pub(crate) fn from_env(get: &dyn Fn(&str) -> Option<String>) -> (Raw, Vec<String
             "IMAGED_RUNROOT" => raw.runroot = Some(v),
             "IMAGED_STORAGE_DRIVER" => raw.storage_driver = Some(v),
             "IMAGED_SEARCH_REGISTRIES" => raw.search_registries = Some(list(&v)),
+            "IMAGED_PLATFORM" => raw.platform = Some(v),
             "IMAGED_PINNED_IMAGES" => raw.pinned_images = Some(list(&v)),
             "IMAGED_MAX_LOAD_BYTES"
             | "IMAGED_MAX_LOAD_UNPACKED_BYTES"

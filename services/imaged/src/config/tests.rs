@@ -41,6 +41,36 @@ fn root_defaults() {
 }
 
 #[test]
+fn platform_from_file_and_env() {
+    let s = load(&Flags::default(), &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(s.platform, imaged_core::model::Platform::host());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(dir.path(), "p.toml", "platform = \"linux/arm64/v8\"\n");
+    let flags = Flags {
+        config: Some(file),
+        ..Flags::default()
+    };
+    let s = load(&flags, &env(&[]), true, Purpose::Serve).expect("valid");
+    assert_eq!(
+        (
+            s.platform.os.as_str(),
+            s.platform.architecture.as_str(),
+            s.platform.variant.as_str()
+        ),
+        ("linux", "arm64", "v8")
+    );
+    let s = load(
+        &flags,
+        &env(&[("IMAGED_PLATFORM", "linux/s390x")]),
+        true,
+        Purpose::Serve,
+    )
+    .expect("valid");
+    assert_eq!(s.platform.architecture, "s390x");
+    assert!(s.platform.variant.is_empty());
+}
+
+#[test]
 fn user_defaults() {
     let e = env(&[("XDG_RUNTIME_DIR", "/run/user/1000"), ("HOME", "/home/u")]);
     let s = load(&Flags::default(), &e, false, Purpose::Serve).expect("valid");
@@ -142,6 +172,7 @@ fn every_error_is_reported() {
         log = "a=b=c"
         unknown_key = 1
         search_registries = ["quay.io/x"]
+        platform = "linux"
         [auth]
         admin_uids = [-5]
         admin_token_file = "/nonexistent/token"
@@ -167,13 +198,14 @@ fn every_error_is_reported() {
         "log: invalid filter",
         "unknown_key`: unknown key",
         "search_registries[0]",
+        "platform: \"linux\" is not OS/ARCH",
         "auth.admin_uids[0]",
         "auth.admin_token_file: cannot read /nonexistent/token",
         "tls: cert and key must be given together",
     ] {
         assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
     }
-    assert_eq!(errs.len(), 14, "{all}");
+    assert_eq!(errs.len(), 15, "{all}");
 }
 
 #[test]
