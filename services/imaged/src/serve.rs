@@ -137,7 +137,6 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         max_load_header_bytes: settings.max_load_header_bytes,
         max_load_metadata_bytes: settings.max_load_metadata_bytes,
         max_load_metadata_total_bytes: settings.max_load_metadata_total_bytes,
-        ..EngineConfig::default()
     };
     let opts = GrpcOptions {
         auth: settings.auth.clone(),
