@@ -198,6 +198,15 @@ impl SynthImage {
         )
     }
 
+    /// Layer blobs (as a registry serves them), config bytes and OCI manifest bytes of
+    /// the image [`oci_archive`] writes (`gzip_layers` as in [`ArchiveOptions`]).
+    pub fn oci_blobs(&self, gzip_layers: bool) -> (Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
+        self.blobs(&ArchiveOptions {
+            gzip_layers,
+            ..ArchiveOptions::default()
+        })
+    }
+
     /// Layer blobs (as stored), config bytes and OCI manifest bytes.
     fn blobs(&self, opts: &ArchiveOptions) -> (Vec<Vec<u8>>, Vec<u8>, Vec<u8>) {
         let layers: Vec<Vec<u8>> = (0..self.layers.len())
