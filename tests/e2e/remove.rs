@@ -173,9 +173,43 @@ fn unknown_references_exit_1_unless_ignored() {
     assert!(run.stdout.is_empty(), "{run}");
 }
 
+/// A memory daemon serving Prometheus metrics on a free loopback port, and that port.
+fn memory_with_metrics() -> (Daemon, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let d = Daemon::start_custom(
+        "memory",
+        imaged_tests::daemon::Custom {
+            args: Vec::new(),
+            env: vec![(
+                "IMAGED_METRICS_LISTEN".into(),
+                format!("127.0.0.1:{port}").into(),
+            )],
+        },
+    );
+    (d, port)
+}
+
+/// The daemon's `imaged_grpc_requests_total` lines for `method`.
+fn calls_of(port: u16, method: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    conn.read_to_string(&mut body).expect("response");
+    let needle = format!("grpc_method=\"{method}\"");
+    body.lines()
+        .filter(|l| l.starts_with("imaged_grpc_requests_total") && l.contains(&needle))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn several_references_are_removed_in_order() {
-    let d = memory();
+    let (d, metrics) = memory_with_metrics();
     let img = ImageSpec::new("two")
         .named("localhost/e2e/two:a")
         .named("localhost/e2e/two:b");
@@ -194,6 +228,11 @@ fn several_references_are_removed_in_order() {
         ]
     );
     assert_eq!(snapshot(&d, &[]).hex_ids(), [other.hex_id()]);
+    // One RemoveImages call for the three references, no RemoveImage.
+    let batch = calls_of(metrics, "RemoveImages");
+    assert_eq!(batch.len(), 1, "{batch:?}");
+    assert!(batch[0].ends_with("grpc_code=\"OK\"} 1"), "{batch:?}");
+    assert_eq!(calls_of(metrics, "RemoveImage"), Vec::<String>::new());
 }
 
 #[test]
