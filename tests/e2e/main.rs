@@ -17,6 +17,7 @@ mod concurrency;
 mod conformance_grpc;
 mod crash;
 mod cri;
+mod docker_differential;
 mod grpcurl;
 mod lifecycle;
 mod listing;

@@ -20,6 +20,7 @@
 pub mod archive;
 pub mod conformance;
 pub mod counting;
+pub mod dockerd;
 pub mod images;
 pub mod podman;
 pub mod registry;

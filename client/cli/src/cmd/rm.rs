@@ -40,7 +40,49 @@ pub(crate) async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failur
         .remove_images(req)
         .await
         .map_err(|e| Failure::from_client(client.url(), &e))?;
-    Ok(render(&resp))
+    Ok(match args.policy {
+        Policy::Podman => render(&resp),
+        Policy::Docker => render_docker(&resp),
+    })
+}
+
+/// `docker rmi`'s output: the records in order, `Untagged: <familiar name>` and
+/// `Deleted: sha256:<hex>`, then the errors; exit 1 when any removal failed, as the
+/// Docker CLI does.
+pub(crate) fn render_docker(resp: &proto::RemoveImagesResponse) -> Report {
+    let mut stdout = String::new();
+    let mut errors = Vec::new();
+    for result in &resp.results {
+        if let Some(e) = &result.error {
+            errors.push(e.message.clone());
+            continue;
+        }
+        for record in &result.records {
+            match &record.record {
+                Some(proto::removal_record::Record::Untagged(name)) => {
+                    stdout.push_str(&format!("Untagged: {}\n", familiar(name)));
+                }
+                Some(proto::removal_record::Record::Deleted(id)) => {
+                    stdout.push_str(&format!("Deleted: {id}\n"));
+                }
+                None => {}
+            }
+        }
+    }
+    let code = i32::from(!errors.is_empty());
+    Report {
+        stdout,
+        errors,
+        code,
+    }
+}
+
+/// Docker's familiar form of a stored name: Docker Hub's `docker.io/library/` and
+/// `docker.io/` prefixes dropped.
+fn familiar(name: &str) -> &str {
+    name.strip_prefix("docker.io/library/")
+        .or_else(|| name.strip_prefix("docker.io/"))
+        .unwrap_or(name)
 }
 
 /// podman's output: every `Untagged: <name>` line, then every `Deleted: <64 hex>` line,
@@ -130,6 +172,33 @@ mod tests {
         );
         assert_eq!(report.errors, vec!["x: image not known"]);
         assert_eq!(report.code, 1);
+    }
+
+    #[test]
+    fn docker_mode_prints_records_in_order_with_familiar_names_and_exits_1() {
+        let id = format!("sha256:{}", "1".repeat(64));
+        let resp = proto::RemoveImagesResponse {
+            results: vec![
+                ok(&[
+                    Record::Untagged("docker.io/library/busybox:latest".into()),
+                    Record::Deleted(id.clone()),
+                ]),
+                ok(&[Record::Untagged("docker.io/me/app:1".into())]),
+                ok(&[Record::Untagged("localhost/a:1".into())]),
+                failed("CONFLICT", "conflict: unable to delete x"),
+            ],
+            exit_code: 125,
+            ..Default::default()
+        };
+        let report = render_docker(&resp);
+        assert_eq!(
+            report.stdout,
+            format!(
+                "Untagged: busybox:latest\nDeleted: {id}\nUntagged: me/app:1\nUntagged: localhost/a:1\n"
+            )
+        );
+        assert_eq!(report.code, 1);
+        assert_eq!(report.errors, ["conflict: unable to delete x"]);
     }
 
     fn args(refs: &[&str], all: bool) -> RmArgs {
