@@ -254,7 +254,7 @@ fn in_use_exits_2_and_force_removes_the_container() {
     run.ok();
     assert!(
         run.lines()
-            .contains(&format!("Deleted: sha256:{}", img.hex_id()).as_str()),
+            .contains(&format!("Deleted: {}", img.hex_id()).as_str()),
         "{run}"
     );
     assert!(snapshot(&d, &[]).images.is_empty());

@@ -1,10 +1,16 @@
 //! RemoveImage with the DOCKER policy (moby `ImageDelete`, SPEC §3.2).
 //!
-//! Hard conflicts (a child image, a running container) are never overridden; soft ones
-//! (a stopped or created container, other names) are overridden by force. Force never
-//! removes containers: when only stopped containers block a forced delete, the image loses
-//! its names but its record stays for those containers (like Docker's containerd store
-//! keeps a dangling record), so no `deleted` record is written.
+//! Hard conflicts (a running container) are never overridden; soft ones (a stopped or
+//! created container, other names) are overridden by force. Force never removes
+//! containers: when only stopped containers block a forced delete, the image loses its
+//! names but its record stays for those containers (like Docker's containerd store keeps a
+//! dangling record), so no `deleted` record is written.
+//!
+//! Parents: moby knows an image's parent only when a local build recorded it; `docker
+//! load` and `docker pull` record none, and imaged never builds. So under this policy no
+//! image has a parent or children, as on a real dockerd: a base its children share is
+//! deleted (its layers stay for them, `deleted` is recorded) and no parent is pruned
+//! (checked against dockerd 20.10 in `tests/e2e/docker_differential.rs`).
 
 use crate::engine::ops::RemoveOptions;
 use crate::engine::remove::errors::{self, DockerConflict};
@@ -57,16 +63,16 @@ pub(crate) fn remove(
         if p.image(&id).is_some_and(|i| !i.names.is_empty()) {
             return Ok(());
         }
-        return delete_helper(p, &id, opts.force, opts.no_prune, true);
+        return delete_helper(p, &id, opts.force, true);
     }
     // By ID (full, prefix, or a manifest list's instance).
     if single_reference(&img.names) {
-        if let Some(c) = conflict(p, img, true, !opts.force, false) {
+        if let Some(c) = conflict(p, img, !opts.force, false) {
             return Err(errors::docker_conflict(img, c));
         }
         p.untag(&id, &img.names)?;
     }
-    delete_helper(p, &id, opts.force, opts.no_prune, false)
+    delete_helper(p, &id, opts.force, false)
 }
 
 /// Docker's `isSingleReference`: one tag at most, and every name in that tag's repository
@@ -96,26 +102,17 @@ pub(crate) fn single_reference(names: &[String]) -> bool {
     digest_repos.len() == 1 && digest_repos[0] == single
 }
 
-/// The first conflict of `img` (moby's order: children, running, references, stopped).
+/// The first conflict of `img` (moby's order: running, references, stopped; moby's
+/// "dependent child images" cannot happen here, see the module docs).
 fn conflict<'a>(
     p: &'a Planner<'_>,
     img: &'a Image,
-    hard: bool,
     stopped: bool,
     references: bool,
 ) -> Option<DockerConflict<'a>> {
     let users: &'a [std::sync::Arc<Container>] = p.containers_of(&img.id);
-    if hard {
-        if p.rel.has_children(p.work(), img) {
-            let child = p
-                .work()
-                .images()
-                .find(|c| crate::graph::tree::is_parent(img, c));
-            return Some(DockerConflict::Children(child.map_or(img, |c| c.as_ref())));
-        }
-        if let Some(c) = users.iter().find(|c| c.state == ContainerState::Running) {
-            return Some(DockerConflict::Running(c));
-        }
+    if let Some(c) = users.iter().find(|c| c.state == ContainerState::Running) {
+        return Some(DockerConflict::Running(c));
     }
     if references && !img.names.is_empty() {
         return Some(DockerConflict::References);
@@ -127,18 +124,13 @@ fn conflict<'a>(
 }
 
 /// moby's `imageDeleteHelper`: conflicts (soft ones only without force), then every
-/// remaining name, the image, and its parents quietly. `quiet`: a conflict is no error.
-fn delete_helper(
-    p: &mut Planner<'_>,
-    id: &ImageId,
-    force: bool,
-    no_prune: bool,
-    quiet: bool,
-) -> Result<()> {
+/// remaining name and the image (no parent: see the module docs). `quiet`: a conflict is
+/// no error.
+fn delete_helper(p: &mut Planner<'_>, id: &ImageId, force: bool, quiet: bool) -> Result<()> {
     let Some(img) = p.image(id) else {
         return Ok(());
     };
-    if let Some(c) = conflict(p, &img, true, !force, !force) {
+    if let Some(c) = conflict(p, &img, !force, !force) {
         return if quiet {
             Ok(())
         } else {
@@ -149,11 +141,7 @@ fn delete_helper(
         // Forced past stopped containers: names go, the record stays for them.
         return p.untag(id, &img.names);
     }
-    let parent = p.rel.parent(p.work(), &img);
-    p.delete(id, None)?;
-    if !no_prune {
-        p.prune_parents(parent)?;
-    }
+    p.delete_recorded(id, None)?;
     Ok(())
 }
 

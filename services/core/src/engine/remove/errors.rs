@@ -132,9 +132,8 @@ pub(crate) fn docker_repository_conflict(input: &str, img: &Image, c: &Container
 /// What blocks a Docker-policy delete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DockerConflict<'a> {
-    /// Hard: a child image.
-    Children(&'a Image),
-    /// Hard: a running container.
+    /// Hard: a running container. (Docker's other hard conflict, a child image, needs a
+    /// parent a build recorded: never the case here, see `remove::docker`.)
     Running(&'a Container),
     /// Soft: other names.
     References,
@@ -145,7 +144,6 @@ pub(crate) enum DockerConflict<'a> {
 /// Docker's `conflict: unable to delete <id> (cannot be forced|must be forced) - …`.
 pub(crate) fn docker_conflict(img: &Image, c: DockerConflict<'_>) -> Error {
     let (hard, why) = match c {
-        DockerConflict::Children(_) => (true, "image has dependent child images".to_owned()),
         DockerConflict::Running(x) => (
             true,
             format!("image is being used by running container {}", short(&x.id)),
@@ -173,13 +171,6 @@ pub(crate) fn docker_conflict(img: &Image, c: DockerConflict<'_>) -> Error {
     )
     .with_meta("image_id", img.id.to_string());
     match c {
-        DockerConflict::Children(child) => e
-            .with_meta("child_ids", child.id.to_string())
-            .with_violation(
-                "CHILD_IMAGE",
-                child.id.to_string(),
-                "a child image uses its layers",
-            ),
         DockerConflict::Running(x) | DockerConflict::Stopped(x) => with_containers(e, img, &[x]),
         DockerConflict::References => {
             let mut e = e.with_meta("names", img.names.join(","));

@@ -184,6 +184,18 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
+    /// Deletes image `id` like [`Planner::delete`], always recording `deleted` (Docker's
+    /// records: its images have no children; shared layers simply stay).
+    pub(crate) fn delete_recorded(&mut self, id: &ImageId, first: Option<&str>) -> Result<()> {
+        if !self.delete(id, first)? {
+            self.plan.records.push(Record::Deleted(*id));
+            self.plan
+                .events
+                .push((EventKind::Delete, *id, String::new()));
+        }
+        Ok(())
+    }
+
     /// Deletes image `id` (its containers must be gone): `untagged` for each name (`first`
     /// leading), then `deleted` unless children still use its layers. Returns whether a
     /// `deleted` record was written.
