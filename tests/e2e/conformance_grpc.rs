@@ -289,6 +289,7 @@ async fn perform(
                     dry_run,
                     platform: pb_platform(opts.platform.as_ref()),
                     lookup_manifest: opts.lookup_manifest,
+                    external: opts.external,
                 };
                 match client.remove_image(req).await {
                     Ok(rep) => {
@@ -316,6 +317,7 @@ async fn perform(
                 dry_run,
                 platform: pb_platform(b.opts.platform.as_ref()),
                 lookup_manifest: b.opts.lookup_manifest,
+                external: b.opts.external,
             };
             Observed::Batch(match client.remove_images(req).await {
                 Ok(resp) => {

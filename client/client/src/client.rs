@@ -114,6 +114,7 @@ impl Client {
     ) -> Result<pb::InspectImageResponse, ClientError> {
         let req = pb::InspectImageRequest {
             reference: reference.to_owned(),
+            ..pb::InspectImageRequest::default()
         };
         Ok(self.images.clone().inspect_image(req).await?.into_inner())
     }

@@ -429,6 +429,7 @@ async fn message_size_limit_applies() {
     let err = c
         .inspect_image(pb::InspectImageRequest {
             reference: big.clone(),
+            ..Default::default()
         })
         .await
         .expect_err("over the limit");

@@ -159,13 +159,14 @@ impl Registry {
     }
 
     fn push_from(&self, transport: &str, archive: &[u8], repo_tag: &str, all: bool) -> Digest {
-        let path: PathBuf = self.dir.path().join(format!(
-            "push-{}.tar",
-            Digest::of(archive).hex().get(..12).unwrap_or("x")
-        ));
-        std::fs::File::create(&path)
-            .and_then(|mut f| f.write_all(archive))
-            .expect("write archive");
+        // A file of its own: two pushes of one archive may run at the same time.
+        let mut file = tempfile::Builder::new()
+            .prefix("push-")
+            .suffix(".tar")
+            .tempfile_in(self.dir.path())
+            .expect("archive file");
+        file.write_all(archive).expect("write archive");
+        let path: PathBuf = file.path().to_owned();
         let dest = format!("docker://{}/{repo_tag}", self.addr);
         let mut cmd = Command::new("skopeo");
         cmd.args(["copy", "--quiet", "--dest-tls-verify=false"]);
@@ -180,7 +181,7 @@ impl Registry {
             .arg(&dest)
             .output()
             .expect("skopeo (apt-get install skopeo)");
-        let _ = std::fs::remove_file(&path);
+        drop(file);
         assert!(
             out.status.success(),
             "skopeo copy to {dest}: {}",

@@ -35,6 +35,8 @@ pub(crate) async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failur
         // podman rmi has neither: the daemon's platform, instances by name.
         platform: None,
         lookup_manifest: false,
+        // podman rmi -f removes external containers too; without -f it does not.
+        external: false,
     };
     let resp = client
         .remove_images(req)

@@ -22,7 +22,7 @@ use crate::engine::token::PageToken;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filter::{self, Filters};
 use crate::graph::tree::{Tree, compare};
-use crate::reference::resolve::resolve;
+use crate::reference::resolve::{Lookup, resolve_with};
 use crate::reference::split_stored;
 
 /// Default page size.
@@ -140,8 +140,14 @@ impl Engine {
 
     /// InspectImage.
     pub fn inspect(&self, reference: &str) -> Result<ImageDetails> {
+        self.inspect_with(reference, &Lookup::default())
+    }
+
+    /// InspectImage with per-request lookup options (a manifest list's platform, or the
+    /// list itself).
+    pub fn inspect_with(&self, reference: &str, lookup: &Lookup) -> Result<ImageDetails> {
         let view = self.view();
-        let resolved = resolve(&view, &self.config, reference)?;
+        let resolved = resolve_with(&view, &self.config, reference, lookup)?;
         let pinned = &self.pinned;
         if let Some(tree) = self.trees.peek(&view)
             && let Some(i) = tree.index_of(&resolved.image.id)

@@ -164,6 +164,9 @@ pub struct RemoveOptions {
     /// libimage's `LookupManifest`: the reference must name a manifest list, and the list
     /// itself is removed.
     pub lookup_manifest: bool,
+    /// libimage's `ExternalContainers` (PODMAN policy, without force): external container
+    /// records using the image are removed with it; any other container still blocks.
+    pub external: bool,
 }
 
 /// RemoveImages parameters (libimage's `RemoveImages`): what to remove — `references`
@@ -192,6 +195,8 @@ pub struct RemoveImagesOptions {
     pub platform: Option<crate::model::Platform>,
     /// As [`RemoveOptions::lookup_manifest`].
     pub lookup_manifest: bool,
+    /// As [`RemoveOptions::external`].
+    pub external: bool,
 }
 
 /// What one removal of a batch did.

@@ -210,6 +210,7 @@ pub(crate) fn remove_options(req: pb::RemoveImageRequest) -> Result<ops::RemoveO
         dry_run: req.dry_run,
         platform: super::transfer::platform(req.platform),
         lookup_manifest: req.lookup_manifest,
+        external: req.external,
     })
 }
 
@@ -251,6 +252,7 @@ pub(crate) fn remove_images_options(
         dry_run: req.dry_run,
         platform: super::transfer::platform(req.platform),
         lookup_manifest: req.lookup_manifest,
+        external: req.external,
     })
 }
 

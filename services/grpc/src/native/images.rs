@@ -51,7 +51,11 @@ impl ImageService for ImageApi {
     ) -> Result<Response<pb::InspectImageResponse>, Status> {
         self.ctx
             .unary(m::INSPECT_IMAGE, request, |engine, req, _| {
-                let details = engine.inspect(&req.reference)?;
+                let lookup = imaged_core::reference::resolve::Lookup {
+                    platform: super::transfer::platform(req.platform),
+                    manifest: req.lookup_manifest,
+                };
+                let details = engine.inspect_with(&req.reference, &lookup)?;
                 // The config JSON stays in its blob (the image ID is its digest).
                 let raw = if details.summary.is_manifest_list {
                     None

@@ -77,6 +77,27 @@ pub(super) fn cases() -> Vec<Case> {
     );
     v.push(
         case(
+            "podman: RemoveImages with external removes external containers only",
+            "libimage RemoveImagesOptions.ExternalContainers",
+        )
+        .image("i", img("i").name(A))
+        .image("j", img("j").name(J))
+        .ext("build1", "i", Stopped)
+        .ctr("ctr1", "j", Stopped)
+        .rm_batch(
+            vec![t("a"), t(J)],
+            RemoveOptions {
+                external: true,
+                ..rm_opts(Policy::Podman, false)
+            },
+        )
+        .batch(vec![Ok(vec![U(A), D("i")]), Err("IMAGE_IN_USE")])
+        .removed(&["build1"])
+        .containers(&["ctr1"])
+        .remaining(&["j"]),
+    );
+    v.push(
+        case(
             "podman: RemoveImages by filter removes the selected images whole",
             "SPEC §3.3, libimage RemoveImages (filters)",
         )

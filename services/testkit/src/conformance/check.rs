@@ -384,6 +384,7 @@ pub fn execute(engine: &Engine, case: &Case, fixture: &Fixture, dry_run: bool) -
                 dry_run,
                 platform: b.opts.platform.clone(),
                 lookup_manifest: b.opts.lookup_manifest,
+                external: b.opts.external,
             };
             Observed::Batch(
                 engine

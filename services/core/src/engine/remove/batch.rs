@@ -48,6 +48,7 @@ impl Engine {
             dry_run: opts.dry_run,
             platform: opts.platform.clone(),
             lookup_manifest: opts.lookup_manifest,
+            external: opts.external,
         };
         let targets: Vec<(String, Option<ImageId>)> = if opts.references.is_empty() {
             selected

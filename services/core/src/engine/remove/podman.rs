@@ -39,7 +39,7 @@ pub(crate) fn remove(p: &mut Planner<'_>, r: &Resolved, opts: &RemoveOptions) ->
             first = Some(name);
         }
     }
-    remove_whole(p, &img.id, first, opts.force, opts.no_prune)
+    remove_whole_external(p, &img.id, first, opts)
 }
 
 /// Plans the removal of an image a RemoveImages filter selected: the whole image
@@ -52,7 +52,37 @@ pub(crate) fn remove_selected(
     if img.read_only {
         return Err(errors::read_only(img));
     }
-    remove_whole(p, &img.id, None, opts.force, opts.no_prune)
+    remove_whole_external(p, &img.id, None, opts)
+}
+
+/// [`remove_whole`] with libimage's `ExternalContainers` (`opts.external`, without
+/// force): containers that are all external (build containers, another engine's) are
+/// removed with the image; a non-external one refuses the removal.
+fn remove_whole_external(
+    p: &mut Planner<'_>,
+    id: &ImageId,
+    first: Option<&str>,
+    opts: &RemoveOptions,
+) -> Result<()> {
+    if opts.external
+        && !opts.force
+        && let Some(img) = p.image(id)
+    {
+        let users = p.containers_of(id);
+        if let Some(c) = users.iter().find(|c| !c.external) {
+            let refs: Vec<_> = users.iter().map(AsRef::as_ref).collect();
+            let mut e = errors::in_use(&img, &refs);
+            e.message = format!(
+                "cannot remove container {}: not an external container",
+                c.id
+            );
+            return Err(e);
+        }
+        if !users.is_empty() {
+            p.remove_containers(id)?;
+        }
+    }
+    remove_whole(p, id, first, opts.force, opts.no_prune)
 }
 
 /// Removes a whole image: containers (force), the image, then its dangling parents.
