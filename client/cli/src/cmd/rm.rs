@@ -48,29 +48,36 @@ pub(crate) async fn run(client: &Client, args: &RmArgs) -> Result<Report, Failur
     })
 }
 
+/// Calls `on_record` with every record of the successful removals, in order, and gives
+/// the failed removals' messages.
+fn walk(
+    resp: &proto::RemoveImagesResponse,
+    mut on_record: impl FnMut(&proto::removal_record::Record),
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    for result in &resp.results {
+        match &result.error {
+            Some(e) => errors.push(e.message.clone()),
+            None => result
+                .records
+                .iter()
+                .filter_map(|r| r.record.as_ref())
+                .for_each(&mut on_record),
+        }
+    }
+    errors
+}
+
 /// `docker rmi`'s output: the records in order, `Untagged: <familiar name>` and
 /// `Deleted: sha256:<hex>`, then the errors; exit 1 when any removal failed, as the
 /// Docker CLI does.
 pub(crate) fn render_docker(resp: &proto::RemoveImagesResponse) -> Report {
+    use proto::removal_record::Record;
     let mut stdout = String::new();
-    let mut errors = Vec::new();
-    for result in &resp.results {
-        if let Some(e) = &result.error {
-            errors.push(e.message.clone());
-            continue;
-        }
-        for record in &result.records {
-            match &record.record {
-                Some(proto::removal_record::Record::Untagged(name)) => {
-                    stdout.push_str(&format!("Untagged: {}\n", familiar(name)));
-                }
-                Some(proto::removal_record::Record::Deleted(id)) => {
-                    stdout.push_str(&format!("Deleted: {id}\n"));
-                }
-                None => {}
-            }
-        }
-    }
+    let errors = walk(resp, |record| match record {
+        Record::Untagged(name) => stdout.push_str(&format!("Untagged: {}\n", familiar(name))),
+        Record::Deleted(id) => stdout.push_str(&format!("Deleted: {id}\n")),
+    });
     let code = i32::from(!errors.is_empty());
     Report {
         stdout,
@@ -90,26 +97,13 @@ fn familiar(name: &str) -> &str {
 /// podman's output: every `Untagged: <name>` line, then every `Deleted: <64 hex>` line,
 /// then the errors; podman's exit code as the daemon computed it.
 pub(crate) fn render(resp: &proto::RemoveImagesResponse) -> Report {
+    use proto::removal_record::Record;
     let mut untagged = String::new();
     let mut deleted = String::new();
-    let mut errors = Vec::new();
-    for result in &resp.results {
-        if let Some(e) = &result.error {
-            errors.push(e.message.clone());
-            continue;
-        }
-        for record in &result.records {
-            match &record.record {
-                Some(proto::removal_record::Record::Untagged(name)) => {
-                    untagged.push_str(&format!("Untagged: {name}\n"));
-                }
-                Some(proto::removal_record::Record::Deleted(id)) => {
-                    deleted.push_str(&format!("Deleted: {}\n", bare_id(id)));
-                }
-                None => {}
-            }
-        }
-    }
+    let errors = walk(resp, |record| match record {
+        Record::Untagged(name) => untagged.push_str(&format!("Untagged: {name}\n")),
+        Record::Deleted(id) => deleted.push_str(&format!("Deleted: {}\n", bare_id(id))),
+    });
     Report {
         stdout: untagged + &deleted,
         errors,
