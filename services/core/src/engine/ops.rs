@@ -180,23 +180,9 @@ pub struct RemoveImagesOptions {
     pub filters: Vec<String>,
     /// With no references and no filters: every image (`rmi --all`).
     pub all: bool,
-    /// Force (policy-dependent meaning).
-    pub force: bool,
-    /// Keep dangling parents.
-    pub no_prune: bool,
-    /// Unknown reference → OK with no records.
-    pub ignore_missing: bool,
-    /// Rules.
-    pub policy: Policy,
-    /// Change nothing; report what the batch would do, each removal seeing the ones
-    /// before it.
-    pub dry_run: bool,
-    /// As [`RemoveOptions::platform`].
-    pub platform: Option<crate::model::Platform>,
-    /// As [`RemoveOptions::lookup_manifest`].
-    pub lookup_manifest: bool,
-    /// As [`RemoveOptions::external`].
-    pub external: bool,
+    /// The options of each removal (its `reference` is ignored). With `dry_run`, each
+    /// removal sees the ones before it and nothing changes.
+    pub each: RemoveOptions,
 }
 
 /// What one removal of a batch did.

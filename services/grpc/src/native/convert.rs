@@ -237,22 +237,27 @@ pub(crate) fn remove_report(r: ops::RemoveReport) -> pb::RemoveImageResponse {
     }
 }
 
-/// RemoveImages request → [`ops::RemoveImagesOptions`].
+/// RemoveImages request → [`ops::RemoveImagesOptions`] (each removal's options as
+/// RemoveImage's).
 pub(crate) fn remove_images_options(
     req: pb::RemoveImagesRequest,
 ) -> Result<ops::RemoveImagesOptions, Error> {
-    Ok(ops::RemoveImagesOptions {
-        policy: policy(req.policy)?,
-        references: req.references,
-        filters: req.filters,
-        all: req.all,
+    let each = remove_options(pb::RemoveImageRequest {
+        reference: String::new(),
         force: req.force,
         no_prune: req.no_prune,
         ignore_missing: req.ignore_missing,
+        policy: req.policy,
         dry_run: req.dry_run,
-        platform: super::transfer::platform(req.platform),
+        platform: req.platform,
         lookup_manifest: req.lookup_manifest,
         external: req.external,
+    })?;
+    Ok(ops::RemoveImagesOptions {
+        references: req.references,
+        filters: req.filters,
+        all: req.all,
+        each,
     })
 }
 

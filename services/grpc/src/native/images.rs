@@ -106,7 +106,7 @@ impl ImageService for ImageApi {
                 for o in &report.outcomes {
                     match &o.result {
                         Ok(r) => tracing::info!(caller = %call.caller, reference = %o.reference,
-                            policy = ?opts.policy, force = opts.force, dry_run = opts.dry_run,
+                            policy = ?opts.each.policy, force = opts.each.force, dry_run = opts.each.dry_run,
                             records = ?r.records, removed_containers = ?r.removed_containers,
                             reclaimed_bytes = r.reclaimed_bytes, "image removed"),
                         Err(e) => tracing::info!(caller = %call.caller, reference = %o.reference,

@@ -377,14 +377,10 @@ pub fn execute(engine: &Engine, case: &Case, fixture: &Fixture, dry_run: bool) -
                 references: b.refs.iter().map(expand).collect(),
                 filters: b.filters.clone(),
                 all: b.all,
-                force: b.opts.force,
-                no_prune: b.opts.no_prune,
-                ignore_missing: b.opts.ignore_missing,
-                policy: b.opts.policy,
-                dry_run,
-                platform: b.opts.platform.clone(),
-                lookup_manifest: b.opts.lookup_manifest,
-                external: b.opts.external,
+                each: RemoveOptions {
+                    dry_run,
+                    ..b.opts.clone()
+                },
             };
             Observed::Batch(
                 engine

@@ -41,14 +41,7 @@ impl Engine {
         };
         let one = |reference: &str| RemoveOptions {
             reference: reference.to_owned(),
-            force: opts.force,
-            no_prune: opts.no_prune,
-            ignore_missing: opts.ignore_missing,
-            policy: opts.policy,
-            dry_run: opts.dry_run,
-            platform: opts.platform.clone(),
-            lookup_manifest: opts.lookup_manifest,
-            external: opts.external,
+            ..opts.each.clone()
         };
         let targets: Vec<(String, Option<ImageId>)> = if opts.references.is_empty() {
             selected
