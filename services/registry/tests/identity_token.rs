@@ -6,7 +6,9 @@
 //! file) go through; a wrong one answers REGISTRY_UNAUTHORIZED without repeating it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,13 +16,14 @@ use std::thread::JoinHandle;
 
 use imaged_core::error::ErrorKind;
 use imaged_core::transfer::{
-    Cancel, Credentials, PullOutcome, PullPolicy, PullRequest, PushRequest, Registry, TransferEvent,
+    Cancel, Credentials, PullPolicy, PullRequest, PushRequest, Registry, TransferEvent,
 };
-use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
 use imaged_registry::conf::Env;
 use imaged_registry::{Options, RegistryClient};
-use imaged_testkit::archive::{ArchiveOptions, SynthImage, oci_archive_with};
+use imaged_testkit::archive::{SynthImage, oci_archive_with};
 use imaged_testkit::registry::Registry as TestRegistry;
+
+use support::{client, gz, header, mem_engine, pull, read_head};
 
 /// The identity token the proxy's token service accepts.
 const GOOD: &str = "idtok-good-5f1c";
@@ -28,32 +31,6 @@ const GOOD: &str = "idtok-good-5f1c";
 const WRONG: &str = "idtok-wrong-93ab";
 /// The `service` of the proxy's challenge.
 const SERVICE: &str = "imaged-test";
-
-fn gz() -> ArchiveOptions {
-    ArchiveOptions {
-        gzip_layers: true,
-        ..ArchiveOptions::default()
-    }
-}
-
-fn client(hosts: &[&str]) -> RegistryClient {
-    RegistryClient::new(Options {
-        insecure_registries: hosts.iter().map(|h| (*h).to_owned()).collect(),
-        ..Options::default()
-    })
-    .unwrap()
-}
-
-fn mem_engine() -> (Engine, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::new());
-    (
-        Engine::new(
-            Arc::clone(&store) as Arc<dyn Store>,
-            EngineConfig::default(),
-        ),
-        store,
-    )
-}
 
 fn req(reference: &str, identity_token: Option<&str>) -> PullRequest {
     PullRequest {
@@ -69,10 +46,6 @@ fn token_creds(identity_token: &str) -> Credentials {
         identity_token: identity_token.to_owned(),
         ..Credentials::default()
     }
-}
-
-fn pull(c: &RegistryClient, e: &Engine, r: &PullRequest) -> imaged_core::Result<PullOutcome> {
-    c.pull(e, r, &mut |_| {}, &Cancel::new())
 }
 
 /// A registry with `app:1` in it, and the image's manifest digest.
@@ -196,24 +169,6 @@ impl Drop for TokenProxy {
             let _ = h.join();
         }
     }
-}
-
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 || line == "\r\n" {
-            return Ok(lines);
-        }
-        lines.push(line);
-    }
-}
-
-fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
-    head.iter().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
 }
 
 fn respond(w: &mut impl Write, status: &str, extra: &str, body: &str) -> std::io::Result<()> {

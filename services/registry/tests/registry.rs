@@ -4,7 +4,9 @@
 //! proxy → DIGEST_MISMATCH with nothing stored, and a push that skopeo agrees with.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
@@ -14,36 +16,11 @@ use imaged_core::model::Platform;
 use imaged_core::transfer::{
     Cancel, PullPolicy, PullRequest, PushRequest, Registry, TransferEvent,
 };
-use imaged_core::{Engine, EngineConfig, MemoryStore, Store};
-use imaged_registry::{Options, RegistryClient};
-use imaged_testkit::archive::{ArchiveOptions, SynthImage, oci_archive_with, oci_index_archive};
+use imaged_core::{Engine, EngineConfig, Store};
+use imaged_testkit::archive::{SynthImage, oci_archive_with, oci_index_archive};
 use imaged_testkit::registry::Registry as TestRegistry;
 
-fn gz() -> ArchiveOptions {
-    ArchiveOptions {
-        gzip_layers: true,
-        ..ArchiveOptions::default()
-    }
-}
-
-fn client(hosts: &[&str]) -> RegistryClient {
-    RegistryClient::new(Options {
-        insecure_registries: hosts.iter().map(|h| (*h).to_owned()).collect(),
-        ..Options::default()
-    })
-    .unwrap()
-}
-
-fn mem_engine() -> (Engine, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::new());
-    (
-        Engine::new(
-            Arc::clone(&store) as Arc<dyn Store>,
-            EngineConfig::default(),
-        ),
-        store,
-    )
-}
+use support::{client, gz, header, mem_engine, pull, read_head};
 
 fn req(reference: &str) -> PullRequest {
     PullRequest {
@@ -51,14 +28,6 @@ fn req(reference: &str) -> PullRequest {
         policy: PullPolicy::Always,
         ..PullRequest::default()
     }
-}
-
-fn pull(
-    c: &RegistryClient,
-    e: &Engine,
-    r: &PullRequest,
-) -> imaged_core::Result<imaged_core::transfer::PullOutcome> {
-    c.pull(e, r, &mut |_| {}, &Cancel::new())
 }
 
 /// The blob digests (config, layers) of a manifest.
@@ -305,20 +274,6 @@ fn proxy(upstream: String, target: Digest, fault: Fault) -> String {
     addr
 }
 
-fn read_head(r: &mut impl BufRead) -> std::io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line)? == 0 {
-            return Ok(lines);
-        }
-        if line == "\r\n" {
-            return Ok(lines);
-        }
-        lines.push(line);
-    }
-}
-
 fn relay(client: TcpStream, upstream: &str, target: Digest, fault: &Fault) -> std::io::Result<()> {
     let up = TcpStream::connect(upstream)?;
     let mut cr = BufReader::new(client.try_clone()?);
@@ -338,13 +293,8 @@ fn relay(client: TcpStream, upstream: &str, target: Digest, fault: &Fault) -> st
         }
         uw.write_all(b"\r\n")?;
         let resp = read_head(&mut ur)?;
-        let len: usize = resp
-            .iter()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse().ok())?
-            })
+        let len: usize = header(&resp, "content-length")
+            .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         for l in &resp {
             cw.write_all(l.as_bytes())?;
