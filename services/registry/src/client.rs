@@ -749,15 +749,12 @@ blocked = true
         assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e:?}");
     }
 
-    #[test]
-    fn stored_credentials_are_used_where_the_request_has_none() {
+    /// A client whose stored credentials are `auth_json` (`$REGISTRY_AUTH_FILE`), and the
+    /// directory holding it.
+    fn client_with_auth_file(auth_json: &str) -> (tempfile::TempDir, RegistryClient) {
         let d = tempfile::tempdir().unwrap();
         let file = d.path().join("auth.json");
-        std::fs::write(
-            &file,
-            r#"{"auths":{"r.example":{"auth":"dXNlcjpwYXNz"},"m.example":{"auth":"bTpw"}}}"#,
-        )
-        .unwrap();
+        std::fs::write(&file, auth_json).unwrap();
         let c = RegistryClient::new(Options {
             env: Some(
                 Env::new(d.path(), d.path())
@@ -766,6 +763,14 @@ blocked = true
             ..Options::default()
         })
         .unwrap();
+        (d, c)
+    }
+
+    #[test]
+    fn stored_credentials_are_used_where_the_request_has_none() {
+        let (_d, c) = client_with_auth_file(
+            r#"{"auths":{"r.example":{"auth":"dXNlcjpwYXNz"},"m.example":{"auth":"bTpw"}}}"#,
+        );
         let basic = |u: &str, p: &str| RegistryAuth::Basic(u.into(), p.into());
         let auth = |given: Option<&Credentials>, named: &str, host: &str| {
             let target = Target {
@@ -814,21 +819,8 @@ blocked = true
     /// with only `identitytoken`), so that the exchange gets it.
     #[test]
     fn identity_tokens_alone_are_chosen() {
-        let d = tempfile::tempdir().unwrap();
-        let file = d.path().join("auth.json");
-        std::fs::write(
-            &file,
-            r#"{"auths":{"t.example":{"identitytoken":"stored-it"}}}"#,
-        )
-        .unwrap();
-        let c = RegistryClient::new(Options {
-            env: Some(
-                Env::new(d.path(), d.path())
-                    .with_var("REGISTRY_AUTH_FILE", file.display().to_string()),
-            ),
-            ..Options::default()
-        })
-        .unwrap();
+        let (_d, c) =
+            client_with_auth_file(r#"{"auths":{"t.example":{"identitytoken":"stored-it"}}}"#);
         let found = c
             .credentials(None, "t.example", "t.example", "app")
             .unwrap()
