@@ -179,6 +179,14 @@ impl Image {
             })
     }
 
+    /// The size ListImages shows: the store's own figure when it has one (podman's
+    /// `ImageSize`), else the bytes of every blob, each once. (The listing tree computes
+    /// it fused with the shared bytes, in the same pass.)
+    pub fn size(&self) -> u64 {
+        self.stored_size
+            .unwrap_or_else(|| self.blobs().map(|b| b.size).sum())
+    }
+
     /// Diff IDs of the layers, base first.
     pub fn diff_ids(&self) -> impl Iterator<Item = Digest> + '_ {
         self.layers.iter().map(|l| l.diff_id)

@@ -299,6 +299,7 @@ impl Tree {
                 }
             });
             work::add(img.layers.len() as u64 + 2);
+            // `Image::size`, computed in this pass.
             size.push(img.stored_size.unwrap_or(s));
             shared.push(sh);
         }

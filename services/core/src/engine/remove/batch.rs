@@ -110,8 +110,5 @@ impl Engine {
 
 /// The size ListImages shows for image `id` of `view` (0 when it is not there).
 pub(crate) fn image_size(view: &crate::catalog::Catalog, id: &ImageId) -> u64 {
-    view.image(id).map_or(0, |img| {
-        img.stored_size
-            .unwrap_or_else(|| img.blobs().map(|b| b.size).sum())
-    })
+    view.image(id).map_or(0, |img| img.size())
 }
