@@ -173,29 +173,31 @@ fn unknown_references_exit_1_unless_ignored() {
     assert!(run.stdout.is_empty(), "{run}");
 }
 
-/// A memory daemon serving Prometheus metrics on a free loopback port, and that port.
-fn memory_with_metrics() -> (Daemon, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+/// A memory daemon serving Prometheus metrics on a loopback port the kernel picks, and
+/// that address (from the daemon's `metrics on http://ADDR/metrics` line, logged before it
+/// is ready).
+fn memory_with_metrics() -> (Daemon, String) {
     let d = Daemon::start_custom(
         "memory",
         imaged_tests::daemon::Custom {
             args: Vec::new(),
-            env: vec![(
-                "IMAGED_METRICS_LISTEN".into(),
-                format!("127.0.0.1:{port}").into(),
-            )],
+            env: vec![("IMAGED_METRICS_LISTEN".into(), "127.0.0.1:0".into())],
         },
     );
-    (d, port)
+    let log = d.log();
+    let addr = log
+        .split("metrics on http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("no metrics address in the daemon's log:\n{log}"))
+        .to_owned();
+    (d, addr)
 }
 
 /// The daemon's `imaged_grpc_requests_total` lines for `method`.
-fn calls_of(port: u16, method: &str) -> Vec<String> {
+fn calls_of(addr: &str, method: &str) -> Vec<String> {
     use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics endpoint");
+    let mut conn = std::net::TcpStream::connect(addr).expect("metrics endpoint");
     conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .expect("request");
     let mut body = String::new();
@@ -229,10 +231,10 @@ fn several_references_are_removed_in_order() {
     );
     assert_eq!(snapshot(&d, &[]).hex_ids(), [other.hex_id()]);
     // One RemoveImages call for the three references, no RemoveImage.
-    let batch = calls_of(metrics, "RemoveImages");
+    let batch = calls_of(&metrics, "RemoveImages");
     assert_eq!(batch.len(), 1, "{batch:?}");
     assert!(batch[0].ends_with("grpc_code=\"OK\"} 1"), "{batch:?}");
-    assert_eq!(calls_of(metrics, "RemoveImage"), Vec::<String>::new());
+    assert_eq!(calls_of(&metrics, "RemoveImage"), Vec::<String>::new());
 }
 
 #[test]
