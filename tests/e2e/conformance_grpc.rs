@@ -400,6 +400,7 @@ fn records(recs: &[pb::RemovalRecord]) -> Result<Vec<Record>, String> {
         .map(|r| match &r.record {
             Some(R::Untagged(n)) => Ok(Record::Untagged(n.clone())),
             Some(R::Deleted(id)) => digest(id).map(Record::Deleted),
+            Some(R::DeletedLayer(chain)) => digest(chain).map(Record::DeletedLayer),
             None => Err("an empty removal record".to_owned()),
         })
         .collect()

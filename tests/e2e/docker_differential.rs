@@ -113,23 +113,23 @@ impl<'a> Both<'a> {
         v
     }
 
-    /// `docker <args>` and `imagectl <imagectl_args>`: both answers, Docker's `Deleted:`
-    /// lines of released layers (IDs that were no image before the step) set aside.
+    /// `docker <args>` and `imagectl <imagectl_args>`: both answers, and how many of
+    /// Docker's `Deleted:` lines name released layers (IDs that were no image before).
     fn run(&self, docker_args: &[&str], imagectl_args: &[&str]) -> (Answer, Answer, usize) {
         let images: Vec<String> = self.docker_state().into_iter().map(|(id, _)| id).collect();
         let out = self.docker.docker(docker_args);
-        let mut docker = answer(
+        let docker = answer(
             &String::from_utf8_lossy(&out.stdout),
             &String::from_utf8_lossy(&out.stderr),
             out.status.code().unwrap_or(-1),
             "Error response from daemon: ",
         );
-        let before = docker.lines.len();
-        docker.lines.retain(|l| {
-            l.strip_prefix("Deleted: sha256:")
-                .is_none_or(|hex| images.iter().any(|i| i == hex))
-        });
-        let layers = before - docker.lines.len();
+        let layers = docker
+            .lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("Deleted: sha256:"))
+            .filter(|hex| !images.iter().any(|i| i == hex))
+            .count();
         let run: Run = self.d.imagectl(imagectl_args);
         let ours = answer(&run.stdout, &run.stderr, run.code(), "Error: ");
         (docker, ours, layers)
@@ -156,8 +156,8 @@ impl<'a> Both<'a> {
 fn docker_policy_against_dockerd() {
     let docker = Dockerd::start().unwrap_or_else(|e| panic!("private dockerd: {e}"));
 
-    // Names: a name of two untags; the last name deletes the image (and Docker its
-    // released layers, which imaged does not print).
+    // Names: a name of two untags; the last name deletes the image and releases its
+    // layer (one `Deleted:` line per released layer on both sides).
     let two = ImageSpec::new("dk-two")
         .named("localhost/dk/two:1")
         .named("localhost/dk/two:2");
@@ -172,10 +172,7 @@ fn docker_policy_against_dockerd() {
         &["rm", "--policy", "docker", "localhost/dk/two:2"],
     );
     assert_eq!(ours, docker_rm);
-    assert!(
-        layers >= 1,
-        "Docker prints its released layers: {docker_rm:?}"
-    );
+    assert_eq!(layers, 1, "Docker prints its released layer: {docker_rm:?}");
     assert_eq!(b.imaged_state(), b.docker_state());
 
     // By ID with names in two repositories: a soft conflict without force; with force
@@ -316,4 +313,24 @@ fn docker_policy_against_dockerd() {
     );
     assert_eq!(a.code, 0);
     assert!(b.imaged_state().is_empty());
+
+    // Two siblings on a base layer neither deletion shares with the other's top: the
+    // first releases its top layer only, the second its top and the base (chain IDs, top
+    // first, on both sides).
+    let left = base.child("dk-left").named("localhost/dk/left:1");
+    let right = base.child("dk-right").named("localhost/dk/right:1");
+    let b = Both::new(&docker, &[left.clone(), right.clone()]);
+    let (docker_rm, ours, layers) = b.run(
+        &["rmi", "localhost/dk/left:1"],
+        &["rm", "--policy", "docker", "localhost/dk/left:1"],
+    );
+    assert_eq!(ours, docker_rm);
+    assert_eq!(layers, 1, "{docker_rm:?}");
+    let (docker_rm, ours, layers) = b.run(
+        &["rmi", &right.hex_id()],
+        &["rm", "--policy", "docker", &right.hex_id()],
+    );
+    assert_eq!(ours, docker_rm);
+    assert_eq!(layers, 2, "{docker_rm:?}");
+    assert!(b.imaged_state().is_empty() && b.docker_state().is_empty());
 }

@@ -76,7 +76,9 @@ pub(crate) fn render_docker(resp: &proto::RemoveImagesResponse) -> Report {
     let mut stdout = String::new();
     let errors = walk(resp, |record| match record {
         Record::Untagged(name) => stdout.push_str(&format!("Untagged: {}\n", familiar(name))),
-        Record::Deleted(id) => stdout.push_str(&format!("Deleted: {id}\n")),
+        Record::Deleted(id) | Record::DeletedLayer(id) => {
+            stdout.push_str(&format!("Deleted: {id}\n"));
+        }
     });
     let code = i32::from(!errors.is_empty());
     Report {
@@ -103,6 +105,8 @@ pub(crate) fn render(resp: &proto::RemoveImagesResponse) -> Report {
     let errors = walk(resp, |record| match record {
         Record::Untagged(name) => untagged.push_str(&format!("Untagged: {name}\n")),
         Record::Deleted(id) => deleted.push_str(&format!("Deleted: {}\n", bare_id(id))),
+        // podman prints no layers (the DOCKER policy alone records them).
+        Record::DeletedLayer(_) => {}
     });
     Report {
         stdout: untagged + &deleted,

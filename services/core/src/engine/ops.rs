@@ -249,6 +249,9 @@ pub enum Record {
     Untagged(String),
     /// An image deleted.
     Deleted(ImageId),
+    /// A layer released, by its chain ID (DOCKER policy only: moby prints one `Deleted:`
+    /// line per layer its layer store released, top layer first).
+    DeletedLayer(Digest),
 }
 
 /// RemoveImage result.

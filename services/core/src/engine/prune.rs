@@ -137,6 +137,8 @@ impl Engine {
             match r {
                 Record::Deleted(id) => report.deleted_images.push(*id),
                 Record::Untagged(n) => report.untagged.push(n.clone()),
+                // Prunes follow the PODMAN rules: no layer records.
+                Record::DeletedLayer(_) => {}
             }
         }
         if !opts.dry_run {
@@ -258,7 +260,7 @@ fn next_round_needed(
                 }
                 None => return true,
             },
-            Record::Untagged(_) => return true,
+            Record::Untagged(_) | Record::DeletedLayer(_) => return true,
         }
     }
     if opts.all {

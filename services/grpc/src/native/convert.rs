@@ -223,6 +223,7 @@ pub(crate) fn records(records: &[ops::Record]) -> Vec<pb::RemovalRecord> {
             record: Some(match r {
                 ops::Record::Untagged(name) => Record::Untagged(name.clone()),
                 ops::Record::Deleted(id) => Record::Deleted(id.to_string()),
+                ops::Record::DeletedLayer(chain) => Record::DeletedLayer(chain.to_string()),
             }),
         })
         .collect()

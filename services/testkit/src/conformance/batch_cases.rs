@@ -3,7 +3,7 @@
 //! and the batch goes on, and a filter / `all` selection removes whole images.
 
 use super::build::{case, rm_opts, t};
-use super::remove_cases::{A, B, both, img};
+use super::remove_cases::{A, B, both, del, img, then};
 use super::{Case, Rec::D, Rec::U, Reclaim, Ref};
 use imaged_core::model::ContainerState::Stopped;
 use imaged_core::ops::{Policy, RemoveOptions};
@@ -21,8 +21,11 @@ pub(super) fn cases() -> Vec<Case> {
         )
         .image("i", img("i").name(A).name(B))
         .rm_batch(vec![t("a"), t("b")], rm_opts(p, false))
-        .batch(vec![Ok(vec![U(A)]), Ok(vec![U(B), D("i")])])
-        .records(vec![U(A), U(B), D("i")])
+        .batch(vec![
+            Ok(vec![U(A)]),
+            Ok(then(vec![U(B)], del(p, "i", &[0]))),
+        ])
+        .records(then(vec![U(A), U(B)], del(p, "i", &[0])))
         .remaining(&[])
         .reclaimed(Reclaim::AllBlobs)
     });

@@ -25,6 +25,8 @@ pub struct Fixture {
     pub ids: BTreeMap<&'static str, ImageId>,
     /// Manifest digest by key.
     pub digests: BTreeMap<&'static str, Digest>,
+    /// Layer diff IDs by key, base first.
+    pub diff_ids: BTreeMap<&'static str, Vec<Digest>>,
     /// The store's container ID (and name) of each case container, for a backend whose
     /// containers are made by its engine ([`SetupHook::container`]); a container missing
     /// here has the case's ID as its store ID.
@@ -102,6 +104,22 @@ pub struct RealList {
 }
 
 impl Fixture {
+    /// The expected record of `r`.
+    fn record(&self, r: &Rec) -> Result<Record, String> {
+        Ok(match r {
+            Rec::U(n) => Record::Untagged((*n).to_owned()),
+            Rec::D(k) => Record::Deleted(self.id(k)?),
+            Rec::L(k, depth) => {
+                let diffs = self
+                    .diff_ids
+                    .get(k)
+                    .filter(|d| *depth < d.len())
+                    .ok_or_else(|| format!("the case has no layer {depth} of {k:?}"))?;
+                Record::DeletedLayer(chain_id(&diffs[..=*depth]))
+            }
+        })
+    }
+
     fn id(&self, key: &str) -> Result<ImageId, String> {
         self.ids
             .get(key)
@@ -291,6 +309,10 @@ pub fn setup_with(
             .copied()
             .unwrap_or_else(|| spec.build().1.digest());
         fixture.digests.insert(key, digest);
+        let layers = spec.build().1.layers;
+        fixture
+            .diff_ids
+            .insert(key, layers.iter().map(|l| l.diff_id).collect());
     }
     for (key, name) in &case.tags {
         let view = store.view();
@@ -512,10 +534,7 @@ pub(super) fn check_state(
     if let (Some(want), Some(got)) = (&x.records, records) {
         let want: Vec<Record> = want
             .iter()
-            .map(|r| match r {
-                Rec::U(n) => Ok(Record::Untagged((*n).to_owned())),
-                Rec::D(k) => f.id(k).map(Record::Deleted),
-            })
+            .map(|r| f.record(r))
             .collect::<Result<_, String>>()?;
         if &want != got {
             return Err(format!("records: expected {want:?}, got {got:?}"));
@@ -632,10 +651,7 @@ fn check_batch(
             (Ok(recs), Ok(r)) => {
                 let recs: Vec<Record> = recs
                     .iter()
-                    .map(|r| match r {
-                        Rec::U(n) => Ok(Record::Untagged((*n).to_owned())),
-                        Rec::D(k) => f.id(k).map(Record::Deleted),
-                    })
+                    .map(|r| f.record(r))
                     .collect::<Result<_, String>>()?;
                 if recs != r.records {
                     return Err(format!(
@@ -691,4 +707,15 @@ mod tests {
         assert_eq!(f.container_id("x1"), id);
         assert_eq!(f.container_id("other"), "other");
     }
+}
+
+/// moby's chain ID of a layer stack (base first): the base's diff ID, then
+/// `sha256("<chain below> <diff ID>")` for each layer above (written here from the image
+/// spec's definition, independently of the engine).
+fn chain_id(diff_ids: &[Digest]) -> Digest {
+    let mut chain = diff_ids[0];
+    for d in &diff_ids[1..] {
+        chain = Digest::of(format!("{chain} {d}").as_bytes());
+    }
+    chain
 }

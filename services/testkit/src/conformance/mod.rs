@@ -107,6 +107,9 @@ pub enum Rec {
     U(&'static str),
     /// `deleted: <id of key>`.
     D(&'static str),
+    /// `deleted_layer`: the chain ID of key's layers up to the one at this index (0: the
+    /// bottom layer), the DOCKER policy's record of a released layer.
+    L(&'static str, usize),
 }
 
 /// Expected reclaimed bytes.

@@ -166,6 +166,7 @@ pub fn api_case(case: &Case) -> Result<ApiCase, String> {
     let mut fixture = Fixture::default();
     for (k, _, img) in &plain {
         fixture.ids.insert(*k, img.id());
+        fixture.diff_ids.insert(*k, img.diff_ids());
     }
     let mut archives = Vec::new();
     // Manifest lists: an OCI index over the case's instances; absent ones are cut out.

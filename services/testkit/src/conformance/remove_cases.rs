@@ -2,7 +2,7 @@
 //! policies, the removal scenarios of §8, resolution errors, and CRI RemoveImage.
 
 use super::build::{case, rm_opts, t};
-use super::{Case, Rec::D, Rec::U, Reclaim, Ref};
+use super::{Case, Rec, Rec::D, Rec::L, Rec::U, Reclaim, Ref};
 use crate::images::ImageSpec;
 use imaged_core::model::ContainerState::{Created, Running, Stopped};
 use imaged_core::ops::{Policy, RemoveOptions};
@@ -14,6 +14,21 @@ pub(super) const A_DIGEST: &str =
 
 pub(super) fn img(c: &str) -> ImageSpec {
     ImageSpec::base(c, 1)
+}
+
+/// `deleted: <k>` and, under the DOCKER policy, the layers it releases (indexes into k's
+/// layers, top first).
+pub(super) fn del(p: Policy, k: &'static str, released: &[usize]) -> Vec<Rec> {
+    let mut v = vec![D(k)];
+    if p == Policy::Docker {
+        v.extend(released.iter().map(|i| L(k, *i)));
+    }
+    v
+}
+
+/// `before` followed by `deleted`.
+pub(super) fn then(before: Vec<Rec>, deleted: Vec<Rec>) -> Vec<Rec> {
+    [before, deleted].concat()
 }
 
 pub(super) fn both(f: impl Fn(Policy, &str) -> Case) -> Vec<Case> {
@@ -59,7 +74,7 @@ fn table_rows_1_to_6() -> Vec<Case> {
         // moby prunes only the parent chain a local build recorded; dockerd 20.10 records
         // none for loaded or pulled images, so the base stays.
         row1(Policy::Docker, "docker")
-            .records(vec![U(A), D("c")])
+            .records(vec![U(A), D("c"), L("c", 1)])
             .remaining(&["p"])
             .reclaimed(Reclaim::Positive),
     );
@@ -170,14 +185,14 @@ fn table_rows_7_to_13() -> Vec<Case> {
         case(format!("{n}: #7 by ID, one name"), "table #7")
             .image("i", img("i").name(A))
             .rm(Ref::Id("i"), rm_opts(p, false))
-            .records(vec![U(A), D("i")])
+            .records(then(vec![U(A)], del(p, "i", &[0])))
             .remaining(&[])
     }));
     v.extend(both(|p, n| {
         case(format!("{n}: #7 by ID prefix, no name"), "table #7")
             .image("i", img("i"))
             .rm(Ref::Prefix("i", 12), rm_opts(p, false))
-            .records(vec![D("i")])
+            .records(del(p, "i", &[0]))
             .remaining(&[])
     }));
     v.push(
@@ -215,14 +230,14 @@ fn table_rows_7_to_13() -> Vec<Case> {
         )
         .image("i", img("i").name(A).name(A_DIGEST))
         .rm(Ref::Id("i"), rm_opts(Policy::Docker, false))
-        .records(vec![U(A), U(A_DIGEST), D("i")])
+        .records(vec![U(A), U(A_DIGEST), D("i"), L("i", 0)])
         .remaining(&[]),
     );
     v.extend(both(|p, n| {
         case(format!("{n}: #9 by ID, two names, force"), "table #9")
             .image("i", img("i").name(A).name(B))
             .rm(Ref::Prefix("i", 8), rm_opts(p, true))
-            .records(vec![U(A), U(B), D("i")])
+            .records(then(vec![U(A), U(B)], del(p, "i", &[0])))
             .remaining(&[])
     }));
     v.push(
@@ -388,7 +403,7 @@ fn table_rows_14_to_22() -> Vec<Case> {
         )
         .image("i", img("i").name(A).name(B))
         .rm_seq(vec![t("a"), t("b")], rm_opts(p, false))
-        .records(vec![U(A), U(B), D("i")])
+        .records(then(vec![U(A), U(B)], del(p, "i", &[0])))
         .remaining(&[])
     }));
     v.extend(both(|p, n| {
@@ -400,7 +415,7 @@ fn table_rows_14_to_22() -> Vec<Case> {
         .image("p", base.clone())
         .image("c", base.child("c", 2).name(A))
         .rm(t("a"), policy_opts(p, true, true))
-        .records(vec![U(A), D("c")])
+        .records(then(vec![U(A)], del(p, "c", &[1])))
         .remaining(&["p"])
     }));
     let inst = img("inst");
@@ -427,7 +442,7 @@ fn table_rows_14_to_22() -> Vec<Case> {
         .image("inst", inst.clone())
         .image("list", list.clone())
         .rm(t("localhost/list:latest"), rm_opts(p, false))
-        .records(vec![D("inst")])
+        .records(del(p, "inst", &[0]))
         .remaining(&["list"])
     }));
     v.extend(both(|p, n| {
@@ -490,7 +505,7 @@ fn table_rows_14_to_22() -> Vec<Case> {
             t("containers-storage:localhost/a:latest"),
             rm_opts(p, p == Policy::Docker),
         )
-        .records(vec![U(A), U(B), D("i")])
+        .records(then(vec![U(A), U(B)], del(p, "i", &[0])))
         .remaining(&[])
     }));
     v.push(

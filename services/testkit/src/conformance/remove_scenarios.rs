@@ -2,8 +2,8 @@
 //! ambiguity (SPEC §2).
 
 use super::build::{case, rm_opts, t};
-use super::remove_cases::{A, A_DIGEST, B, both, img};
-use super::{Case, Rec::D, Rec::U, Ref};
+use super::remove_cases::{A, A_DIGEST, B, both, del, img};
+use super::{Case, Rec::D, Rec::L, Rec::U, Ref};
 use crate::images::ImageSpec;
 use imaged_core::model::ContainerState::{Created, Stopped};
 use imaged_core::ops::{Policy, RemoveOptions};
@@ -92,7 +92,7 @@ fn scenarios() -> Vec<Case> {
         .image("c", base.child("c", 2))
         .ctr("ctr1", "p", Created)
         .rm(Ref::Id("c"), rm_opts(p, false))
-        .records(vec![D("c")])
+        .records(del(p, "c", &[1]))
         .remaining(&["p"])
     }));
     v.push(
@@ -114,7 +114,7 @@ fn scenarios() -> Vec<Case> {
         .image("new", img("new").name("localhost/n:latest"))
         .ctr("ctr1", "old", Stopped)
         .rm(t("n"), rm_opts(Policy::Docker, false))
-        .records(vec![U("localhost/n:latest"), D("new")])
+        .records(vec![U("localhost/n:latest"), D("new"), L("new", 0)])
         .remaining(&["old"]),
     );
     v.push(

@@ -63,7 +63,7 @@ impl Engine {
                         .iter()
                         .filter_map(|rec| match rec {
                             Record::Deleted(id) => Some((*id, image_size(&before, id))),
-                            Record::Untagged(_) => None,
+                            Record::Untagged(_) | Record::DeletedLayer(_) => None,
                         })
                         .collect();
                     RemoveOutcome {

@@ -12,7 +12,9 @@
 //! deleted (its layers stay for them, `deleted` is recorded) and no parent is pruned
 //! (checked against dockerd 20.10 in `tests/e2e/docker_differential.rs`).
 
-use crate::engine::ops::RemoveOptions;
+use crate::catalog::Catalog;
+use crate::digest::Digest;
+use crate::engine::ops::{Record, RemoveOptions};
 use crate::engine::remove::errors::{self, DockerConflict};
 use crate::engine::remove::plan::Planner;
 use crate::error::Error;
@@ -142,7 +144,53 @@ fn delete_helper(p: &mut Planner<'_>, id: &ImageId, force: bool, quiet: bool) ->
         return p.untag(id, &img.names);
     }
     p.delete_recorded(id, None)?;
+    for chain in released_layers(p.work(), &img) {
+        p.record(Record::DeletedLayer(chain));
+    }
     Ok(())
+}
+
+/// The chain IDs of `img`'s layers that no image of `remaining` shares, top layer first:
+/// what moby's layer store releases when the image goes. A layer is shared when another
+/// image has the same layers up to it (moby's chain ID names a layer with everything below
+/// it), whatever the blobs' compression.
+fn released_layers(remaining: &Catalog, img: &Image) -> Vec<Digest> {
+    let Some(bottom) = img.layers.first() else {
+        return Vec::new();
+    };
+    let mut shared = 0;
+    for other in remaining.images() {
+        if other
+            .layers
+            .first()
+            .is_none_or(|l| l.diff_id != bottom.diff_id)
+        {
+            continue;
+        }
+        let common = img
+            .layers
+            .iter()
+            .zip(&other.layers)
+            .take_while(|(a, b)| a.diff_id == b.diff_id)
+            .count();
+        shared = shared.max(common);
+        if shared == img.layers.len() {
+            return Vec::new();
+        }
+    }
+    let mut chains = Vec::with_capacity(img.layers.len());
+    let mut chain: Option<Digest> = None;
+    for l in &img.layers {
+        let next = match chain {
+            None => l.diff_id,
+            Some(parent) => Digest::of(format!("{parent} {}", l.diff_id).as_bytes()),
+        };
+        chains.push(next);
+        chain = Some(next);
+    }
+    chains.drain(..shared);
+    chains.reverse();
+    chains
 }
 
 #[cfg(test)]

@@ -98,6 +98,11 @@ impl<'a> Planner<'a> {
         self.work.image(id).cloned()
     }
 
+    /// Adds a record that no step of the working catalog stands for.
+    pub(crate) fn record(&mut self, r: Record) {
+        self.plan.records.push(r);
+    }
+
     /// Containers (still) using `id`.
     pub(crate) fn containers_of(&self, id: &ImageId) -> &'a [Arc<Container>] {
         if self.users_removed.contains(id) {
