@@ -225,6 +225,9 @@ impl Client {
         let req = pb::TagImageRequest {
             source: source.to_owned(),
             names,
+            // podman tag: the daemon's platform, instances by name.
+            platform: None,
+            lookup_manifest: false,
         };
         Ok(self.images.clone().tag_image(req).await?.into_inner())
     }
@@ -238,6 +241,8 @@ impl Client {
         let req = pb::UntagImageRequest {
             reference: reference.to_owned(),
             names,
+            platform: None,
+            lookup_manifest: false,
         };
         Ok(self.images.clone().untag_image(req).await?.into_inner())
     }

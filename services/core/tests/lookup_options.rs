@@ -79,3 +79,60 @@ fn inspect_follows_the_request_platform_and_lookup_manifest() {
         ErrorKind::ImageNotKnown
     );
 }
+
+#[test]
+fn tag_and_untag_follow_the_request_platform_and_lookup_manifest() {
+    let store = Arc::new(MemoryStore::new());
+    let inst = ImageSpec::base("tag-inst", 1);
+    let inst_digest = inst.build().1.digest();
+    let other = Platform {
+        os: "plan9".into(),
+        architecture: "mips".into(),
+        variant: String::new(),
+    };
+    let list = ImageSpec::list(
+        vec![
+            (imaged_core::Digest::of(b"absent"), other.clone()),
+            (inst_digest, Platform::host()),
+        ],
+        3,
+    )
+    .name("localhost/list:latest");
+    let ids = add_images(store.as_ref(), &[inst, list]).unwrap();
+    let engine = Engine::new(store, Default::default());
+    let list_name = "localhost/list:latest";
+    let names = |n: &str| vec![n.to_owned()];
+
+    // By name: the daemon's platform's instance.
+    let r = engine.tag(list_name, &names("inst:1")).unwrap();
+    assert_eq!(r.image_id, ids[0]);
+    // Another platform with no local instance: the list itself.
+    let for_other = Lookup {
+        platform: Some(other),
+        manifest: false,
+    };
+    let r = engine
+        .tag_with(list_name, &names("list:other"), &for_other)
+        .unwrap();
+    assert_eq!(r.image_id, ids[1]);
+    let the_list = Lookup {
+        platform: None,
+        manifest: true,
+    };
+    let r = engine
+        .untag_with(list_name, &names("list:other"), &the_list)
+        .unwrap();
+    assert_eq!(r.image_id, ids[1]);
+    let e = engine
+        .tag_with("localhost/inst:1", &names("x:1"), &the_list)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotAManifestList);
+    let e = engine
+        .untag_with("localhost/inst:1", &[], &the_list)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotAManifestList);
+    assert_eq!(
+        engine.inspect("localhost/inst:1").unwrap().summary.names,
+        ["localhost/inst:1"]
+    );
+}

@@ -10,12 +10,18 @@ use crate::engine::Engine;
 use crate::engine::ops::{Event, EventKind, TagReport, UntagReport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::Image;
-use crate::reference::resolve::resolve;
+use crate::reference::resolve::{Lookup, resolve_with};
 use crate::reference::{normalize_name, normalize_tag_name};
 
 impl Engine {
     /// TagImage.
     pub fn tag(&self, source: &str, names: &[String]) -> Result<TagReport> {
+        self.tag_with(source, names, &Lookup::default())
+    }
+
+    /// TagImage with per-request lookup options (a manifest list's platform, or the list
+    /// itself).
+    pub fn tag_with(&self, source: &str, names: &[String], lookup: &Lookup) -> Result<TagReport> {
         let normalised: Vec<String> = names
             .iter()
             .map(|n| normalize_tag_name(n))
@@ -28,7 +34,7 @@ impl Engine {
         }
         let _w = self.write_lock();
         let view = self.view();
-        let img = resolve(&view, &self.config, source)?.image;
+        let img = resolve_with(&view, &self.config, source, lookup)?.image;
         let mut change = ChangeSet::default();
         let mut target: Image = (*img).clone();
         let mut added = Vec::new();
@@ -75,9 +81,19 @@ impl Engine {
 
     /// UntagImage (empty `names` removes every name).
     pub fn untag(&self, reference: &str, names: &[String]) -> Result<UntagReport> {
+        self.untag_with(reference, names, &Lookup::default())
+    }
+
+    /// UntagImage with per-request lookup options.
+    pub fn untag_with(
+        &self,
+        reference: &str,
+        names: &[String],
+        lookup: &Lookup,
+    ) -> Result<UntagReport> {
         let _w = self.write_lock();
         let view = self.view();
-        let img = resolve(&view, &self.config, reference)?.image;
+        let img = resolve_with(&view, &self.config, reference, lookup)?.image;
         let mut gone: Vec<String> = Vec::new();
         if names.is_empty() {
             gone.clone_from(&img.names);

@@ -182,7 +182,11 @@ impl ImageService for ImageApi {
     ) -> Result<Response<pb::TagImageResponse>, Status> {
         self.ctx
             .unary(m::TAG_IMAGE, request, |engine, req, call| {
-                let report = engine.tag(&req.source, &req.names)?;
+                let lookup = imaged_core::reference::resolve::Lookup {
+                    platform: super::transfer::platform(req.platform),
+                    manifest: req.lookup_manifest,
+                };
+                let report = engine.tag_with(&req.source, &req.names, &lookup)?;
                 tracing::info!(caller = %call.caller, image = %report.image_id,
                     names = ?report.names, "image tagged");
                 Ok(convert::tag_report(report))
@@ -196,7 +200,11 @@ impl ImageService for ImageApi {
     ) -> Result<Response<pb::UntagImageResponse>, Status> {
         self.ctx
             .unary(m::UNTAG_IMAGE, request, |engine, req, call| {
-                let report = engine.untag(&req.reference, &req.names)?;
+                let lookup = imaged_core::reference::resolve::Lookup {
+                    platform: super::transfer::platform(req.platform),
+                    manifest: req.lookup_manifest,
+                };
+                let report = engine.untag_with(&req.reference, &req.names, &lookup)?;
                 tracing::info!(caller = %call.caller, image = %report.image_id,
                     untagged = ?report.untagged, "image untagged");
                 Ok(convert::untag_report(report))
