@@ -14,6 +14,7 @@ use prost_types::FileDescriptorSet;
 const PROTOS: &[&str] = &[
     "imaged/v1/images.proto",
     "imaged/v1/containers.proto",
+    "imaged/v1/gc.proto",
     "imaged/v1/errors.proto",
     "runtime/v1/api.proto",
 ];

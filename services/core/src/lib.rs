@@ -25,6 +25,7 @@ pub mod engine;
 pub mod error;
 mod fasthash;
 pub mod filter;
+pub mod gc;
 pub mod graph;
 pub mod model;
 pub mod reference;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use imaged_core::transfer::Registry;
 use imaged_core::{Engine, EngineConfig, Store};
 use imaged_proto::imaged::v1::container_service_server::ContainerServiceServer;
+use imaged_proto::imaged::v1::gc_service_server::GcServiceServer;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -17,6 +18,7 @@ use crate::limits::Guarded;
 use crate::metrics::Metrics;
 use crate::native::containers::ContainerApi;
 use crate::native::events::{self, EventHub};
+use crate::native::gc::GcApi;
 use crate::native::list_route::ImageRoutes;
 use crate::native::transfer::RegistrySlot;
 
@@ -114,6 +116,10 @@ impl Services {
             .max_decoding_message_size(recv)
             .max_encoding_message_size(send);
         let containers = Guarded::new(containers, recv);
+        let gc = GcServiceServer::new(GcApi::new(Arc::clone(&ctx)))
+            .max_decoding_message_size(recv)
+            .max_encoding_message_size(send);
+        let gc = Guarded::new(gc, recv);
         // CRI: `runtime.v1.ImageService` on the same routes (kubelet, crictl); its
         // handlers authorize through `Ctx::authorize` like the native ones.
         let cri = CriImageService::new(Arc::clone(&ctx))
@@ -125,6 +131,7 @@ impl Services {
         let served = vec![
             imaged_proto::imaged::v1::image_service_methods::SERVICE_NAME,
             imaged_proto::imaged::v1::container_service_methods::SERVICE_NAME,
+            imaged_proto::imaged::v1::gc_service_methods::SERVICE_NAME,
             imaged_proto::runtime::v1::image_service_methods::SERVICE_NAME,
         ];
 
@@ -134,6 +141,7 @@ impl Services {
             .add_service(reflection(&served).build_v1alpha()?)
             .add_service(images)
             .add_service(containers)
+            .add_service(gc)
             .add_service(cri);
         let this = Self {
             ctx,

@@ -16,6 +16,7 @@ mod authority;
 mod config;
 mod conn;
 mod fsck;
+mod gc_loop;
 mod listen;
 mod metrics_http;
 mod peercred;

@@ -137,6 +137,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         max_load_header_bytes: settings.max_load_header_bytes,
         max_load_metadata_bytes: settings.max_load_metadata_bytes,
         max_load_metadata_total_bytes: settings.max_load_metadata_total_bytes,
+        gc: settings.gc.clone(),
     };
     let opts = GrpcOptions {
         auth: settings.auth.clone(),
@@ -158,6 +159,8 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         let engine = Arc::clone(services.engine());
         tokio::task::spawn_blocking(move || engine.warm());
     }
+    let gc = crate::gc_loop::GcLoop::start(Arc::clone(services.engine()))
+        .context("starting the GC loop")?;
     warn_about_tcp(&settings);
     check_fd_limit(&settings);
     let table = Table::new(settings.limits, Arc::new(Stats::default()));
@@ -270,6 +273,7 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
     for f in &sockets {
         f.remove();
     }
+    tokio::task::spawn_blocking(move || gc.stop()).await.ok();
     drop(services);
     tracing::info!("shutdown complete");
     Ok(())

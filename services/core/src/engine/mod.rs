@@ -12,10 +12,11 @@
 
 mod containers;
 mod cri;
+pub mod gc;
 mod list;
 mod load;
 pub mod ops;
-pub(crate) mod pinned;
+pub mod pinned;
 mod prune;
 pub(crate) mod remove;
 pub mod repair;
@@ -28,7 +29,7 @@ pub use list::summary;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::catalog::{Applied, Catalog, ChangeSet};
-use crate::engine::ops::Event;
+use crate::engine::ops::{Event, EventKind};
 use crate::error::Result;
 use crate::model::Platform;
 use crate::store::Store;
@@ -57,6 +58,8 @@ pub struct EngineConfig {
     /// Most metadata one load holds or parses in total (entry paths and link targets,
     /// metadata entries, JSON kept or parsed); beyond → `TooLarge`.
     pub max_load_metadata_total_bytes: u64,
+    /// The GC policy at start-up (SPEC §4.2; SetGcPolicy replaces it at run time).
+    pub gc: crate::gc::GcPolicy,
 }
 
 impl Default for EngineConfig {
@@ -70,6 +73,7 @@ impl Default for EngineConfig {
             max_load_header_bytes: 1 << 20,
             max_load_metadata_bytes: 4 << 20,
             max_load_metadata_total_bytes: 64 << 20,
+            gc: crate::gc::GcPolicy::default(),
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct Engine {
     pub(crate) trees: crate::graph::tree::TreeCache,
     /// The parent/child index of the newest view, advanced by every commit.
     pub(crate) layers: crate::graph::index::IndexCache,
+    /// The GC policy, the loop's signal and the run counters.
+    pub(crate) gc: crate::engine::gc::GcState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,6 +112,7 @@ impl Engine {
         Self {
             store,
             pinned: crate::engine::pinned::Pinned::new(&config.pinned_images),
+            gc: crate::engine::gc::GcState::new(config.gc.clone()),
             config,
             writer: Mutex::new(()),
             prune: Mutex::new(()),
@@ -192,6 +199,9 @@ impl Engine {
             for e in events {
                 sink(e);
             }
+        }
+        if events.iter().any(|e| e.kind == EventKind::Load) {
+            self.gc_after_write();
         }
     }
 }

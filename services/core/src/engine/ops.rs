@@ -426,6 +426,8 @@ pub enum EventKind {
     Delete,
     /// A prune finished.
     Prune,
+    /// A GC run finished (`name`: what started it; `reclaimed_bytes`: what it freed).
+    Gc,
 }
 
 /// A committed change, as WatchEvents streams it.

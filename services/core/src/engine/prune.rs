@@ -153,7 +153,7 @@ impl Engine {
         Ok(report)
     }
 
-    fn acquire_prune(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, ()>> {
+    pub(crate) fn acquire_prune(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, ()>> {
         let Some(deadline) = deadline else {
             return Ok(self.prune_lock());
         };

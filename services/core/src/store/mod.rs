@@ -35,6 +35,22 @@ pub struct FsUsage {
     pub inodes_used: u64,
 }
 
+/// Capacity and free space of a filesystem (`statvfs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsSpace {
+    /// Bytes in all.
+    pub capacity: u64,
+    /// Bytes free for unprivileged users.
+    pub available: u64,
+}
+
+impl FsSpace {
+    /// Bytes in use.
+    pub fn used(&self) -> u64 {
+        self.capacity.saturating_sub(self.available)
+    }
+}
+
 /// What a consistency check found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckReport {
@@ -90,6 +106,12 @@ pub trait Store: Send + Sync + 'static {
     /// Verifies that every referenced blob exists with the right digest and size;
     /// with `repair`, drops images whose blobs are missing and removes unreferenced blobs.
     fn check(&self, repair: bool) -> Result<CheckReport>;
+
+    /// Capacity and free space of the filesystem holding the store (`statvfs`); `None`
+    /// for a store on no filesystem (memory). GC thresholds are measured on it.
+    fn fs_space(&self) -> Result<Option<FsSpace>> {
+        Ok(None)
+    }
 
     /// Whether the store can write now (the daemon's health reports it; SPEC §10). May do
     /// a little I/O (e.g. `statvfs`, re-opening a database after an I/O error) and may

@@ -25,7 +25,8 @@ use std::task::{Context, Poll};
 
 use imaged_core::{Error, ErrorKind};
 use imaged_proto::imaged::v1::{
-    container_service_methods as containers, image_service_methods as images,
+    container_service_methods as containers, gc_service_methods as gc,
+    image_service_methods as images,
 };
 use imaged_proto::runtime::v1::image_service_methods as cri;
 use tonic::metadata::MetadataMap;
@@ -48,6 +49,7 @@ pub const READ_ONLY_METHODS: &[&str] = &[
     images::IMAGE_DISK_USAGE,
     images::WATCH_EVENTS,
     containers::LIST_CONTAINERS,
+    gc::GET_GC_POLICY,
     cri::LIST_IMAGES,
     cri::STREAM_IMAGES,
     cri::IMAGE_STATUS,

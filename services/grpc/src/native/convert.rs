@@ -453,6 +453,7 @@ pub(crate) fn event_type(kind: ops::EventKind) -> pb::EventType {
         ops::EventKind::Untag => pb::EventType::Untag,
         ops::EventKind::Delete => pb::EventType::Delete,
         ops::EventKind::Prune => pb::EventType::Prune,
+        ops::EventKind::Gc => pb::EventType::Gc,
     }
 }
 

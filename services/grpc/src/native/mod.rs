@@ -3,7 +3,7 @@
 //!
 //! * [`images`] — `ImageService` (every method but ListImages); [`list_route`] serves
 //!   ListImages from [`encoded`] pages, ahead of the generated server.
-//! * [`containers`] — `ContainerService`.
+//! * [`containers`] — `ContainerService`; [`gc`] — `GcService` (policy and runs).
 //! * [`load`] — the LoadImages stream bridge; [`events`] — the WatchEvents fan-out.
 //! * [`pull`], [`push`] — PullImage and PushImage over the daemon's registry client,
 //!   streamed through [`transfer`] (shared with CRI PullImage).
@@ -13,6 +13,7 @@ pub(crate) mod containers;
 pub(crate) mod convert;
 pub(crate) mod encoded;
 pub(crate) mod events;
+pub(crate) mod gc;
 pub(crate) mod images;
 pub(crate) mod list_route;
 pub(crate) mod load;

@@ -2,6 +2,7 @@
 //! command-line flags (later wins, key by key), validated as a whole before anything is
 //! bound. [`load`] returns every problem at once; the caller exits with 64.
 
+mod gc;
 pub(crate) mod raw;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -106,6 +107,8 @@ pub(crate) struct Settings {
     pub platform: imaged_core::model::Platform,
     /// Pinned image patterns.
     pub pinned_images: Vec<String>,
+    /// The GC policy at start-up (`[gc]`).
+    pub gc: imaged_core::gc::GcPolicy,
     /// LoadImages size limit (bytes received).
     pub max_load_bytes: u64,
     /// LoadImages unpacked size limit (bytes of the decompressed tar stream).
@@ -279,7 +282,9 @@ fn validate(
         errors.push(format!("log: invalid filter {log:?}: {e}"));
     }
     let max_load_bytes = positive("max_load_bytes", raw.max_load_bytes, 16 << 30, errors);
+    let gc = gc::policy(raw.gc.as_ref(), errors);
     Settings {
+        gc,
         listen,
         store,
         root,

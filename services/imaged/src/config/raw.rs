@@ -53,6 +53,8 @@ pub(crate) struct Raw {
     pub log: Option<String>,
     pub auth: RawAuth,
     pub tls: RawTls,
+    /// `[gc]` as given (file only; read by `config::gc`).
+    pub gc: Option<Table>,
 }
 
 fn pick<T>(base: &mut Option<T>, over: Option<T>) {
@@ -119,6 +121,7 @@ impl Raw {
         pick(&mut self.tls.cert, over.tls.cert);
         pick(&mut self.tls.key, over.tls.key);
         pick(&mut self.tls.client_ca, over.tls.client_ca);
+        pick(&mut self.gc, over.gc);
     }
 }
 
@@ -304,6 +307,7 @@ pub(crate) fn from_toml(text: &str, origin: &str) -> (Raw, Vec<String>) {
                     raw.tls = tls_table(t, origin, keys.errors);
                 }
             }
+            "gc" => raw.gc = keys.table(&key, v),
             _ => keys.err(&key, "unknown key"),
         }
     }

@@ -667,6 +667,17 @@ fn check_batch(
     Ok(())
 }
 
+/// moby's chain ID of a layer stack (base first): the base's diff ID, then
+/// `sha256("<chain below> <diff ID>")` for each layer above (written here from the image
+/// spec's definition, independently of the engine).
+fn chain_id(diff_ids: &[Digest]) -> Digest {
+    let mut chain = diff_ids[0];
+    for d in &diff_ids[1..] {
+        chain = Digest::of(format!("{chain} {d}").as_bytes());
+    }
+    chain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -707,15 +718,4 @@ mod tests {
         assert_eq!(f.container_id("x1"), id);
         assert_eq!(f.container_id("other"), "other");
     }
-}
-
-/// moby's chain ID of a layer stack (base first): the base's diff ID, then
-/// `sha256("<chain below> <diff ID>")` for each layer above (written here from the image
-/// spec's definition, independently of the engine).
-fn chain_id(diff_ids: &[Digest]) -> Digest {
-    let mut chain = diff_ids[0];
-    for d in &diff_ids[1..] {
-        chain = Digest::of(format!("{chain} {d}").as_bytes());
-    }
-    chain
 }

@@ -98,6 +98,11 @@ impl<'a> Planner<'a> {
         self.work.image(id).cloned()
     }
 
+    /// The pinned patterns.
+    pub(crate) fn pinned(&self) -> &Pinned {
+        self.pinned
+    }
+
     /// Adds a record that no step of the working catalog stands for.
     pub(crate) fn record(&mut self, r: Record) {
         self.plan.records.push(r);

@@ -1,0 +1,348 @@
+//! Choosing what a GC run deletes (SPEC §4.2): images not used for longer than the
+//! policy's maximum, then least recently used first until the space the thresholds ask
+//! for is freed. Each choice carries the bytes it frees given the choices before it
+//! (a blob shared with an image that stays frees nothing; shared blobs count once).
+//! A parent becomes a candidate only once every child is chosen. Never chosen: images
+//! with containers, pinned, read-only, kept by `keep_tags`, or younger than `min_age`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::time::Duration;
+
+use crate::catalog::Catalog;
+use crate::digest::Digest;
+use crate::engine::pinned::Pinned;
+use crate::gc::policy::GcPolicy;
+use crate::graph::index::LayerIndex;
+use crate::model::{Image, ImageId};
+use crate::reference::split_stored;
+pub use crate::store::FsSpace;
+use crate::time::UnixNanos;
+
+/// Space figures a run decides on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Measure {
+    /// The store's filesystem (`None`: the store has none, e.g. the memory store).
+    pub fs: Option<FsSpace>,
+    /// Bytes of the store's images (ImageFsInfo's `used_bytes`).
+    pub store_bytes: u64,
+}
+
+/// A limit of the policy that the measure crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Filesystem use at or above the high threshold: free down to the low one.
+    Disk {
+        /// Bytes used on the filesystem.
+        used: u64,
+        /// The high threshold in bytes.
+        high: u64,
+        /// The low threshold in bytes.
+        low: u64,
+    },
+    /// The store's images above the byte budget.
+    Budget {
+        /// The store's bytes.
+        store_bytes: u64,
+        /// The budget.
+        budget: u64,
+    },
+}
+
+/// Why an image was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Not used for longer than `max_unused` (this long).
+    Unused(Duration),
+    /// Least recently used, to free the space a threshold or the budget asks for.
+    Space,
+}
+
+/// One image a run deletes, in the order it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GcChoice {
+    /// The image.
+    pub id: ImageId,
+    /// Its names.
+    pub names: Vec<String>,
+    /// Why it was chosen.
+    pub why: Why,
+    /// Bytes its deletion frees after the choices before it.
+    pub bytes: u64,
+    /// Its last use (`last_used`, else when it was added).
+    pub last_used: UnixNanos,
+}
+
+/// Why an image cannot be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Blocker {
+    /// A container uses it.
+    InUse,
+    /// Its name matches a pinned pattern.
+    Pinned,
+    /// In a read-only additional store.
+    ReadOnly,
+    /// Among the newest `keep_tags` tagged images of a repository.
+    Kept,
+    /// Added less than `min_age` ago.
+    TooYoung,
+    /// A child of it cannot go.
+    Parent,
+}
+
+impl Blocker {
+    /// The lower-case name used in reports and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InUse => "in_use",
+            Self::Pinned => "pinned",
+            Self::ReadOnly => "read_only",
+            Self::Kept => "kept",
+            Self::TooYoung => "too_young",
+            Self::Parent => "parent",
+        }
+    }
+}
+
+/// Images that could not be chosen for one reason, and the bytes only they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocked {
+    /// The reason.
+    pub reason: Blocker,
+    /// How many images.
+    pub images: u64,
+    /// Bytes held by these images alone.
+    pub bytes: u64,
+}
+
+/// What a run will delete, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcPlan {
+    /// The limits crossed.
+    pub triggers: Vec<Trigger>,
+    /// Bytes the thresholds and the budget ask to free (0 when none is crossed).
+    pub need_bytes: u64,
+    /// The images, in deletion order.
+    pub chosen: Vec<GcChoice>,
+    /// Bytes the chosen images free.
+    pub freed_bytes: u64,
+    /// When less than `need_bytes` can be freed: what held the rest back, by reason.
+    pub blocked: Vec<Blocked>,
+}
+
+impl GcPlan {
+    /// Whether the plan frees what the limits ask for.
+    pub fn reaches_target(&self) -> bool {
+        self.freed_bytes >= self.need_bytes
+    }
+}
+
+/// The bytes the crossed limits ask to free, with the limits.
+pub fn need(policy: &GcPolicy, m: &Measure) -> (u64, Vec<Trigger>) {
+    let mut triggers = Vec::new();
+    let mut need = 0;
+    if let (Some(high), Some(fs)) = (policy.high, m.fs) {
+        let high = high.bytes(fs.capacity);
+        let low = policy.low_or_high().map_or(high, |l| l.bytes(fs.capacity));
+        let used = fs.used();
+        if used >= high && fs.capacity > 0 {
+            need = need.max(used - low.min(used));
+            triggers.push(Trigger::Disk { used, high, low });
+        }
+    }
+    if let Some(budget) = policy.budget_bytes
+        && m.store_bytes > budget
+    {
+        need = need.max(m.store_bytes - budget);
+        triggers.push(Trigger::Budget {
+            store_bytes: m.store_bytes,
+            budget,
+        });
+    }
+    (need, triggers)
+}
+
+/// The last use of `img`: `last_used`, else when it was added.
+pub fn last_use(img: &Image) -> UnixNanos {
+    img.last_used.unwrap_or(img.added).max(img.added)
+}
+
+/// Chooses on `view` (its layer index `index`) at `now`.
+pub fn choose(
+    view: &Catalog,
+    index: &LayerIndex,
+    pinned: &Pinned,
+    policy: &GcPolicy,
+    measure: &Measure,
+    now: UnixNanos,
+) -> GcPlan {
+    let (need_bytes, triggers) = need(policy, measure);
+    let mut plan = GcPlan {
+        triggers,
+        need_bytes,
+        ..GcPlan::default()
+    };
+    let cutoff = policy
+        .max_unused
+        .map(|d| now.saturating_sub(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)));
+    if need_bytes == 0 && cutoff.is_none() {
+        return plan;
+    }
+    let kept = kept_by_tags(view, policy.keep_tags);
+    let min_age = i64::try_from(policy.min_age.as_nanos()).unwrap_or(i64::MAX);
+
+    // Each image's blocker, or its number of children still to go.
+    let mut blocked: HashMap<ImageId, Blocker> = HashMap::new();
+    let mut pending: HashMap<ImageId, usize> = HashMap::new();
+    let mut parents: HashMap<ImageId, Vec<ImageId>> = HashMap::new();
+    let mut heap: BinaryHeap<Reverse<(UnixNanos, UnixNanos, ImageId)>> = BinaryHeap::new();
+    for img in view.images() {
+        let reason = if !view.containers_of(&img.id).is_empty() {
+            Some(Blocker::InUse)
+        } else if pinned.is_pinned(img) {
+            Some(Blocker::Pinned)
+        } else if img.read_only {
+            Some(Blocker::ReadOnly)
+        } else if kept.contains(&img.id) {
+            Some(Blocker::Kept)
+        } else if now.saturating_sub(img.added) < min_age {
+            Some(Blocker::TooYoung)
+        } else {
+            None
+        };
+        if let Some(r) = reason {
+            blocked.insert(img.id, r);
+            continue;
+        }
+        let children = index.children(view, img);
+        if children.is_empty() {
+            heap.push(Reverse((last_use(img), img.added, img.id)));
+        } else {
+            pending.insert(img.id, children.len());
+            for c in children {
+                parents.entry(c).or_default().push(img.id);
+            }
+        }
+    }
+
+    let mut taken: HashMap<Digest, u32> = HashMap::new();
+    while let Some(Reverse((used, _, id))) = heap.pop() {
+        let why = match cutoff {
+            Some(c) if used < c => Why::Unused(Duration::from_nanos(
+                u64::try_from(now.saturating_sub(used)).unwrap_or(0),
+            )),
+            _ if plan.freed_bytes < need_bytes => Why::Space,
+            _ => break,
+        };
+        let Some(img) = view.image(&id) else {
+            continue;
+        };
+        let bytes = release(view, img, &mut taken);
+        plan.freed_bytes += bytes;
+        plan.chosen.push(GcChoice {
+            id,
+            names: img.names.clone(),
+            why,
+            bytes,
+            last_used: used,
+        });
+        for p in parents.remove(&id).into_iter().flatten() {
+            if let Some(n) = pending.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    pending.remove(&p);
+                    if let Some(pi) = view.image(&p) {
+                        heap.push(Reverse((last_use(pi), pi.added, p)));
+                    }
+                }
+            }
+        }
+    }
+    if !plan.reaches_target() {
+        plan.blocked = blockers(view, &blocked, &pending, &taken);
+    }
+    plan
+}
+
+/// Counts `img`'s blobs as released; the bytes of those no other image still holds.
+fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64 {
+    let mut bytes = 0;
+    for b in img.blobs() {
+        let t = taken.entry(b.digest).or_insert(0);
+        *t += 1;
+        if let Some(e) = view.blob(&b.digest)
+            && e.refs <= *t
+        {
+            bytes += e.size;
+        }
+    }
+    bytes
+}
+
+/// The images held back, by reason, with the bytes only they hold (blobs of theirs that
+/// no image outside the blocked set holds, once the chosen images are gone).
+fn blockers(
+    view: &Catalog,
+    blocked: &HashMap<ImageId, Blocker>,
+    pending: &HashMap<ImageId, usize>,
+    taken: &HashMap<Digest, u32>,
+) -> Vec<Blocked> {
+    let mut by: std::collections::BTreeMap<Blocker, Blocked> = std::collections::BTreeMap::new();
+    let all = blocked
+        .iter()
+        .map(|(id, r)| (*id, *r))
+        .chain(pending.keys().map(|id| (*id, Blocker::Parent)));
+    for (id, reason) in all {
+        let Some(img) = view.image(&id) else {
+            continue;
+        };
+        let e = by.entry(reason).or_insert(Blocked {
+            reason,
+            images: 0,
+            bytes: 0,
+        });
+        e.images += 1;
+        for b in img.blobs() {
+            if let Some(entry) = view.blob(&b.digest)
+                && entry
+                    .refs
+                    .saturating_sub(taken.get(&b.digest).copied().unwrap_or(0))
+                    == 1
+            {
+                e.bytes += entry.size;
+            }
+        }
+    }
+    by.into_values().collect()
+}
+
+/// The images among the newest `n` tagged images of some repository (by creation time,
+/// then by when they were added).
+fn kept_by_tags(view: &Catalog, n: u32) -> HashSet<ImageId> {
+    let mut kept = HashSet::new();
+    if n == 0 {
+        return kept;
+    }
+    let mut repos: HashMap<&str, Vec<(UnixNanos, UnixNanos, ImageId)>> = HashMap::new();
+    for (name, id) in view.names() {
+        let (repo, tag, digest) = split_stored(name);
+        if tag.is_none() || digest.is_some() {
+            continue;
+        }
+        if let Some(img) = view.image(id) {
+            let created = img.config.created.unwrap_or(img.added);
+            repos
+                .entry(repo)
+                .or_default()
+                .push((created, img.added, *id));
+        }
+    }
+    for mut tagged in repos.into_values() {
+        tagged.sort_unstable_by(|a, b| b.cmp(a));
+        tagged.dedup_by_key(|t| t.2);
+        for (_, _, id) in tagged.into_iter().take(n as usize) {
+            kept.insert(id);
+        }
+    }
+    kept
+}
