@@ -18,6 +18,7 @@ mod conformance_grpc;
 mod crash;
 mod cri;
 mod docker_differential;
+mod gc_budget;
 mod grpcurl;
 mod lifecycle;
 mod listing;

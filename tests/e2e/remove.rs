@@ -173,37 +173,24 @@ fn unknown_references_exit_1_unless_ignored() {
     assert!(run.stdout.is_empty(), "{run}");
 }
 
-/// A memory daemon serving Prometheus metrics on a loopback port the kernel picks, and
-/// that address (from the daemon's `metrics on http://ADDR/metrics` line, logged before it
-/// is ready).
+/// A memory daemon serving Prometheus metrics, and their address.
 fn memory_with_metrics() -> (Daemon, String) {
     let d = Daemon::start_custom(
         "memory",
         imaged_tests::daemon::Custom {
             args: Vec::new(),
-            env: vec![("IMAGED_METRICS_LISTEN".into(), "127.0.0.1:0".into())],
+            env: vec![imaged_tests::metrics::listen_env()],
         },
     );
-    let log = d.log();
-    let addr = log
-        .split("metrics on http://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or_else(|| panic!("no metrics address in the daemon's log:\n{log}"))
-        .to_owned();
+    let addr = imaged_tests::metrics::address(&d);
     (d, addr)
 }
 
 /// The daemon's `imaged_grpc_requests_total` lines for `method`.
 fn calls_of(addr: &str, method: &str) -> Vec<String> {
-    use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .expect("request");
-    let mut body = String::new();
-    conn.read_to_string(&mut body).expect("response");
     let needle = format!("grpc_method=\"{method}\"");
-    body.lines()
+    imaged_tests::metrics::scrape(addr)
+        .lines()
         .filter(|l| l.starts_with("imaged_grpc_requests_total") && l.contains(&needle))
         .map(str::to_owned)
         .collect()

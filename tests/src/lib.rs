@@ -6,7 +6,8 @@
 //! * [`archive`] — docker-archive / oci-archive bytes written independently of the
 //!   daemon's own archive code.
 //! * [`grpcurl`] — grpcurl calls over the socket through server reflection only.
-//! * [`listing`] — reading `imagectl ls --format json`.
+//! * [`listing`] — reading `imagectl ls --format json`; [`metrics`] — the daemon's
+//!   Prometheus endpoint.
 //! * [`process`] — running a command with a time limit; [`tools`] — finding programs.
 //!
 //! The tests themselves are the one integration-test binary `e2e` (`tests/e2e/`).
@@ -17,6 +18,7 @@ pub mod archive;
 pub mod daemon;
 pub mod grpcurl;
 pub mod listing;
+pub mod metrics;
 pub mod process;
 pub mod tools;
 

@@ -1,4 +1,4 @@
-//! GC candidate choice (issue 15, SPEC §4.2) on hand-built stores: least recently used
+//! GC candidate choice (issue 15, SPEC §4.1) on hand-built stores: least recently used
 //! first, shared blobs counted once, keep-N tags, pinned, minimum age, in use, parents
 //! after their children, `max_unused`, the disk thresholds and the budget, and a run
 //! (through the prune planner) that deletes exactly what its dry run reported.

@@ -1,4 +1,4 @@
-//! The daemon's GC loop (SPEC §4.2): one thread that runs the policy when its interval
+//! The daemon's GC loop (SPEC §4.1): one thread that runs the policy when its interval
 //! passes and when a write crossed the high threshold or the budget
 //! ([`GcSignal::notify`]). One run at a time (the engine serialises runs with prunes).
 
@@ -51,8 +51,9 @@ fn run(engine: &Engine) {
         let policy = engine.gc_policy();
         let cause = match signal.wait(policy.interval) {
             Woken::Closed => return,
+            Woken::Rearmed => continue,
             Woken::Timeout => GcCause::Timer,
-            // A write crossed a limit, or the policy changed: run if a limit is crossed.
+            // A write crossed a limit: run if it still is.
             Woken::Notified => match engine.gc_measure() {
                 Ok(m) if imaged_core::gc::choose::need(&engine.gc_policy(), &m).0 > 0 => {
                     GcCause::Threshold

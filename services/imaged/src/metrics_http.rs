@@ -89,7 +89,7 @@ pub(crate) fn render(services: &Services, conns: &Stats) -> String {
     out
 }
 
-/// The GC runs' counters (SPEC §4.2): runs, bytes freed, images deleted, the last run's
+/// The GC runs' counters (SPEC §4.1): runs, bytes freed, images deleted, the last run's
 /// time, and what held the last run back when it could not reach the low threshold.
 fn render_gc(s: &imaged_core::engine::gc::GcStats) -> String {
     use std::fmt::Write as _;

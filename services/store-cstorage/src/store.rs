@@ -157,6 +157,21 @@ impl Store for CStorageStore {
     fn write_health(&self) -> WriteHealth {
         self.write_health_impl()
     }
+
+    /// The filesystem of the graph root (where podman keeps the layers).
+    fn fs_space(&self) -> Result<Option<imaged_core::store::FsSpace>> {
+        let root = &self.opts.graph_root;
+        let st = nix::sys::statvfs::statvfs(root).map_err(|e| {
+            imaged_core::Error::new(
+                imaged_core::ErrorKind::Internal,
+                format!("{}: statvfs: {e}", root.display()),
+            )
+        })?;
+        Ok(Some(imaged_core::store::FsSpace {
+            capacity: st.blocks().saturating_mul(st.fragment_size()),
+            available: st.blocks_available().saturating_mul(st.fragment_size()),
+        }))
+    }
 }
 
 impl CStorageStore {

@@ -7,6 +7,7 @@
 //! the blob lock, skipping leased blobs and blobs a newer view refers to again), so a load
 //! that brings a released blob back cannot lose it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread::JoinHandle;
@@ -17,7 +18,7 @@ use crate::inner::Inner;
 
 /// The background deleter of one store.
 pub(crate) struct Deleter {
-    tx: Mutex<Option<Sender<Vec<Digest>>>>,
+    tx: Mutex<Option<Sender<(Vec<Digest>, u64)>>>,
     pending: Arc<Pending>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -27,6 +28,8 @@ pub(crate) struct Deleter {
 struct Pending {
     count: Mutex<usize>,
     idle: Condvar,
+    /// Bytes of the blobs submitted and not yet deleted.
+    bytes: AtomicU64,
 }
 
 impl Pending {
@@ -43,16 +46,17 @@ impl Deleter {
     /// Starts the thread. `None` when the thread cannot be created (deletion then stays
     /// on the caller's thread).
     pub(crate) fn spawn(inner: Weak<Inner>) -> Option<Self> {
-        let (tx, rx) = mpsc::channel::<Vec<Digest>>();
+        let (tx, rx) = mpsc::channel::<(Vec<Digest>, u64)>();
         let pending = Arc::new(Pending::default());
         let p = Arc::clone(&pending);
         let thread = std::thread::Builder::new()
             .name("imaged-blob-delete".to_owned())
             .spawn(move || {
-                while let Ok(batch) = rx.recv() {
+                while let Ok((batch, bytes)) = rx.recv() {
                     if let Some(inner) = inner.upgrade() {
                         inner.delete_unused(batch);
                     }
+                    p.bytes.fetch_sub(bytes, Ordering::Relaxed);
                     p.add(-1);
                 }
             })
@@ -65,8 +69,8 @@ impl Deleter {
         })
     }
 
-    /// Queues `batch`; gives it back when the thread is gone.
-    pub(crate) fn submit(&self, batch: Vec<Digest>) -> Result<(), Vec<Digest>> {
+    /// Queues `batch` (blobs of `bytes` in all); gives it back when the thread is gone.
+    pub(crate) fn submit(&self, batch: Vec<Digest>, bytes: u64) -> Result<(), Vec<Digest>> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -75,10 +79,18 @@ impl Deleter {
             return Err(batch);
         };
         self.pending.add(1);
-        tx.send(batch).map_err(|e| {
+        self.pending.bytes.fetch_add(bytes, Ordering::Relaxed);
+        tx.send((batch, bytes)).map_err(|e| {
+            self.pending.bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.pending.add(-1);
-            e.0
+            e.0.0
         })
+    }
+
+    /// Bytes of the blobs released and not yet deleted (free as far as the store's
+    /// images are concerned: GC counts them as available).
+    pub(crate) fn pending_bytes(&self) -> u64 {
+        self.pending.bytes.load(Ordering::Relaxed)
     }
 
     /// Waits until every submitted batch has been handled.

@@ -23,6 +23,16 @@ pub(crate) fn available(path: &Path) -> Result<u64> {
     Ok(st.blocks_available().saturating_mul(st.fragment_size()))
 }
 
+/// Capacity and available bytes of the filesystem holding `path` (GC thresholds).
+pub(crate) fn fs_space(path: &Path) -> Result<imaged_core::store::FsSpace> {
+    let st = nix::sys::statvfs::statvfs(path)
+        .map_err(|e| io_err("statvfs", path, &io::Error::from(e)))?;
+    Ok(imaged_core::store::FsSpace {
+        capacity: st.blocks().saturating_mul(st.fragment_size()),
+        available: st.blocks_available().saturating_mul(st.fragment_size()),
+    })
+}
+
 /// Whether the reserve file is there with its full size.
 pub(crate) fn reserve_present(layout: &Layout, bytes: u64) -> bool {
     bytes == 0 || fs::metadata(&layout.reserve).is_ok_and(|m| m.is_file() && m.len() >= bytes)

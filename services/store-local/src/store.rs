@@ -211,9 +211,10 @@ impl LocalStore {
     pub(crate) fn apply_locked(&self, w: &mut Writer, change: &ChangeSet) -> Result<Applied> {
         let applied = self.inner.commit_locked(w, change)?;
         let released: Vec<Digest> = applied.released.iter().map(|(d, _)| *d).collect();
+        let bytes = applied.released.iter().map(|(_, s)| s).sum();
         match &self.deleter {
             Some(d) => {
-                if let Err(batch) = d.submit(released) {
+                if let Err(batch) = d.submit(released, bytes) {
                     self.inner.delete_unused(batch);
                 }
             }
@@ -342,6 +343,15 @@ impl Store for LocalStore {
 
     fn check(&self, repair: bool) -> Result<CheckReport> {
         crate::check::check(self, repair)
+    }
+
+    /// The root's filesystem, with the blobs released and not yet deleted counted as
+    /// available (a GC run right after another must not take more images for them).
+    fn fs_space(&self) -> Result<Option<imaged_core::store::FsSpace>> {
+        let mut fs = crate::space::fs_space(&self.inner.layout.root)?;
+        let pending = self.deleter.as_ref().map_or(0, Deleter::pending_bytes);
+        fs.available = fs.available.saturating_add(pending).min(fs.capacity);
+        Ok(Some(fs))
     }
 
     /// Unwritable while the filesystem has less than `min_free_bytes` available, and after

@@ -1,4 +1,4 @@
-//! GC runs (SPEC §4.2): the policy in force, the run itself (choose, then delete through
+//! GC runs (SPEC §4.1): the policy in force, the run itself (choose, then delete through
 //! the prune planner in one commit), the signal that wakes the daemon's GC loop, and the
 //! counters its metrics show.
 
@@ -80,14 +80,17 @@ pub struct GcSignal {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Wake {
     pending: bool,
+    rearm: bool,
     closed: bool,
 }
 
 /// Why [`GcSignal::wait`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Woken {
-    /// A write crossed a limit, or the policy changed.
+    /// A write crossed a limit.
     Notified,
+    /// The policy changed: wait again with its interval (no run).
+    Rearmed,
     /// The timeout passed.
     Timeout,
     /// The daemon is stopping.
@@ -101,6 +104,12 @@ impl GcSignal {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pending = true;
+        self.cv.notify_all();
+    }
+
+    /// Makes the waiter start its wait again (the policy changed).
+    pub fn rearm(&self) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).rearm = true;
         self.cv.notify_all();
     }
 
@@ -124,6 +133,10 @@ impl GcSignal {
             if s.pending {
                 s.pending = false;
                 return Woken::Notified;
+            }
+            if s.rearm {
+                s.rearm = false;
+                return Woken::Rearmed;
             }
             match deadline {
                 None => s = self.cv.wait(s).unwrap_or_else(PoisonError::into_inner),
@@ -218,7 +231,7 @@ impl Engine {
         }
     }
 
-    /// Runs the GC policy once: chooses (SPEC §4.2), then deletes the chosen images through
+    /// Runs the GC policy once: chooses (SPEC §4.1), then deletes the chosen images through
     /// the prune planner in one commit; with `dry_run` reports exactly that and changes
     /// nothing. Runs and prunes are serialised; `deadline` bounds the wait for another.
     pub fn run_gc(
@@ -341,4 +354,29 @@ fn delete_one(p: &mut Planner<'_>, img: &Image) -> Result<()> {
         ));
     }
     p.delete(&img.id, None).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::{GcSignal, Woken};
+
+    #[test]
+    fn the_signal_wakes_for_a_notification_a_rearm_and_the_close() {
+        let s = Arc::new(GcSignal::default());
+        assert_eq!(s.wait(Some(Duration::from_millis(1))), Woken::Timeout);
+        s.notify();
+        assert_eq!(s.wait(None), Woken::Notified);
+        s.rearm();
+        assert_eq!(s.wait(None), Woken::Rearmed);
+        let waiter = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || s.wait(None))
+        };
+        s.close();
+        assert_eq!(waiter.join().ok(), Some(Woken::Closed));
+        assert_eq!(s.wait(None), Woken::Closed);
+    }
 }

@@ -58,7 +58,7 @@ pub struct EngineConfig {
     /// Most metadata one load holds or parses in total (entry paths and link targets,
     /// metadata entries, JSON kept or parsed); beyond → `TooLarge`.
     pub max_load_metadata_total_bytes: u64,
-    /// The GC policy at start-up (SPEC §4.2; SetGcPolicy replaces it at run time).
+    /// The GC policy at start-up (SPEC §4.1; SetGcPolicy replaces it at run time).
     pub gc: crate::gc::GcPolicy,
 }
 

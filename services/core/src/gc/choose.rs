@@ -1,4 +1,4 @@
-//! Choosing what a GC run deletes (SPEC §4.2): images not used for longer than the
+//! Choosing what a GC run deletes (SPEC §4.1): images not used for longer than the
 //! policy's maximum, then least recently used first until the space the thresholds ask
 //! for is freed. Each choice carries the bytes it frees given the choices before it
 //! (a blob shared with an image that stays frees nothing; shared blobs count once).

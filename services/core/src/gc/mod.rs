@@ -1,4 +1,4 @@
-//! Garbage collection by policy (SPEC §4.2): the policy ([`GcPolicy`]), the choice of
+//! Garbage collection by policy (SPEC §4.1): the policy ([`GcPolicy`]), the choice of
 //! what a run deletes ([`choose`]) and its plan ([`GcPlan`]). The engine runs a plan
 //! through the prune planner (`Engine::run_gc`).
 

@@ -1,4 +1,4 @@
-//! The GC policy (SPEC §4.2): when a run frees space, how much, and what it never takes.
+//! The GC policy (SPEC §4.1): when a run frees space, how much, and what it never takes.
 
 use std::time::Duration;
 

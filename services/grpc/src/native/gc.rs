@@ -1,4 +1,4 @@
-//! `imaged.v1.GcService` over the engine: the GC policy and runs (SPEC §4.2), with the
+//! `imaged.v1.GcService` over the engine: the GC policy and runs (SPEC §4.1), with the
 //! conversions between the wire and [`imaged_core::gc`].
 
 use std::sync::Arc;

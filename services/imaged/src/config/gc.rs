@@ -1,4 +1,4 @@
-//! `[gc]` of the config file: the GC policy the daemon starts with (SPEC §4.2, README
+//! `[gc]` of the config file: the GC policy the daemon starts with (SPEC §4.1, README
 //! "Keep the store within a budget").
 //!
 //! ```toml
