@@ -140,7 +140,8 @@ pub struct Image {
     pub read_only: bool,
     /// When the image was added to this store.
     pub added: UnixNanos,
-    /// Last time a container was registered on it.
+    /// Its last use (SPEC §1 "Usage data"): a load or pull of it, a name given by TagImage,
+    /// a container on it. `None`: no use recorded (kept from before imaged recorded uses).
     pub last_used: Option<UnixNanos>,
     /// The size the store's own engine reports for the image, when it counts differently
     /// from imaged (containers-storage: podman's `ImageSize`, uncompressed layers plus every

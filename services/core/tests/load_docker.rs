@@ -94,7 +94,8 @@ fn fills_the_image_record() {
     assert_eq!(c.config.history.len(), 2);
     assert_eq!(c.config.history[1].created_by, "RUN make");
     assert_eq!(c.config.env.len(), 1);
-    assert!(c.instances.is_none() && !c.read_only && c.last_used.is_none());
+    assert!(c.instances.is_none() && !c.read_only);
+    assert_eq!(c.last_used, Some(c.added), "a load is a use (SPEC §1)");
     // The synthesised manifest is stored, is valid OCI and names config and layers.
     assert_eq!(c.digests, vec![c.manifest.digest]);
     let m = rig
@@ -128,20 +129,26 @@ fn the_synthesised_manifest_is_deterministic() {
 }
 
 #[test]
-fn reloading_is_idempotent() {
+fn reloading_is_idempotent_but_for_last_used() {
     let rig = Rig::new();
     let bytes = docker_archive(&[base(), child()], true);
     let first = rig.load(&bytes).unwrap();
-    let snap = rig.snapshot();
-    let generation = rig.store.view().generation();
+    let mut snap = rig.snapshot();
     let second = rig.load(&bytes).unwrap();
     assert_eq!(first, second);
-    assert_eq!(rig.snapshot(), snap);
-    assert_eq!(
-        rig.store.view().generation(),
-        generation,
-        "nothing to commit"
-    );
+    // Loading again is a use (SPEC §1): `last_used` moves, nothing else does.
+    let mut after = rig.snapshot();
+    for (a, b) in after.images.iter_mut().zip(snap.images.iter_mut()) {
+        assert!(
+            a.last_used > b.last_used,
+            "{:?} → {:?}",
+            b.last_used,
+            a.last_used
+        );
+        a.last_used = None;
+        b.last_used = None;
+    }
+    assert_eq!(after, snap);
 }
 
 #[test]

@@ -85,6 +85,7 @@ proptest! {
                 "reference=[a-z*]{1,8}",
                 "id=[0-9a-f]{1,12}",
                 "until=[0-9]{1,9}",
+                "unused-since!?=[0-9]{1,9}",
             ],
             0..4,
         ),

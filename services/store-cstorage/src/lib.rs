@@ -12,6 +12,7 @@
 //!   [`imaged_core::Catalog`];
 //! - `write`, `driver`, `recover`: applying change sets in place, deleting layer data,
 //!   finishing interrupted removals; `reaper`: emptying the trash in the background;
+//! - `usage`: imaged's usage data (`last_used`), in its own file;
 //! - `load`: LoadImages through skopeo;
 //! - `store`: the [`imaged_core::Store`] implementation.
 //!
@@ -22,6 +23,9 @@
 //! - Containers are read-only (`StoreInfo::containers_read_only`): only **external**,
 //!   unmounted containers can be deleted (prune `--external`); a podman container is an
 //!   `ImageInUse` error telling to `podman rm` it, a mounted one `ContainerRunning`.
+//! - `Image::last_used` is derived (the image's creation in the store, its newest
+//!   container, the moment imaged saw its last container go, the engine's loads and tags)
+//!   and kept in imaged's own `<graph_root>/imaged/usage.json`, never in podman's files.
 //!
 //! # Failpoints (crash tests)
 //! Built with the `failpoints` feature, `IMAGED_CSTORAGE_CRASH_AT=<step>` makes
@@ -49,6 +53,7 @@ mod schema;
 mod snapshot;
 mod store;
 mod tracked;
+mod usage;
 mod view;
 mod watch;
 mod write;

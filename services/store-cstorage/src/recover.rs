@@ -79,6 +79,7 @@ fn remove_temporaries(paths: &crate::driver::Paths) {
         (paths.images_dir(), "images.json"),
         (paths.containers_dir(), "containers.json"),
         (paths.state_dir(), "cstorage-intent.json"),
+        (paths.state_dir(), crate::usage::FILE),
     ];
     for (dir, base) in files {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -106,6 +107,7 @@ pub(crate) fn check(store: &CStorageStore, repair: bool) -> Result<CheckReport> 
         let removed = recover(store, &mut snap)?;
         report.orphans_removed = removed.len();
         store.publish(&snap);
+        snap.usage.save();
         drop(snap);
         if let Err(e) = store.paths.empty_trash() {
             report.problems.push(format!("emptying the trash: {e}"));

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use imaged_core::digest::Digest;
 use imaged_core::error::{Error, Result};
 use imaged_core::model::Image;
+use imaged_core::time::parse_rfc3339;
 use imaged_core::{Catalog, ChangeSet};
 
 use crate::convert::{self, ConvertCache, StoreRecords};
@@ -23,6 +24,7 @@ use crate::driver::Paths;
 use crate::lockfile::{LockFile, ReadGuard, Token, WriteGuard};
 use crate::schema::{ContainerRecord, ImageRecord, LayerRecord, MountRecord};
 pub(crate) use crate::tracked::{Records, Stamp, Tracked, stamp};
+use crate::usage::{self, Usage};
 
 /// The lock files of the store (outside the snapshot's mutex, so that guards and a
 /// mutable snapshot can be held together).
@@ -207,6 +209,8 @@ pub(crate) struct Snapshot {
     converted_layers: Vec<Records<LayerRecord>>,
     /// The probe the catalog corresponds to.
     probe: Option<Probe>,
+    /// imaged's usage data (`usage.rs`): the images' `last_used`.
+    pub(crate) usage: Usage,
     /// The catalog of the records above.
     pub(crate) catalog: Arc<Catalog>,
 }
@@ -230,6 +234,7 @@ impl Snapshot {
     /// database; nothing is read yet.
     pub(crate) fn new(paths: Paths, ro: Vec<Paths>, bolt: Option<PathBuf>) -> Self {
         let rd = paths.run_layers_dir().unwrap_or_default();
+        let usage = Usage::load(usage::path(&paths.state_dir()));
         Self {
             layers: Tracked::new(paths.layers_dir().join("layers.json")),
             images: Tracked::new(paths.images_dir().join("images.json")),
@@ -254,6 +259,7 @@ impl Snapshot {
             converted_from: Vec::new(),
             converted_layers: Vec::new(),
             probe: None,
+            usage,
             catalog: Arc::new(Catalog::new()),
         }
     }
@@ -326,7 +332,6 @@ impl Snapshot {
     }
 
     /// Forces the next [`Snapshot::reload`] to rebuild.
-    #[allow(dead_code)]
     pub(crate) fn invalidate(&mut self) {
         self.probe = None;
     }
@@ -367,6 +372,22 @@ impl Snapshot {
         );
         self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
+        // Usage (`usage.rs`): the newest container of each image, and the images that had
+        // containers in the previous view and have none now (used until now).
+        let now = imaged_core::time::now();
+        let mut newest: HashMap<&str, i64> = HashMap::new();
+        for c in self.containers.records.iter() {
+            let t = parse_rfc3339(&c.created).filter(|t| *t > 0);
+            let e = newest.entry(c.image.as_str()).or_insert(0);
+            *e = (*e).max(t.unwrap_or(0));
+        }
+        let lost_users: HashSet<String> = self
+            .catalog
+            .containers()
+            .map(|c| c.image_id.hex())
+            .filter(|id| !newest.contains_key(id.as_str()))
+            .collect();
+        let usage = &mut self.usage;
         // Updated in place: a build after a change of one image allocates nothing for the
         // others.
         let converted = &mut self.converted;
@@ -389,10 +410,25 @@ impl Snapshot {
                     .get(rec.id.as_str())
                     .filter(|c| same(c) && !convert::uses_any(rec, &changed))
                     .map(|c| Arc::clone(&c.image));
+                if let Some(t) = newest.get(rec.id.as_str()).filter(|t| **t > 0) {
+                    usage.stamp(&rec.id, *t);
+                }
+                if lost_users.contains(rec.id.as_str()) {
+                    usage.stamp(&rec.id, now);
+                }
+                let recorded = usage.get(&rec.id);
+                let last_used = |added: i64| recorded.max((added > 0).then_some(added));
                 let img = match reused {
-                    Some(img) => img,
+                    Some(img) if img.last_used == last_used(img.added) => img,
+                    Some(img) => Arc::new(Image {
+                        last_used: last_used(img.added),
+                        ..Image::clone(&img)
+                    }),
                     None => match convert::image(rec, s, &layers, cache) {
-                        Some(img) => Arc::new(img),
+                        Some(img) => Arc::new(Image {
+                            last_used: last_used(img.added),
+                            ..img
+                        }),
                         None => {
                             tracing::warn!(id = %rec.id, "image record with an invalid ID ignored");
                             continue;
@@ -434,6 +470,7 @@ impl Snapshot {
         }
         converted.retain(|_, c| c.epoch == epoch);
         self.cache.retain(&live);
+        self.usage.retain(|id| live.contains(id));
         let mounted = self.mounted();
         let containers =
             convert::containers(&self.containers.records, &ids, &mounted, &self.podman);

@@ -69,6 +69,7 @@ impl CStorageStore {
         {
             let mut snap = store.lock_snap();
             if inspect {
+                snap.usage.set_read_only();
                 drop(snap);
                 store.refresh();
                 return Ok(store);
@@ -81,6 +82,7 @@ impl CStorageStore {
                 tracing::warn!(error = %e, "containers-storage: emptying imaged-trash");
             }
             store.publish(&snap);
+            snap.usage.save();
         }
         store.watcher = Watcher::spawn(
             Arc::downgrade(&store.view),

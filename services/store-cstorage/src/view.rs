@@ -107,6 +107,9 @@ impl View {
             snap.reload(probe)?;
         }
         drop(locks);
+        // Usage data the reading recorded (a container gone, a new one): imaged's own
+        // file, written outside c/storage's locks.
+        snap.usage.save();
         Ok(true)
     }
 }

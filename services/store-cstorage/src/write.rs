@@ -15,6 +15,9 @@
 //!    `<id>.tar-split.gz`, the layer's big-data directory;
 //! 6. `layers.json` without them; the journal is cleared.
 //!
+//! A later `last_used` the change carries (the engine's loads and tags) goes to imaged's
+//! usage data (`usage.rs`), written after the locks are released.
+//!
 //! Every prefix of this sequence is a state podman accepts (§10.5); `recover` finishes it
 //! at the next open. The trash is emptied in the background after the locks are released
 //! (`reaper`).
@@ -367,7 +370,8 @@ fn plan(snap: &Snapshot, change: &ChangeSet) -> Result<Plan> {
                 .find_map(|r| r.images.records.iter().find(|i| i.id == hex));
             if let Some(ro) = ro {
                 if ro.names == img.names {
-                    // Nothing to write (e.g. only `last_used` changed).
+                    // Nothing to write in c/storage's files (only `last_used` changed: that
+                    // goes to imaged's usage data, see `apply`).
                     continue;
                 }
                 return Err(Error::new(
@@ -718,6 +722,19 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
         if let Some((l, b)) = written.layers {
             snap.layers.set(l, b);
         }
+        // The engine's uses (a load, a tag): a later `last_used` than the view's goes to
+        // imaged's usage data (c/storage has no field for it); the catalog is rebuilt
+        // with it even when no c/storage file changed.
+        let mut used = false;
+        for img in &change.put_images {
+            let known = before.image(&img.id).and_then(|i| i.last_used);
+            if let Some(t) = img.last_used.filter(|t| Some(*t) > known) {
+                used |= snap.usage.stamp(&img.id.hex(), t);
+            }
+        }
+        if used {
+            snap.invalidate();
+        }
     });
     let written = start.elapsed();
     let reloaded = reload_locked(&store.view.locks, &mut snap);
@@ -732,6 +749,7 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
     );
     drop(locks);
     store.publish(&snap);
+    snap.usage.save();
     drop(snap);
     if wrote {
         store.reaper.kick(&store.paths);

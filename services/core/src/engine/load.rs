@@ -6,9 +6,13 @@
 //! image the archive leaves unnamed. A name held by another image moves (the old image
 //! may become dangling); if two images of one archive claim a name, the later one wins,
 //! as `docker load` does. Re-loading an image that exists merges: new names first, then
-//! its existing ones; its record (blobs, `added`, `last_used`) is kept and the new
-//! manifest digest is added to its digests. Read-only images are never modified: a load
-//! that would take a name from one, or add names to one, fails with `ReadOnlyImage`.
+//! its existing ones; its record (blobs, `added`) is kept and the new manifest digest is
+//! added to its digests. Read-only images are never modified: a load that would take a
+//! name from one, or add names to one, fails with `ReadOnlyImage`.
+//!
+//! Usage (SPEC §1 "Usage data"): every image of the archive (or the pull) counts as used
+//! now: a new image gets `last_used` = its `added`, an existing one `last_used` = the
+//! load's time, in the same change set (a read-only image keeps its record).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -130,13 +134,18 @@ fn plan(view: &Catalog, found: Vec<Found>, now: i64) -> Result<Plan> {
                         r.digests.push(*d);
                     }
                 }
+                if !r.read_only {
+                    r.last_used = Some(now);
+                }
                 r
             }
             None => {
                 new_images += 1;
+                let added = now + new_images - 1;
                 Image {
                     names: new_names,
-                    added: now + new_images - 1,
+                    added,
+                    last_used: Some(added),
                     ..f.image
                 }
             }

@@ -89,7 +89,7 @@ pub struct ImageSummary {
     pub platform: Platform,
     /// Pinned (label or configured pattern).
     pub pinned: bool,
-    /// Last container registration.
+    /// Last use: load, pull, tag or container (SPEC §1 "Usage data").
     pub last_used: Option<UnixNanos>,
     /// Manifest lists: their instances.
     pub instances: Vec<InstanceSummary>,

@@ -1,7 +1,8 @@
 //! TagImage and UntagImage with libimage's rules (SPEC §2, §6): names are normalised
 //! (`localhost/` for short names, `:latest` when untagged), a new name goes first (newest
 //! first, as libimage) and moves away from any image that held it; untag of a name the image
-//! does not have fails with `tag not known`.
+//! does not have fails with `tag not known`. A tag that adds a name sets the image's
+//! `last_used`; an untag does not.
 
 use std::sync::Arc;
 
@@ -58,6 +59,8 @@ impl Engine {
             added.push(n.clone());
         }
         if !added.is_empty() {
+            // Tagging is a use (SPEC §1 "Usage data"), stamped with the names it adds.
+            target.last_used = Some(crate::time::now());
             change.put_images.push(Arc::new(target));
             self.commit(&view, &change)?;
             let time = crate::time::now();

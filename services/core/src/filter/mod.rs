@@ -5,6 +5,9 @@
 //! which are ORed. Filters are parsed ([`parse`]) without a store, then compiled against a
 //! view ([`Filters::compile`]: image references of `after`/`before` and `reference` are
 //! resolved once), then evaluated per image in O(1) against the [`Tree`].
+//!
+//! Beyond libimage's keys: `unused-since=<time>` (imaged's usage data, SPEC §1): images
+//! whose last use (`last_used`, else `added`) is before the time, given as `until`'s.
 
 mod reference;
 pub mod until;
@@ -31,6 +34,8 @@ pub enum Key {
     Before,
     /// `until`.
     Until,
+    /// `unused-since`: last use (`last_used`, else `added`) before a time.
+    UnusedSince,
     /// `containers`.
     Containers,
     /// `dangling`.
@@ -57,6 +62,7 @@ impl Key {
             "after" | "since" => (Self::After, false),
             "before" => (Self::Before, false),
             "until" => (Self::Until, false),
+            "unused-since" => (Self::UnusedSince, false),
             "containers" => (Self::Containers, false),
             "dangling" => (Self::Dangling, false),
             "intermediate" => (Self::Intermediate, false),
@@ -209,6 +215,7 @@ enum Pred {
     After(i64),
     Before(i64),
     Until(i64),
+    UnusedSince(i64),
     Containers(ContainersValue),
     Dangling(bool),
     Intermediate(bool),
@@ -262,8 +269,9 @@ impl Filters {
             let p = match s.key {
                 Key::After => Pred::After(created_of(&s.key_text)?),
                 Key::Before => Pred::Before(created_of(&s.key_text)?),
-                Key::Until => match until::parse_time(&s.value, now) {
-                    Some(t) => Pred::Until(t),
+                Key::Until | Key::UnusedSince => match until::parse_time(&s.value, now) {
+                    Some(t) if s.key == Key::Until => Pred::Until(t),
+                    Some(t) => Pred::UnusedSince(t),
                     None => {
                         return Err(bad(
                             field,
@@ -329,6 +337,7 @@ impl Filters {
             let ok = match p {
                 Pred::After(t) => created > *t,
                 Pred::Before(t) | Pred::Until(t) => created < *t,
+                Pred::UnusedSince(t) => img.last_used.unwrap_or(img.added) < *t,
                 Pred::Containers(v) => {
                     let c = facts.containers();
                     match v {
