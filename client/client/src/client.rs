@@ -1,5 +1,5 @@
-//! [`Client`]: one typed method per RPC of `imaged.v1.ImageService` and
-//! `imaged.v1.ContainerService`.
+//! [`Client`]: one typed method per RPC of `imaged.v1.ImageService`,
+//! `imaged.v1.ContainerService` and `imaged.v1.GcService`.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use imaged_proto::imaged::v1 as pb;
 use pb::container_service_client::ContainerServiceClient;
+use pb::gc_service_client::GcServiceClient;
 use pb::image_service_client::ImageServiceClient;
 use tokio::io::AsyncRead;
 use tonic::service::interceptor::InterceptedService;
@@ -26,6 +27,7 @@ type Transport = InterceptedService<Channel, BearerAuth>;
 pub struct Client {
     images: ImageServiceClient<Transport>,
     containers: ContainerServiceClient<Transport>,
+    gc: GcServiceClient<Transport>,
     url: String,
 }
 
@@ -61,11 +63,14 @@ impl Client {
     fn build(channel: Channel, auth: BearerAuth, url: String) -> Self {
         let images = ImageServiceClient::with_interceptor(channel.clone(), auth.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let containers = ContainerServiceClient::with_interceptor(channel, auth)
+        let containers = ContainerServiceClient::with_interceptor(channel.clone(), auth.clone())
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let gc = GcServiceClient::with_interceptor(channel, auth)
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         Self {
             images,
             containers,
+            gc,
             url,
         }
     }
@@ -335,6 +340,32 @@ impl Client {
             .await?
             .into_inner()
             .containers)
+    }
+
+    /// `GetGcPolicy`: the GC policy in force.
+    pub async fn get_gc_policy(&self) -> Result<pb::GcPolicy, ClientError> {
+        Ok(self
+            .gc
+            .clone()
+            .get_gc_policy(pb::GetGcPolicyRequest {})
+            .await?
+            .into_inner())
+    }
+
+    /// `SetGcPolicy`: replaces the GC policy in force (until the daemon stops) and returns
+    /// it as the daemon stored it (an unset `min_age` becomes the default).
+    pub async fn set_gc_policy(&self, policy: pb::GcPolicy) -> Result<pb::GcPolicy, ClientError> {
+        let req = pb::SetGcPolicyRequest {
+            policy: Some(policy),
+        };
+        Ok(self.gc.clone().set_gc_policy(req).await?.into_inner())
+    }
+
+    /// `RunGc`: runs the GC policy once now; with `dry_run`, reports what a run would
+    /// delete and changes nothing.
+    pub async fn run_gc(&self, dry_run: bool) -> Result<pb::RunGcResponse, ClientError> {
+        let req = pb::RunGcRequest { dry_run };
+        Ok(self.gc.clone().run_gc(req).await?.into_inner())
     }
 }
 

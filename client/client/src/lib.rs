@@ -4,11 +4,13 @@
 //!   `http://host:port` or `https://host:port` (rustls; CA file, client certificate and
 //!   bearer token through [`ConnectOptions`]). [`default_url`] gives `$IMAGED_HOST`, else
 //!   the root or per-user socket.
-//! * One typed method per RPC of `imaged.v1.ImageService` and `imaged.v1.ContainerService`,
-//!   returning the generated messages re-exported as [`proto`]; [`Client::list_all`]
-//!   follows the page tokens, [`Client::load`] streams an archive,
-//!   [`Client::watch_events`] returns an [`EventStream`], [`Client::pull`] and
-//!   [`Client::push`] a [`PullStream`] / [`PushStream`] of progress messages.
+//! * One typed method per RPC of `imaged.v1.ImageService`, `imaged.v1.ContainerService`
+//!   and `imaged.v1.GcService`, returning the generated messages re-exported as
+//!   [`proto`]; [`Client::list_all`] follows the page tokens, [`Client::load`] streams an
+//!   archive, [`Client::watch_events`] returns an [`EventStream`], [`Client::pull`] and
+//!   [`Client::push`] a [`PullStream`] / [`PushStream`] of progress messages;
+//!   [`Client::get_gc_policy`], [`Client::set_gc_policy`] and [`Client::run_gc`] show,
+//!   replace and run the GC policy.
 //! * Failures are [`ClientError`]s whose [`ErrorKind`] is the [`ErrorReason`] of the
 //!   `google.rpc.ErrorInfo` the daemon attaches (domain `imaged.io`), or the gRPC code
 //!   without one.
@@ -45,6 +47,8 @@ pub use target::{HOST_ENV, ROOT_SOCKET, Target, default_socket_url, default_url}
 
 /// The generated messages and enums of `imaged.v1`.
 pub use imaged_proto::imaged::v1 as proto;
+/// `google.protobuf.Duration`, as used in [`proto`] messages (the GC policy's ages).
+pub use prost_types::Duration;
 /// `google.protobuf.Timestamp`, as used in [`proto`] messages.
 pub use prost_types::Timestamp;
 /// gRPC status codes ([`ClientError::code`]).

@@ -1,5 +1,6 @@
 //! The client against a fake ImageService on a unix socket in a temp dir: authority,
-//! bearer token, paging, load streaming, error details, events.
+//! bearer token, paging, load streaming, error details, events; a fake GcService next to
+//! it for the GC calls.
 
 // The fake server's helpers are test code too.
 #![allow(clippy::unwrap_used)]
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use imaged_client::{Client, Code, ConnectOptions, ErrorKind, ErrorReason, proto};
+use proto::gc_service_server::{GcService, GcServiceServer};
 use proto::image_service_server::{ImageService, ImageServiceServer};
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -23,6 +25,8 @@ struct Seen {
     load_bytes: usize,
     load_messages: usize,
     load_format: i32,
+    gc_tokens: Vec<String>,
+    gc_policy: Option<proto::GcPolicy>,
 }
 
 #[derive(Clone, Default)]
@@ -184,6 +188,69 @@ impl ImageService for Fake {
     }
 }
 
+#[tonic::async_trait]
+impl GcService for Fake {
+    async fn get_gc_policy(
+        &self,
+        request: Request<proto::GetGcPolicyRequest>,
+    ) -> Result<Response<proto::GcPolicy>, Status> {
+        let mut seen = self.seen.lock().unwrap();
+        record_token(&mut seen, &request);
+        Ok(Response::new(seen.gc_policy.unwrap_or_default()))
+    }
+
+    async fn set_gc_policy(
+        &self,
+        request: Request<proto::SetGcPolicyRequest>,
+    ) -> Result<Response<proto::GcPolicy>, Status> {
+        let mut seen = self.seen.lock().unwrap();
+        record_token(&mut seen, &request);
+        let mut policy = request.into_inner().policy.unwrap_or_default();
+        if policy.keep_tags > 100 {
+            return Err(Status::invalid_argument("invalid GC policy: keep_tags"));
+        }
+        // As the daemon: an unset minimum age is 2 minutes.
+        policy.min_age.get_or_insert(imaged_client::Duration {
+            seconds: 120,
+            nanos: 0,
+        });
+        seen.gc_policy = Some(policy);
+        Ok(Response::new(policy))
+    }
+
+    async fn run_gc(
+        &self,
+        request: Request<proto::RunGcRequest>,
+    ) -> Result<Response<proto::RunGcResponse>, Status> {
+        record_token(&mut self.seen.lock().unwrap(), &request);
+        let dry_run = request.into_inner().dry_run;
+        let id = format!("sha256:{:064x}", 7);
+        Ok(Response::new(proto::RunGcResponse {
+            chosen: vec![proto::GcChoice {
+                image_id: id.clone(),
+                reason: proto::GcReason::Unused as i32,
+                bytes_freed: 10,
+                ..Default::default()
+            }],
+            planned_bytes: 10,
+            reached: true,
+            result: Some(proto::PruneImagesResponse {
+                deleted_images: if dry_run { Vec::new() } else { vec![id] },
+                reclaimed_bytes: if dry_run { 0 } else { 10 },
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+}
+
+fn record_token<T>(seen: &mut Seen, request: &Request<T>) {
+    if let Some(v) = request.metadata().get("authorization") {
+        seen.gc_tokens
+            .push(v.to_str().unwrap_or_default().to_owned());
+    }
+}
+
 struct Server {
     _dir: tempfile::TempDir,
     url: String,
@@ -209,7 +276,8 @@ async fn start() -> Server {
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(record_authority)
-            .add_service(ImageServiceServer::new(fake))
+            .add_service(ImageServiceServer::new(fake.clone()))
+            .add_service(GcServiceServer::new(fake))
             .serve_with_incoming(UnixListenerStream::new(listener))
             .await
             .unwrap();
@@ -370,4 +438,42 @@ async fn pull_and_push_stream_their_progress() {
         .unwrap_err();
     assert_eq!(err.code, Code::Unauthenticated);
     assert!(matches!(&seen[..], [Push::Resolved(_)]), "{seen:?}");
+}
+
+#[tokio::test]
+async fn gc_policy_and_runs_with_the_token() {
+    let server = start().await;
+    let opts = ConnectOptions::default().with_token("gc-t0k");
+    let client = Client::connect_with(&server.url, opts).await.unwrap();
+    assert_eq!(
+        client.get_gc_policy().await.unwrap(),
+        proto::GcPolicy::default()
+    );
+    let policy = proto::GcPolicy {
+        high: Some(proto::GcThreshold {
+            value: Some(proto::gc_threshold::Value::Percent(85)),
+        }),
+        budget_bytes: Some(1 << 30),
+        ..Default::default()
+    };
+    let stored = client.set_gc_policy(policy).await.unwrap();
+    assert_eq!(stored.budget_bytes, Some(1 << 30));
+    assert_eq!(stored.min_age.map(|d| d.seconds), Some(120));
+    assert_eq!(client.get_gc_policy().await.unwrap(), stored);
+    let dry = client.run_gc(true).await.unwrap();
+    assert_eq!(dry.chosen.len(), 1);
+    assert!(dry.result.unwrap().deleted_images.is_empty());
+    let real = client.run_gc(false).await.unwrap();
+    assert_eq!(real.result.unwrap().reclaimed_bytes, 10);
+    let err = client
+        .set_gc_policy(proto::GcPolicy {
+            keep_tags: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::InvalidArgument);
+    assert_eq!(err.kind, ErrorKind::Code(Code::InvalidArgument));
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.gc_tokens, vec!["Bearer gc-t0k".to_owned(); 6]);
 }
