@@ -60,6 +60,9 @@ pub(crate) enum Command {
     /// Manage container records (which images are in use)
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Run the daemon's GC policy now and show what it deleted (`gc policy`: show or
+    /// change the policy)
+    Gc(GcArgs),
 }
 
 /// Output formats of listings.
@@ -417,6 +420,41 @@ pub(crate) struct ContainerStateArgs {
     pub state: State,
 }
 
+/// `imagectl gc`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct GcArgs {
+    /// Print what a run would delete, delete nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format (json: the whole RunGc response, exact bytes)
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// `gc policy`
+    #[command(subcommand)]
+    pub command: Option<GcCommand>,
+}
+
+/// `imagectl gc …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GcCommand {
+    /// Show the GC policy in force, one `key: value` line per setting in the config
+    /// file's `[gc]` syntax (`off`: unset); with --set, change it first
+    Policy(GcPolicyArgs),
+}
+
+/// `imagectl gc policy`.
+#[derive(Debug, Args)]
+pub(crate) struct GcPolicyArgs {
+    /// Change one setting of the policy in force, repeatable: high, low (`85%` or bytes
+    /// such as `8GiB`), budget (bytes), max_unused, min_age, interval (Go durations such
+    /// as `720h`, `2m`), keep_tags (a count); an empty VALUE (or `off`) unsets the key.
+    /// The daemon keeps the new policy until it stops (its config file is the lasting
+    /// source)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -510,6 +548,36 @@ mod tests {
         assert_eq!(s.state, State::Stopped);
         assert!(parse(&["container", "rm"]).is_err());
         assert!(parse(&["tag", "src"]).is_err());
+    }
+
+    #[test]
+    fn gc_and_gc_policy() {
+        let cli = parse(&["gc", "--dry-run", "--format", "json"]).unwrap();
+        let Command::Gc(g) = cli.command else {
+            panic!()
+        };
+        assert!(g.dry_run && g.command.is_none());
+        assert_eq!(g.format, Format::Json);
+        let cli = parse(&["gc", "policy", "--set", "high=85%", "--set", "low="]).unwrap();
+        let Command::Gc(GcArgs {
+            command: Some(GcCommand::Policy(p)),
+            ..
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!(p.set, ["high=85%", "low="]);
+        let cli = parse(&["gc", "policy"]).unwrap();
+        let Command::Gc(GcArgs {
+            command: Some(GcCommand::Policy(p)),
+            ..
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert!(p.set.is_empty());
+        assert!(parse(&["gc", "--dry-run", "policy"]).is_err());
+        assert!(parse(&["gc", "bogus"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //!   a script it proceeds without asking (no `-f` needed); `--dry-run` never asks.
 //! * Usage errors exit 125 (podman's code), `--help`/`--version` exit 0.
 //! * An image without a creation time shows `N/A` in the CREATED column.
+//! * `gc` (no podman equivalent) prints a podman-aligned table of the images a run chose,
+//!   then plain summary lines (`would free …`/`freed …`, `not reached …`), and exits like
+//!   `prune`; `gc policy --set` checks its values before connecting (exit 125).
 
 mod args;
 mod cmd;
@@ -69,6 +72,14 @@ async fn run(cli: &Cli) -> Result<Report, Failure> {
         && rm.refs.is_empty()
     {
         return Err(Failure::new("image name or ID must be specified"));
+    }
+    // A bad `gc policy --set` is a usage error, reported before connecting.
+    if let args::Command::Gc(args::GcArgs {
+        command: Some(args::GcCommand::Policy(p)),
+        ..
+    }) = &cli.command
+    {
+        cmd::gc_policy::parse_sets(&p.set)?;
     }
     let client = Client::connect_with(&url, opts)
         .await

@@ -3,6 +3,8 @@
 pub(crate) mod container;
 pub(crate) mod df;
 pub(crate) mod events;
+pub(crate) mod gc;
+pub(crate) mod gc_policy;
 pub(crate) mod images;
 pub(crate) mod inspect;
 pub(crate) mod load;
@@ -31,5 +33,6 @@ pub(crate) async fn dispatch(client: &Client, command: &Command) -> Result<Repor
         Command::Df(a) => df::run(client, a).await,
         Command::Events(a) => events::run(client, a).await,
         Command::Container(c) => container::run(client, c).await,
+        Command::Gc(a) => gc::run(client, a).await,
     }
 }

@@ -1,7 +1,7 @@
 //! Human-readable sizes, durations and IDs, as podman and Docker print them (the
 //! `github.com/docker/go-units` rules).
 
-use imaged_client::Timestamp;
+use imaged_client::{Duration, Timestamp};
 
 const DECIMAL_UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 
@@ -104,6 +104,40 @@ pub(crate) fn human_duration(seconds: f64) -> String {
         return format!("{} months", hours / 24 / 30);
     }
     format!("{} years", secs / 3600 / 24 / 365)
+}
+
+/// A compact duration, the two largest units: `3d4h`, `5h`, `12m30s`, `45s`, `2ms`
+/// (`<1ms` below a millisecond, `0s` for zero or less).
+pub(crate) fn short_duration(d: &Duration) -> String {
+    let nanos = i128::from(d.seconds) * 1_000_000_000 + i128::from(d.nanos);
+    let Ok(nanos) = u128::try_from(nanos) else {
+        return "0s".to_owned();
+    };
+    if nanos == 0 {
+        return "0s".to_owned();
+    }
+    let secs = nanos / 1_000_000_000;
+    if secs == 0 {
+        let ms = nanos / 1_000_000;
+        return if ms == 0 {
+            "<1ms".to_owned()
+        } else {
+            format!("{ms}ms")
+        };
+    }
+    let pair = |big: u128, big_unit: &str, small: u128, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{big_unit}")
+        } else {
+            format!("{big}{big_unit}{small}{small_unit}")
+        }
+    };
+    match secs {
+        86_400.. => pair(secs / 86_400, "d", secs % 86_400 / 3600, "h"),
+        3600.. => pair(secs / 3600, "h", secs % 3600 / 60, "m"),
+        60.. => pair(secs / 60, "m", secs % 60, "s"),
+        _ => format!("{secs}s"),
+    }
 }
 
 /// Seconds since the Unix epoch, now.
@@ -221,6 +255,21 @@ mod tests {
         assert_eq!(human_duration(14.0 * 86400.0), "2 weeks");
         assert_eq!(human_duration(70.0 * 86400.0), "2 months");
         assert_eq!(human_duration(3.0 * 365.0 * 86400.0), "3 years");
+    }
+
+    #[test]
+    fn short_durations() {
+        let d = |seconds, nanos| Duration { seconds, nanos };
+        assert_eq!(short_duration(&d(3 * 86400 + 4 * 3600 + 59, 0)), "3d4h");
+        assert_eq!(short_duration(&d(30 * 86400 + 59 * 60, 0)), "30d");
+        assert_eq!(short_duration(&d(5 * 3600 + 61, 0)), "5h1m");
+        assert_eq!(short_duration(&d(750, 0)), "12m30s");
+        assert_eq!(short_duration(&d(120, 0)), "2m");
+        assert_eq!(short_duration(&d(45, 999_999_999)), "45s");
+        assert_eq!(short_duration(&d(0, 2_500_000)), "2ms");
+        assert_eq!(short_duration(&d(0, 5)), "<1ms");
+        assert_eq!(short_duration(&d(0, 0)), "0s");
+        assert_eq!(short_duration(&d(-5, 0)), "0s");
     }
 
     #[test]

@@ -208,6 +208,117 @@ pub(crate) fn event(e: &proto::Event) -> Value {
     })
 }
 
+/// Nanoseconds of a protobuf duration (Docker prints durations in nanoseconds); `null`
+/// when unset.
+fn nanos(d: Option<&imaged_client::Duration>) -> Value {
+    d.map_or(Value::Null, |d| {
+        json!(i128::from(d.seconds) * 1_000_000_000 + i128::from(d.nanos))
+    })
+}
+
+/// `imagectl gc --format json`: the RunGc response, field for field (bare IDs, exact
+/// bytes, RFC 3339 times, durations in nanoseconds, enums as lower-case names).
+pub(crate) fn gc_run(r: &proto::RunGcResponse, dry_run: bool) -> Value {
+    use proto::gc_trigger::Limit;
+    let chosen: Vec<Value> = r
+        .chosen
+        .iter()
+        .map(|c| {
+            let reason = match proto::GcReason::try_from(c.reason) {
+                Ok(proto::GcReason::Unused) => "unused",
+                Ok(proto::GcReason::Space) => "space",
+                _ => "unspecified",
+            };
+            json!({
+                "ImageId": opt_id(&c.image_id),
+                "Names": c.names,
+                "Reason": reason,
+                "BytesFreed": c.bytes_freed,
+                "LastUsed": rfc3339(c.last_used.as_ref()),
+                "UnusedFor": nanos(c.unused_for.as_ref()),
+            })
+        })
+        .collect();
+    let triggers: Vec<Value> = r
+        .triggers
+        .iter()
+        .filter_map(|t| t.limit.as_ref())
+        .map(|t| match t {
+            Limit::Disk(d) => json!({"Disk": {"UsedBytes": d.used_bytes,
+                "HighBytes": d.high_bytes, "LowBytes": d.low_bytes}}),
+            Limit::Budget(b) => json!({"Budget": {"StoreBytes": b.store_bytes,
+                "BudgetBytes": b.budget_bytes}}),
+        })
+        .collect();
+    let blocked: Vec<Value> = r
+        .blocked
+        .iter()
+        .map(|b| {
+            let reason = match proto::GcBlocker::try_from(b.reason) {
+                Ok(proto::GcBlocker::InUse) => "in_use",
+                Ok(proto::GcBlocker::Pinned) => "pinned",
+                Ok(proto::GcBlocker::ReadOnly) => "read_only",
+                Ok(proto::GcBlocker::Kept) => "kept",
+                Ok(proto::GcBlocker::TooYoung) => "too_young",
+                Ok(proto::GcBlocker::Parent) => "parent",
+                _ => "unspecified",
+            };
+            json!({"Reason": reason, "Images": b.images, "Bytes": b.bytes})
+        })
+        .collect();
+    let default_result = proto::PruneImagesResponse::default();
+    json!({
+        "DryRun": dry_run,
+        "Chosen": chosen,
+        "Triggers": triggers,
+        "NeedBytes": r.need_bytes,
+        "PlannedBytes": r.planned_bytes,
+        "Reached": r.reached,
+        "Blocked": blocked,
+        "Result": prune(r.result.as_ref().unwrap_or(&default_result)),
+        "FsCapacityBytes": r.fs_capacity_bytes,
+        "FsAvailableBytes": r.fs_available_bytes,
+        "StoreBytes": r.store_bytes,
+    })
+}
+
+/// A PruneImages response (the `Result` of a GC run).
+pub(crate) fn prune(p: &proto::PruneImagesResponse) -> Value {
+    use proto::removal_record::Record;
+    let records: Vec<Value> = p
+        .records
+        .iter()
+        .filter_map(|r| r.record.as_ref())
+        .map(|r| match r {
+            Record::Untagged(name) => json!({"Untagged": name}),
+            Record::Deleted(id) => json!({"Deleted": opt_id(id)}),
+            Record::DeletedLayer(id) => json!({"DeletedLayer": id}),
+        })
+        .collect();
+    let errors: Vec<Value> = p
+        .errors
+        .iter()
+        .map(|e| {
+            json!({"ImageId": opt_id(&e.image_id), "Code": e.code, "Reason": e.reason,
+                   "Message": e.message})
+        })
+        .collect();
+    let deleted: Vec<Value> = p
+        .deleted
+        .iter()
+        .map(|d| json!({"Id": opt_id(&d.id), "Size": d.size}))
+        .collect();
+    json!({
+        "Records": records,
+        "DeletedImages": p.deleted_images.iter().map(|id| opt_id(id)).collect::<Vec<_>>(),
+        "Deleted": deleted,
+        "Untagged": p.untagged,
+        "Errors": errors,
+        "ReclaimedBytes": p.reclaimed_bytes,
+        "RemovedContainers": p.removed_containers,
+    })
+}
+
 /// Pretty-printed JSON followed by a newline (podman indents with 4 spaces; serde_json's
 /// pretty printer uses 2, which every JSON reader accepts).
 pub(crate) fn pretty(value: &Value) -> String {
