@@ -19,6 +19,7 @@ mod crash;
 mod cri;
 mod docker_differential;
 mod gc_budget;
+mod gc_cli;
 mod grpcurl;
 mod lifecycle;
 mod listing;
