@@ -10,7 +10,8 @@ import imaged_support as support
 
 @pytest.fixture(scope="session")
 def pb(tmp_path_factory):
-    """The generated modules: pb.images_pb2, pb.images_pb2_grpc, pb.containers_pb2, …"""
+    """The generated modules: pb.images_pb2, pb.images_pb2_grpc, pb.containers_pb2,
+    pb.gc_pb2, …"""
     return support.generate_stubs(tmp_path_factory.mktemp("stubs"))
 
 
@@ -40,3 +41,8 @@ def images(pb, channel):
 @pytest.fixture
 def containers(pb, channel):
     return pb.containers_pb2_grpc.ContainerServiceStub(channel)
+
+
+@pytest.fixture
+def gc(pb, channel):
+    return pb.gc_pb2_grpc.GcServiceStub(channel)

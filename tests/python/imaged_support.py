@@ -106,7 +106,8 @@ class Daemon:
 
 def generate_stubs(out: Path):
     """Runs ``python -m grpc_tools.protoc`` on proto/imaged/v1 into ``out`` and imports
-    the modules. timestamp.proto comes with grpcio-tools (its ``_proto`` directory)."""
+    the modules. timestamp.proto and duration.proto come with grpcio-tools (its
+    ``_proto`` directory)."""
     import grpc_tools
 
     well_known = Path(grpc_tools.__file__).parent / "_proto"
@@ -127,7 +128,10 @@ def generate_stubs(out: Path):
         pass
 
     stubs = Stubs()
-    for name in ("images_pb2", "images_pb2_grpc", "containers_pb2", "containers_pb2_grpc", "errors_pb2"):
+    for name in (
+        "images_pb2", "images_pb2_grpc", "containers_pb2", "containers_pb2_grpc",
+        "gc_pb2", "gc_pb2_grpc", "errors_pb2",
+    ):
         setattr(stubs, name, importlib.import_module(f"imaged.v1.{name}"))
     return stubs
 
