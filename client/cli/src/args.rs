@@ -326,6 +326,8 @@ pub(crate) enum EventKind {
     Delete,
     /// Prune summaries
     Prune,
+    /// GC run summaries (what started the run, bytes reclaimed)
+    Gc,
 }
 
 /// `imagectl events`.

@@ -42,11 +42,13 @@ fn event_type(kind: EventKind) -> proto::EventType {
         EventKind::Untag => proto::EventType::Untag,
         EventKind::Delete => proto::EventType::Delete,
         EventKind::Prune => proto::EventType::Prune,
+        EventKind::Gc => proto::EventType::Gc,
     }
 }
 
 /// One line: `<RFC 3339 time> image <type> <image id> <name>` (podman's order: time, type,
-/// status, ID, name), with `reclaimed=<bytes>` for prune and delete events and
+/// status, ID, name; a GC run's name is what started it), with `reclaimed=<bytes>` for
+/// prune, GC and delete events and
 /// `dropped=<n>` for a lagged notice; or one JSON object.
 pub(crate) fn render(e: &proto::Event, format: Format) -> String {
     if format == Format::Json {
@@ -64,7 +66,11 @@ pub(crate) fn render(e: &proto::Event, format: Format) -> String {
         parts.push(e.name.clone());
     }
     let kind = proto::EventType::try_from(e.r#type).unwrap_or(proto::EventType::Unspecified);
-    if matches!(kind, proto::EventType::Prune | proto::EventType::Delete) && e.reclaimed_bytes > 0 {
+    if matches!(
+        kind,
+        proto::EventType::Prune | proto::EventType::Gc | proto::EventType::Delete
+    ) && e.reclaimed_bytes > 0
+    {
         parts.push(format!("reclaimed={}", e.reclaimed_bytes));
     }
     if kind == proto::EventType::Lagged {
@@ -101,6 +107,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(render(&p, Format::Table), " image prune reclaimed=42");
+        let g = proto::Event {
+            r#type: proto::EventType::Gc as i32,
+            name: "timer".into(),
+            reclaimed_bytes: 9,
+            ..Default::default()
+        };
+        assert_eq!(render(&g, Format::Table), " image gc timer reclaimed=9");
         let l = proto::Event {
             r#type: proto::EventType::Lagged as i32,
             dropped: 7,

@@ -17,7 +17,8 @@ pub(crate) fn state_name(state: i32) -> &'static str {
     }
 }
 
-/// Lower-case name of an event type (`load`, `tag`, `untag`, `delete`, `prune`, `lagged`).
+/// Lower-case name of an event type (`load`, `tag`, `untag`, `delete`, `prune`, `gc`,
+/// `lagged`).
 pub(crate) fn event_name(kind: i32) -> &'static str {
     match EventType::try_from(kind) {
         Ok(EventType::Load) => "load",
@@ -25,6 +26,7 @@ pub(crate) fn event_name(kind: i32) -> &'static str {
         Ok(EventType::Untag) => "untag",
         Ok(EventType::Delete) => "delete",
         Ok(EventType::Prune) => "prune",
+        Ok(EventType::Gc) => "gc",
         Ok(EventType::Lagged) => "lagged",
         _ => "unknown",
     }
@@ -39,6 +41,7 @@ mod tests {
         assert_eq!(state_name(ContainerState::Running as i32), "running");
         assert_eq!(state_name(99), "unknown");
         assert_eq!(event_name(EventType::Delete as i32), "delete");
+        assert_eq!(event_name(EventType::Gc as i32), "gc");
         assert_eq!(event_name(0), "unknown");
     }
 }
