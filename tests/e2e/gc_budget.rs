@@ -104,8 +104,11 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
     let store = fs.path().join("store");
     // The config file's policy is in force at start (loose: 90%).
     let config = fs.path().join("imaged.toml");
-    std::fs::write(&config, "[gc]\nhigh = \"90%\"\nlow = \"80%\"\nmin_age = \"0s\"\n")
-        .expect("write the config");
+    std::fs::write(
+        &config,
+        "[gc]\nhigh = \"90%\"\nlow = \"80%\"\nmin_age = \"0s\"\n",
+    )
+    .expect("write the config");
     let d = Daemon::start_custom(
         "local",
         Custom {
@@ -134,15 +137,18 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
 
     let load_one = |img: &ImageSpec| {
         let path = d.write_file("one.tar", &docker_archive(std::slice::from_ref(img)));
-        d.imagectl(&[std::ffi::OsStr::new("load"), "-i".as_ref(), path.as_os_str()])
-            .ok();
+        d.imagectl(&[
+            std::ffi::OsStr::new("load"),
+            "-i".as_ref(),
+            path.as_os_str(),
+        ])
+        .ok();
     };
     let runs = || metrics::value(&metrics::scrape(&addr), "imaged_gc_runs_total");
     let mut next_event = || {
-        rt.block_on(tokio::time::timeout(
-            Duration::from_secs(120),
-            events.next_event(),
-        ))
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(120), events.next_event()).await
+        })
         .expect("a GC event within two minutes")
         .expect("event stream")
         .expect("an event")
@@ -176,7 +182,11 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
     assert_eq!(runs(), 0, "neither the policy change nor a dry run runs");
     let planned = chosen_ids(&dry);
     assert_eq!(dry["reached"], true, "{dry}");
-    assert_eq!(planned, lru[..planned.len()], "least recently used first: {dry}");
+    assert_eq!(
+        planned,
+        lru[..planned.len()],
+        "least recently used first: {dry}"
+    );
     let before = snapshot(&d, &[]).hex_ids();
     assert_eq!(before.len(), 7, "the dry run deleted nothing");
     let real = call_json(&d, "imaged.v1.GcService/RunGc", "{}");
@@ -190,11 +200,17 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(deleted, planned, "the run deleted what the dry run said: {real}");
+    assert_eq!(
+        deleted, planned,
+        "the run deleted what the dry run said: {real}"
+    );
     assert_eq!(real["plannedBytes"], dry["plannedBytes"]);
     assert_eq!(next_event().name, "request");
     let (after, _, _) = fs_use(&d);
-    assert!(after * 10 <= cap * 3, "{after} of {cap} used after the run, above 30%");
+    assert!(
+        after * 10 <= cap * 3,
+        "{after} of {cap} used after the run, above 30%"
+    );
     let mut done = planned.len();
 
     // Part 2: loads cross 50% again; the daemon runs by itself (a GC event caused by the
@@ -218,7 +234,10 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
     assert_eq!(metrics::value(&page, "imaged_gc_runs_total"), 2);
     assert!(metrics::value(&page, "imaged_gc_freed_bytes_total") > 0);
     let (after, _, _) = fs_use(&d);
-    assert!(after * 10 <= cap * 3, "{after} of {cap} used after the run, above 30%");
+    assert!(
+        after * 10 <= cap * 3,
+        "{after} of {cap} used after the run, above 30%"
+    );
     let remaining = snapshot(&d, &[]).hex_ids();
     let gone_now = lru[done..]
         .iter()
@@ -233,5 +252,8 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
             "only the least recently used went: {id} is gone but older images stay"
         );
     }
-    assert!(remaining.contains(&images[1].hex_id()), "the image with a container stays");
+    assert!(
+        remaining.contains(&images[1].hex_id()),
+        "the image with a container stays"
+    );
 }

@@ -34,6 +34,7 @@ mod remove;
 mod cstorage_concurrency;
 mod cstorage_crash;
 mod cstorage_differential;
+mod cstorage_gc;
 mod cstorage_listing;
 mod cstorage_pull;
 mod cstorage_support;

@@ -23,11 +23,15 @@ pub fn address(d: &Daemon) -> String {
 
 /// The whole `/metrics` page at `addr`.
 pub fn scrape(addr: &str) -> String {
-    let mut conn = std::net::TcpStream::connect(addr).expect("metrics endpoint");
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .expect("request");
     let mut body = String::new();
-    conn.read_to_string(&mut body).expect("response");
+    std::net::TcpStream::connect(addr)
+        .and_then(|mut conn| {
+            conn.write_all(
+                b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )?;
+            conn.read_to_string(&mut body)
+        })
+        .unwrap_or_else(|e| panic!("metrics endpoint {addr}: {e}"));
     body
 }
 

@@ -42,7 +42,7 @@ fn put(s: &MemoryStore, spec: &ImageSpec, last_used: Option<i64>) -> ImageId {
 fn container(s: &MemoryStore, image: ImageId, state: ContainerState) {
     s.apply(&ChangeSet {
         put_containers: vec![Arc::new(imaged_core::model::Container {
-            id: format!("{:0>64}", image.hex().len()),
+            id: image.hex(),
             image_id: image,
             state,
             external: false,
@@ -92,9 +92,21 @@ fn chosen(p: &GcPlan) -> Vec<ImageId> {
 #[test]
 fn least_recently_used_first_until_the_budget_holds() {
     let s = MemoryStore::new();
-    let a = put(&s, &ImageSpec::base("a", 1).name("localhost/a:1"), Some(300));
-    let b = put(&s, &ImageSpec::base("b", 2).name("localhost/b:1"), Some(100));
-    let c = put(&s, &ImageSpec::base("c", 3).name("localhost/c:1"), Some(200));
+    let a = put(
+        &s,
+        &ImageSpec::base("a", 1).name("localhost/a:1"),
+        Some(300),
+    );
+    let b = put(
+        &s,
+        &ImageSpec::base("b", 2).name("localhost/b:1"),
+        Some(100),
+    );
+    let c = put(
+        &s,
+        &ImageSpec::base("c", 3).name("localhost/c:1"),
+        Some(200),
+    );
     // Never used since it was added (at 4 s): the oldest use of all.
     let d = put(&s, &ImageSpec::base("d", 4).name("localhost/d:1"), None);
     let m = store_bytes(&s);
@@ -145,10 +157,18 @@ fn kept_tags_pinned_young_and_used_images_are_never_chosen() {
     let r1 = put(&s, &ImageSpec::base("r1", 1).name("localhost/r:1"), Some(1));
     let r2 = put(&s, &ImageSpec::base("r2", 2).name("localhost/r:2"), Some(2));
     let r3 = put(&s, &ImageSpec::base("r3", 3).name("localhost/r:3"), Some(3));
-    let pin = put(&s, &ImageSpec::base("pin", 4).name("localhost/pin:1"), Some(4));
+    let pin = put(
+        &s,
+        &ImageSpec::base("pin", 4).name("localhost/pin:1"),
+        Some(4),
+    );
     // Added 10 s before NOW (unnamed, so no tag keeps it).
     let young = put(&s, &ImageSpec::base("young", 9_990), None);
-    let used = put(&s, &ImageSpec::base("used", 5).name("localhost/used:1"), Some(5));
+    let used = put(
+        &s,
+        &ImageSpec::base("used", 5).name("localhost/used:1"),
+        Some(5),
+    );
     container(&s, used, ContainerState::Stopped);
     let policy = GcPolicy {
         budget_bytes: Some(0),
@@ -182,8 +202,16 @@ fn a_parent_goes_after_its_children_and_only_then() {
     let base = ImageSpec::base("parent", 1);
     // The parent was used last long ago, its child recently.
     let p_id = put(&s, &base, Some(1));
-    let c_id = put(&s, &base.child("child", 2).name("localhost/child:1"), Some(500));
-    let other = put(&s, &ImageSpec::base("other", 3).name("localhost/o:1"), Some(100));
+    let c_id = put(
+        &s,
+        &base.child("child", 2).name("localhost/child:1"),
+        Some(500),
+    );
+    let other = put(
+        &s,
+        &ImageSpec::base("other", 3).name("localhost/o:1"),
+        Some(100),
+    );
     let m = store_bytes(&s);
     let p = plan(&s, &[], &budget(0), &m);
     // `other` (100) before the child (500); the parent only once its child is chosen.
@@ -199,8 +227,16 @@ fn a_parent_goes_after_its_children_and_only_then() {
 #[test]
 fn max_unused_takes_old_images_whatever_the_space() {
     let s = MemoryStore::new();
-    let old = put(&s, &ImageSpec::base("old", 1).name("localhost/old:1"), Some(1_000));
-    let _recent = put(&s, &ImageSpec::base("recent", 2).name("localhost/new:1"), Some(9_000));
+    let old = put(
+        &s,
+        &ImageSpec::base("old", 1).name("localhost/old:1"),
+        Some(1_000),
+    );
+    let _recent = put(
+        &s,
+        &ImageSpec::base("recent", 2).name("localhost/new:1"),
+        Some(9_000),
+    );
     let policy = GcPolicy {
         max_unused: Some(Duration::from_secs(5_000)),
         min_age: Duration::ZERO,
@@ -308,5 +344,28 @@ fn a_run_deletes_what_its_dry_run_reported_through_the_prune_planner() {
     assert!(store.fs_usage().unwrap().used_bytes <= total / 2);
     assert!(store.view().image(&ids[5]).is_some());
     let stats = engine.gc_stats();
-    assert_eq!((stats.runs, stats.images_deleted), (1, real.prune.deleted_images.len() as u64));
+    assert_eq!(
+        (stats.runs, stats.images_deleted),
+        (1, real.prune.deleted_images.len() as u64)
+    );
+}
+
+#[test]
+fn bytes_held_back_count_what_only_that_reason_holds() {
+    let s = MemoryStore::new();
+    let base = ImageSpec::base("held-shared-layer", 1);
+    let u1 = put(&s, &base.child("u1", 2).name("localhost/u1:1"), Some(1));
+    let u2 = put(&s, &base.child("u2", 3).name("localhost/u2:1"), Some(2));
+    container(&s, u1, ContainerState::Running);
+    container(&s, u2, ContainerState::Stopped);
+    let m = store_bytes(&s);
+    let p = plan(&s, &[], &budget(0), &m);
+    assert!(p.chosen.is_empty());
+    // The shared base layer is held by the two in-use images together: it counts.
+    assert_eq!(p.blocked.len(), 1);
+    assert_eq!(
+        (p.blocked[0].reason, p.blocked[0].images),
+        (Blocker::InUse, 2)
+    );
+    assert_eq!(p.blocked[0].bytes, m.store_bytes);
 }

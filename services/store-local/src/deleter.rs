@@ -16,9 +16,12 @@ use imaged_core::Digest;
 
 use crate::inner::Inner;
 
+/// A batch of released blobs and their bytes.
+type Batch = (Vec<Digest>, u64);
+
 /// The background deleter of one store.
 pub(crate) struct Deleter {
-    tx: Mutex<Option<Sender<(Vec<Digest>, u64)>>>,
+    tx: Mutex<Option<Sender<Batch>>>,
     pending: Arc<Pending>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -46,7 +49,7 @@ impl Deleter {
     /// Starts the thread. `None` when the thread cannot be created (deletion then stays
     /// on the caller's thread).
     pub(crate) fn spawn(inner: Weak<Inner>) -> Option<Self> {
-        let (tx, rx) = mpsc::channel::<(Vec<Digest>, u64)>();
+        let (tx, rx) = mpsc::channel::<Batch>();
         let pending = Arc::new(Pending::default());
         let p = Arc::clone(&pending);
         let thread = std::thread::Builder::new()

@@ -16,6 +16,7 @@ mod containerd;
 mod cstorage;
 mod daemon;
 mod floors;
+mod gc;
 mod grpc;
 mod machine;
 mod measure;
@@ -92,6 +93,14 @@ struct Args {
     /// podman.
     #[arg(long)]
     pull: bool,
+    /// Only the GC benchmark (issue 15), in-process: choosing the candidates in a store of
+    /// this many images, and a run against a prune of the same images; prints the
+    /// BENCHMARKS.md section.
+    #[arg(long, value_name = "IMAGES")]
+    gc: Option<usize>,
+    /// Images the GC benchmark's run deletes.
+    #[arg(long, default_value_t = 10_000)]
+    gc_deleted: usize,
     /// Where podman-built stores are cached between runs (default:
     /// `<workdir or $TMPDIR>/imaged-bench-cache`).
     #[arg(long)]
@@ -136,6 +145,10 @@ fn build_binaries(exe_dir: &Path) -> Result<()> {
 }
 
 fn real_main(args: Args) -> Result<()> {
+    if let Some(n) = args.gc {
+        print!("{}", gc::run(n, args.gc_deleted)?);
+        return Ok(());
+    }
     let exe = std::env::current_exe().context("locating this binary")?;
     let exe_dir = exe
         .parent()

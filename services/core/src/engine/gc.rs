@@ -109,7 +109,10 @@ impl GcSignal {
 
     /// Makes the waiter start its wait again (the policy changed).
     pub fn rearm(&self) {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).rearm = true;
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rearm = true;
         self.cv.notify_all();
     }
 
@@ -183,7 +186,9 @@ impl Engine {
             .clone()
     }
 
-    /// Replaces the GC policy (checked first) and wakes the GC loop.
+    /// Replaces the GC policy (checked first); the GC loop waits again with its interval.
+    /// Nothing runs because of the change itself: the next write that crosses a limit,
+    /// the next interval or RunGc does.
     pub fn set_gc_policy(&self, policy: GcPolicy) -> Result<()> {
         policy.validate()?;
         *self
@@ -191,7 +196,7 @@ impl Engine {
             .policy
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = policy;
-        self.gc.signal.notify();
+        self.gc.signal.rearm();
         Ok(())
     }
 

@@ -6,7 +6,7 @@
 //! with containers, pinned, read-only, kept by `keep_tags`, or younger than `min_age`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::catalog::Catalog;
@@ -279,15 +279,16 @@ fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64
     bytes
 }
 
-/// The images held back, by reason, with the bytes only they hold (blobs of theirs that
-/// no image outside the blocked set holds, once the chosen images are gone).
+/// The images held back, by reason, with the bytes only the images of that reason hold
+/// (blobs no other remaining image holds, once the chosen images are gone).
 fn blockers(
     view: &Catalog,
     blocked: &HashMap<ImageId, Blocker>,
     pending: &HashMap<ImageId, usize>,
     taken: &HashMap<Digest, u32>,
 ) -> Vec<Blocked> {
-    let mut by: std::collections::BTreeMap<Blocker, Blocked> = std::collections::BTreeMap::new();
+    let mut by: BTreeMap<Blocker, Blocked> = BTreeMap::new();
+    let mut holders: HashMap<(Blocker, Digest), u32> = HashMap::new();
     let all = blocked
         .iter()
         .map(|(id, r)| (*id, *r))
@@ -296,18 +297,24 @@ fn blockers(
         let Some(img) = view.image(&id) else {
             continue;
         };
-        let e = by.entry(reason).or_insert(Blocked {
-            reason,
-            images: 0,
-            bytes: 0,
-        });
-        e.images += 1;
+        by.entry(reason)
+            .or_insert(Blocked {
+                reason,
+                images: 0,
+                bytes: 0,
+            })
+            .images += 1;
         for b in img.blobs() {
-            if let Some(entry) = view.blob(&b.digest)
-                && entry
-                    .refs
-                    .saturating_sub(taken.get(&b.digest).copied().unwrap_or(0))
-                    == 1
+            *holders.entry((reason, b.digest)).or_insert(0) += 1;
+        }
+    }
+    for ((reason, digest), n) in holders {
+        if let Some(entry) = view.blob(&digest) {
+            let remaining = entry
+                .refs
+                .saturating_sub(taken.get(&digest).copied().unwrap_or(0));
+            if n >= remaining
+                && let Some(e) = by.get_mut(&reason)
             {
                 e.bytes += entry.size;
             }
