@@ -351,8 +351,39 @@ async fn perform(
             })
         }
         Action::Prune(opts) => Observed::Prune(prune(client, opts, dry_run).await?),
+        Action::Gc(policy) => Observed::Prune(gc(client, policy, dry_run).await?),
         Action::List(..) => return Err("list cases are not run through gRPC".to_owned()),
     })
+}
+
+/// SetGcPolicy (the fields the cases use) then RunGc; its prune report.
+async fn gc(
+    client: &Client,
+    policy: &imaged_core::gc::GcPolicy,
+    dry_run: bool,
+) -> Result<Result<PruneReport, Error>, String> {
+    let duration = |d: std::time::Duration| imaged_client::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    };
+    let p = pb::GcPolicy {
+        budget_bytes: policy.budget_bytes,
+        keep_tags: policy.keep_tags,
+        min_age: Some(duration(policy.min_age)),
+        max_unused: policy.max_unused.map(duration),
+        ..pb::GcPolicy::default()
+    };
+    if policy.high.is_some() || policy.interval.is_some() {
+        return Err("gc cases with thresholds or an interval are not run through gRPC".into());
+    }
+    if let Err(e) = client.set_gc_policy(p).await {
+        return Ok(Err(core_error(&e)));
+    }
+    let rep = match client.run_gc(dry_run).await {
+        Ok(r) => r.result.unwrap_or_default(),
+        Err(e) => return Ok(Err(core_error(&e))),
+    };
+    prune_report(rep).map(Ok)
 }
 
 async fn prune(
@@ -370,7 +401,12 @@ async fn prune(
         Ok(rep) => rep,
         Err(e) => return Ok(Err(core_error(&e))),
     };
-    Ok(Ok(PruneReport {
+    prune_report(rep).map(Ok)
+}
+
+/// A PruneImages response as the core's report.
+fn prune_report(rep: pb::PruneImagesResponse) -> Result<PruneReport, String> {
+    Ok(PruneReport {
         records: records(&rep.records)?,
         deleted_images: rep
             .deleted_images
@@ -391,7 +427,7 @@ async fn prune(
             .collect::<Result<_, String>>()?,
         reclaimed_bytes: rep.reclaimed_bytes,
         removed_containers: rep.removed_containers,
-    }))
+    })
 }
 
 fn records(recs: &[pb::RemovalRecord]) -> Result<Vec<Record>, String> {

@@ -143,6 +143,13 @@ impl Case {
         self
     }
 
+    /// SetGcPolicy, then RunGc.
+    #[must_use]
+    pub fn gc(mut self, policy: imaged_core::gc::GcPolicy) -> Self {
+        self.action = Action::Gc(policy);
+        self
+    }
+
     /// ListImages.
     #[must_use]
     pub fn list(mut self, filters: &[&str], all: bool) -> Self {

@@ -418,6 +418,16 @@ pub fn execute(engine: &Engine, case: &Case, fixture: &Fixture, dry_run: bool) -
             };
             Observed::Prune(engine.prune(&o, None))
         }
+        Action::Gc(policy) => {
+            if let Err(e) = engine.set_gc_policy(policy.clone()) {
+                return Observed::Prune(Err(e));
+            }
+            Observed::Prune(
+                engine
+                    .run_gc(dry_run, imaged_core::engine::gc::GcCause::Request, None)
+                    .map(|r| r.prune),
+            )
+        }
         Action::List(filters, all) => {
             let mut out = Vec::new();
             let mut token = String::new();

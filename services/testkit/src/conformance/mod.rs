@@ -18,6 +18,7 @@
 mod batch_cases;
 mod build;
 mod check;
+mod gc_cases;
 mod list_cases;
 mod paging;
 mod prune_cases;
@@ -81,6 +82,9 @@ pub enum Action {
     Prune(PruneOptions),
     /// ListImages (every page) with these filters; `all`.
     List(Vec<String>, bool),
+    /// SetGcPolicy with this policy, then RunGc (its prune report is checked as a
+    /// prune's).
+    Gc(imaged_core::gc::GcPolicy),
 }
 
 /// A RemoveImages call: the references (or, without them, the filters / `all`
@@ -182,7 +186,7 @@ impl Case {
     pub fn has_dry_run(&self) -> bool {
         match &self.action {
             Action::Remove(refs, _) => refs.len() == 1,
-            Action::RemoveBatch(_) | Action::Prune(_) => true,
+            Action::RemoveBatch(_) | Action::Prune(_) | Action::Gc(_) => true,
             Action::CriRemove(_) | Action::List(..) => false,
         }
     }
@@ -193,6 +197,7 @@ pub fn cases() -> Vec<Case> {
     let mut v = remove_cases::cases();
     v.extend(batch_cases::cases());
     v.extend(prune_cases::cases());
+    v.extend(gc_cases::cases());
     v.extend(list_cases::cases());
     v
 }

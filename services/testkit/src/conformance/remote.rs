@@ -94,7 +94,7 @@ fn prefix_lengths(case: &Case) -> BTreeSet<usize> {
         Action::Remove(refs, _) => refs.iter().collect(),
         Action::RemoveBatch(b) => b.refs.iter().collect(),
         Action::CriRemove(r) => vec![r],
-        Action::Prune(_) | Action::List(..) => Vec::new(),
+        Action::Prune(_) | Action::Gc(_) | Action::List(..) => Vec::new(),
     };
     refs.into_iter()
         .filter_map(|r| match r {
@@ -258,7 +258,7 @@ fn rewrites(
         Action::Remove(refs, _) => refs.iter().collect(),
         Action::RemoveBatch(b) => b.refs.iter().collect(),
         Action::CriRemove(r) => vec![r],
-        Action::Prune(_) | Action::List(..) => Vec::new(),
+        Action::Prune(_) | Action::Gc(_) | Action::List(..) => Vec::new(),
     };
     let components: BTreeSet<String> = case
         .images
