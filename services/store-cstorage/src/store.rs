@@ -160,8 +160,11 @@ impl Store for CStorageStore {
         self.write_health_impl()
     }
 
-    /// The filesystem of the graph root (where podman keeps the layers).
+    /// The filesystem of the graph root (where podman keeps the layers), once the trash
+    /// of earlier removals is emptied (a GC run right after another must not take more
+    /// images for space that is already freed).
     fn fs_space(&self) -> Result<Option<imaged_core::store::FsSpace>> {
+        self.reaper.wait_idle();
         let root = &self.opts.graph_root;
         let st = nix::sys::statvfs::statvfs(root).map_err(|e| {
             imaged_core::Error::new(

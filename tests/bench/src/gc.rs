@@ -92,10 +92,13 @@ pub(crate) fn run(n: usize, deleted: usize) -> Result<String> {
     let (a, engine_a) = store(n)?;
     let (_b, engine_b) = store(n)?;
     let now = imaged_core::time::now();
-    // The `deleted` least recently used images were last used before `cut`.
-    let cut = T0 + i64::try_from(deleted).unwrap_or(i64::MAX) * S;
+    // The `deleted` least recently used images were last used before `cut` (half a
+    // second between two images' last uses, so that the run's own clock, a little later,
+    // selects the same images).
+    let cut = T0 + i64::try_from(deleted).unwrap_or(i64::MAX) * S - S / 2;
+    let max_unused = |now: i64| Duration::from_nanos(u64::try_from(now - cut).unwrap_or(0));
     let policy = GcPolicy {
-        max_unused: Some(Duration::from_nanos(u64::try_from(now - cut).unwrap_or(0))),
+        max_unused: Some(max_unused(now)),
         min_age: Duration::ZERO,
         ..GcPolicy::default()
     };
@@ -128,12 +131,19 @@ pub(crate) fn run(n: usize, deleted: usize) -> Result<String> {
             r.map(|_| e)
         })
         .collect::<imaged_core::Result<_>>()?;
+    engine_a.set_gc_policy(GcPolicy {
+        max_unused: Some(max_unused(imaged_core::time::now())),
+        ..policy.clone()
+    })?;
     let t = Instant::now();
     let run = engine_a.run_gc(false, GcCause::Request, None)?;
     let run_time = t.elapsed();
     let prune_opts = PruneOptions {
         all: true,
-        filters: vec![format!("unused-since={}", cut / S)],
+        filters: vec![format!(
+            "unused-since={}",
+            imaged_core::time::format_rfc3339(cut)
+        )],
         ..PruneOptions::default()
     };
     // The prune's tree is built by a first dry run, as the run's index was.

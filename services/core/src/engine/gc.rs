@@ -358,7 +358,7 @@ fn delete_one(p: &mut Planner<'_>, img: &Image) -> Result<()> {
             "image has dependent child images".to_owned(),
         ));
     }
-    p.delete(&img.id, None).map(|_| ())
+    p.delete_known(img, None, false).map(|_| ())
 }
 
 #[cfg(test)]

@@ -192,10 +192,12 @@ pub fn choose(
     let min_age = i64::try_from(policy.min_age.as_nanos()).unwrap_or(i64::MAX);
 
     // Each image's blocker, or its number of children still to go.
+    // Each image's blocker; the candidates in a heap, least recently used on top. A
+    // candidate's children are looked up when it comes to the top (a few thousand index
+    // queries instead of one per image): one with children not chosen yet waits for them.
     let mut blocked: HashMap<ImageId, Blocker> = HashMap::new();
-    let mut pending: HashMap<ImageId, usize> = HashMap::new();
-    let mut parents: HashMap<ImageId, Vec<ImageId>> = HashMap::new();
-    let mut heap: BinaryHeap<Reverse<(UnixNanos, UnixNanos, ImageId)>> = BinaryHeap::new();
+    let mut candidates: Vec<Reverse<(UnixNanos, UnixNanos, ImageId)>> =
+        Vec::with_capacity(view.len());
     for img in view.images() {
         let reason = if !view.containers_of(&img.id).is_empty() {
             Some(Blocker::InUse)
@@ -210,20 +212,19 @@ pub fn choose(
         } else {
             None
         };
-        if let Some(r) = reason {
-            blocked.insert(img.id, r);
-            continue;
-        }
-        let children = index.children(view, img);
-        if children.is_empty() {
-            heap.push(Reverse((last_use(img), img.added, img.id)));
-        } else {
-            pending.insert(img.id, children.len());
-            for c in children {
-                parents.entry(c).or_default().push(img.id);
+        match reason {
+            Some(r) => {
+                blocked.insert(img.id, r);
             }
+            None => candidates.push(Reverse((last_use(img), img.added, img.id))),
         }
     }
+    let mut heap = BinaryHeap::from(candidates);
+    let mut chosen: HashSet<ImageId> = HashSet::new();
+    let mut looked_up: HashSet<ImageId> = HashSet::new();
+    // Parents waiting for children: how many, and each child's waiting parents.
+    let mut pending: HashMap<ImageId, usize> = HashMap::new();
+    let mut parents: HashMap<ImageId, Vec<ImageId>> = HashMap::new();
 
     let mut taken: HashMap<Digest, u32> = HashMap::new();
     while let Some(Reverse((used, _, id))) = heap.pop() {
@@ -237,6 +238,20 @@ pub fn choose(
         let Some(img) = view.image(&id) else {
             continue;
         };
+        if looked_up.insert(id) {
+            let waiting: Vec<ImageId> = index
+                .children(view, img)
+                .into_iter()
+                .filter(|c| !chosen.contains(c))
+                .collect();
+            if !waiting.is_empty() {
+                pending.insert(id, waiting.len());
+                for c in waiting {
+                    parents.entry(c).or_default().push(id);
+                }
+                continue;
+            }
+        }
         let bytes = release(view, img, &mut taken);
         plan.freed_bytes += bytes;
         plan.chosen.push(GcChoice {
@@ -246,6 +261,7 @@ pub fn choose(
             bytes,
             last_used: used,
         });
+        chosen.insert(id);
         for p in parents.remove(&id).into_iter().flatten() {
             if let Some(n) = pending.get_mut(&p) {
                 *n -= 1;

@@ -216,6 +216,18 @@ impl<'a> Planner<'a> {
             )));
         };
         let has_children = self.rel.has_children(&self.work, &img);
+        self.delete_known(&img, first, has_children)
+    }
+
+    /// [`Planner::delete`] of `img` (in the working catalog) whose children the caller
+    /// already asked about.
+    pub(crate) fn delete_known(
+        &mut self,
+        img: &Image,
+        first: Option<&str>,
+        has_children: bool,
+    ) -> Result<bool> {
+        let id = &img.id;
         let mut names: Vec<String> = Vec::with_capacity(img.names.len());
         if let Some(f) = first.filter(|f| img.names.iter().any(|n| n == f)) {
             names.push(f.to_owned());
