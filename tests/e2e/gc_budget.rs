@@ -257,3 +257,56 @@ fn the_daemon_keeps_a_full_tmpfs_under_its_low_threshold_by_itself() {
         "the image with a container stays"
     );
 }
+
+#[test]
+fn the_config_files_interval_runs_the_policy_by_itself() {
+    // A memory daemon whose config file asks for a run every 100 ms that deletes images
+    // not used for 1 ns: a loaded image is gone at the next tick, reported as a `timer`
+    // GC event, and a pinned image stays.
+    let dir = tempfile::tempdir().expect("a config directory");
+    let config = dir.path().join("imaged.toml");
+    std::fs::write(
+        &config,
+        "pinned_images = [\"localhost/gc/keep:*\"]\n\n\
+         [gc]\nmax_unused = \"1ns\"\nmin_age = \"0s\"\ninterval = \"100ms\"\n",
+    )
+    .expect("write the config");
+    let d = Daemon::start_custom(
+        "memory",
+        Custom {
+            args: vec!["--config".into(), config.into()],
+            env: Vec::new(),
+        },
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let client = rt.block_on(Client::connect(d.url())).expect("connect");
+    let mut events = rt
+        .block_on(client.watch_events(&[pb::EventType::Gc, pb::EventType::Delete]))
+        .expect("watch events");
+    let keep = ImageSpec::new("gc-timer-keep").named("localhost/gc/keep:1");
+    let gone = ImageSpec::new("gc-timer-gone").named("localhost/gc/gone:1");
+    load(&d, Format::Docker, &[keep.clone(), gone.clone()]);
+    let mut next = || {
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(60), events.next_event()).await
+        })
+        .expect("an event within a minute")
+        .expect("event stream")
+        .expect("an event")
+    };
+    // Timer runs go on (each a GC event); the one that deletes `gone` comes with its
+    // DELETE event first.
+    loop {
+        let e = next();
+        if e.r#type == pb::EventType::Delete as i32 {
+            assert_eq!(e.image_id.trim_start_matches("sha256:"), gone.hex_id());
+            let run = next();
+            assert_eq!(run.r#type, pb::EventType::Gc as i32);
+            assert_eq!(run.name, "timer");
+            assert!(run.reclaimed_bytes > 0);
+            break;
+        }
+        assert_eq!(e.name, "timer", "{e:?}");
+    }
+    assert_eq!(snapshot(&d, &[]).hex_ids(), [keep.hex_id()]);
+}
