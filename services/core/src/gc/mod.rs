@@ -1,5 +1,5 @@
 //! Garbage collection by policy (SPEC §4.1): the policy ([`GcPolicy`]), the choice of
-//! what a run deletes ([`choose`]) and its plan ([`GcPlan`]). The engine runs a plan
+//! what a run deletes ([`choose()`]) and its plan ([`GcPlan`]). The engine runs a plan
 //! through the prune planner (`Engine::run_gc`).
 
 pub mod choose;
