@@ -274,6 +274,29 @@ fn floors(o: &mut String, rs: &[SizeResult]) {
     row(o, "bare redb commit with fsync p50 / p99", rs, |r| {
         p50_p99(&r.redb)
     });
+    row(
+        o,
+        "removal commit floor: redb delete of one row in a table of the store's size, fsync, p50 / p99",
+        rs,
+        |r| p50_p99(&r.redb_sized),
+    );
+    row(
+        o,
+        "LoadImages floor: SHA-256 + write + fsync of the 64 MiB archive (median)",
+        rs,
+        |r| {
+            r.load_floor
+                .as_ref()
+                .zip(r.throughput.as_ref())
+                .map_or("–".into(), |(f, t)| {
+                    format!(
+                        "{} ({:.1} MB/s)",
+                        ms(f.p50),
+                        t.bytes as f64 / 1e6 / f.p50.as_secs_f64().max(1e-9)
+                    )
+                })
+        },
+    );
     let _ = writeln!(o);
 }
 
@@ -502,6 +525,33 @@ fn bars(o: &mut String, rs: &[SizeResult], cs: &[CsResult], pulls: Option<&PullR
             ),
             (r.rm_name.time.n > 0).then_some(p50.as_secs_f64() <= 2.0 * r.redb.p50.as_secs_f64()),
         );
+        bar(
+            &format!(
+                "RemoveImage {} p50 ≤ 2× the same-size commit floor",
+                size_label(r.size)
+            ),
+            format!(
+                "{} vs {} ({})",
+                ms(p50),
+                ms(r.redb_sized.p50),
+                ratio(p50, r.redb_sized.p50)
+            ),
+            (r.rm_name.time.n > 0 && r.redb_sized.n > 0)
+                .then_some(p50.as_secs_f64() <= 2.0 * r.redb_sized.p50.as_secs_f64()),
+        );
+        if let (Some(t), Some(f)) = (&r.throughput, &r.load_floor) {
+            let share = f.p50.as_secs_f64() / t.time.as_secs_f64().max(1e-9);
+            bar(
+                &format!("LoadImages {} ≥ 70% of its floor", size_label(r.size)),
+                format!(
+                    "{:.1} MB/s vs {:.1} MB/s ({:.0}%)",
+                    t.mb_per_s(),
+                    t.bytes as f64 / 1e6 / f.p50.as_secs_f64().max(1e-9),
+                    share * 100.0
+                ),
+                Some(share >= 0.7),
+            );
+        }
         bar(
             &format!("RemoveImage {} p99 ≤ 10 ms", size_label(r.size)),
             ms(p99),

@@ -100,6 +100,11 @@ pub(crate) struct SizeResult {
     pub health: Summary,
     /// Floor: bare redb commit with fsync.
     pub redb: Summary,
+    /// Floor of a removal's commit: a redb delete of one row in a table as large as the
+    /// store (same rows, same mean record size), with fsync.
+    pub redb_sized: Summary,
+    /// Floor of the LoadImages throughput archive: SHA-256 + write + fsync of its bytes.
+    pub load_floor: Option<Summary>,
     /// ListImages `all=true` over all pages (the headline number).
     pub list_all: ListResult,
     /// Encoded bytes of those pages.
@@ -150,6 +155,8 @@ impl SizeResult {
             rss_peak: 0,
             health: Summary::default(),
             redb: Summary::default(),
+            redb_sized: Summary::default(),
+            load_floor: None,
             list_all: empty,
             payload_bytes: 0,
             encode: Summary::default(),

@@ -208,6 +208,10 @@ pub(crate) async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
     eprintln!("   floors");
     r.health = floors::health_round_trips(&channel, 2000).await?;
     r.redb = floors::redb_commits(&ctx.dir, 300)?;
+    // The removal floor: a table as large as the store (its meta database over its images).
+    let meta = std::fs::metadata(ctx.root.join("meta.redb")).map_or(0, |m| m.len());
+    let record = usize::try_from(meta / (counts.images.max(1) as u64)).unwrap_or(2048);
+    r.redb_sized = floors::redb_deletes(&ctx.dir, counts.images, record.clamp(64, 64 << 10), 300)?;
 
     eprintln!("   ListImages");
     let reps = repeats(counts.images);
@@ -257,8 +261,11 @@ pub(crate) async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
     r.rss_peak = daemon.peak_rss()?;
 
     eprintln!("   LoadImages throughput");
-    match throughput(&client).await {
-        Ok(t) => r.throughput = Some(t),
+    match throughput(&client, &ctx.dir).await {
+        Ok((t, floor)) => {
+            r.throughput = Some(t);
+            r.load_floor = Some(floor);
+        }
         Err(e) => r.notes.push(format!("LoadImages throughput: {e:#}")),
     }
 
@@ -335,10 +342,12 @@ pub(crate) async fn run_size(cfg: &Config, size: usize) -> Result<SizeResult> {
     Ok(r)
 }
 
-/// LoadImages of 8 images with one 8 MiB random layer each; the images are removed again.
-async fn throughput(client: &Client) -> Result<measure::LoadStats> {
+/// LoadImages of 8 images with one 8 MiB random layer each (the images are removed
+/// again), and its floor: SHA-256 + write + fsync of the same bytes in `dir`.
+async fn throughput(client: &Client, dir: &Path) -> Result<(measure::LoadStats, Summary)> {
     let bytes = measure::throughput_archive(8, 8);
     let len = bytes.len() as u64;
+    let floor = floors::hash_write_fsync(dir, &bytes, 3)?;
     let (ids, time) = measure::load_one(client, bytes, crate::scenario::Format::Docker).await?;
     for id in &ids {
         client
@@ -349,12 +358,15 @@ async fn throughput(client: &Client) -> Result<measure::LoadStats> {
             })
             .await?;
     }
-    Ok(measure::LoadStats {
-        bytes: len,
-        images: ids.len(),
-        calls: 1,
-        time,
-    })
+    Ok((
+        measure::LoadStats {
+            bytes: len,
+            images: ids.len(),
+            calls: 1,
+            time,
+        },
+        floor,
+    ))
 }
 
 fn podman_suite(
