@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(p.keep_tags, 3);
         assert_eq!(p.min_age, Duration::ZERO);
         assert_eq!(p.interval, Some(Duration::from_secs(300)));
-        let (p, errors) = parse("[gc]\nhigh = 1000\nlow = \"10MB\"\n");
+        let (p, errors) = parse("[gc]\nhigh = 100000000\nlow = \"10MB\"\n");
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(p.low, Some(Threshold::Bytes(10_000_000)));
         assert_eq!(parse("").0, GcPolicy::default());
