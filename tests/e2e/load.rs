@@ -140,11 +140,30 @@ fn a_loaded_name_moves_from_the_image_that_had_it() {
 }
 
 #[test]
-fn loading_the_same_archive_twice_changes_nothing() {
+fn loading_the_same_archive_twice_changes_nothing_but_its_last_use() {
     let d = memory();
     let img = ImageSpec::new("twice").named("localhost/e2e/twice:1");
     load(&d, Format::Docker, std::slice::from_ref(&img));
     let before = snapshot(&d, &[]);
     load(&d, Format::DockerGz, std::slice::from_ref(&img));
-    assert_eq!(snapshot(&d, &[]).raw, before.raw);
+    let after = snapshot(&d, &[]);
+    // A load is a use (SPEC §1 "Usage data"): only `LastUsed` moves, forward.
+    let without_use = |s: &imaged_tests::listing::Snapshot| -> Vec<serde_json::Value> {
+        s.images
+            .iter()
+            .map(|i| {
+                let mut v = i.0.clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("LastUsed");
+                }
+                v
+            })
+            .collect()
+    };
+    assert_eq!(without_use(&after), without_use(&before));
+    let used = |s: &imaged_tests::listing::Snapshot| {
+        s.images[0].0["LastUsed"].as_str().unwrap_or_default().to_owned()
+    };
+    assert!(!used(&before).is_empty(), "{}", before.raw);
+    assert!(used(&after) >= used(&before), "{} then {}", before.raw, after.raw);
 }
