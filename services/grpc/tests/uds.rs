@@ -133,6 +133,7 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_served_services() {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "imaged.v1.ContainerService",
+        "imaged.v1.GcService",
         "imaged.v1.ImageService",
         "runtime.v1.ImageService",
     ];

@@ -274,6 +274,7 @@ async fn serves_health_and_reflection_then_drains_on_sigterm() {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
         "imaged.v1.ContainerService",
+        "imaged.v1.GcService",
         "imaged.v1.ImageService",
         "runtime.v1.ImageService",
     ];

@@ -19,6 +19,7 @@ fn read_only_table() {
         "/imaged.v1.ImageService/ImageDiskUsage",
         "/imaged.v1.ImageService/WatchEvents",
         "/imaged.v1.ContainerService/ListContainers",
+        "/imaged.v1.GcService/GetGcPolicy",
         "/runtime.v1.ImageService/ImageStatus",
     ] {
         assert_eq!(access(m), Access::Read, "{m}");
@@ -31,6 +32,8 @@ fn read_only_table() {
         "/imaged.v1.ImageService/UntagImage",
         "/imaged.v1.ContainerService/RegisterContainer",
         "/imaged.v1.ContainerService/UnregisterContainer",
+        "/imaged.v1.GcService/SetGcPolicy",
+        "/imaged.v1.GcService/RunGc",
         "/runtime.v1.ImageService/RemoveImage",
         "/runtime.v1.ImageService/PullImage",
         "/something.Else/ListImages",
@@ -41,7 +44,7 @@ fn read_only_table() {
 
 #[test]
 fn read_only_methods_are_methods_of_the_served_services() {
-    let all: Vec<&str> = [images::ALL, containers::ALL, cri::ALL].concat();
+    let all: Vec<&str> = [images::ALL, containers::ALL, gc::ALL, cri::ALL].concat();
     for m in READ_ONLY_METHODS {
         assert!(all.contains(m), "{m} is no method of a served service");
     }
