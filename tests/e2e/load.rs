@@ -162,8 +162,16 @@ fn loading_the_same_archive_twice_changes_nothing_but_its_last_use() {
     };
     assert_eq!(without_use(&after), without_use(&before));
     let used = |s: &imaged_tests::listing::Snapshot| {
-        s.images[0].0["LastUsed"].as_str().unwrap_or_default().to_owned()
+        s.images[0].0["LastUsed"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     };
     assert!(!used(&before).is_empty(), "{}", before.raw);
-    assert!(used(&after) >= used(&before), "{} then {}", before.raw, after.raw);
+    assert!(
+        used(&after) >= used(&before),
+        "{} then {}",
+        before.raw,
+        after.raw
+    );
 }
