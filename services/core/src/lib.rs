@@ -27,6 +27,7 @@ mod fasthash;
 pub mod filter;
 pub mod gc;
 pub mod graph;
+pub mod intern;
 pub mod model;
 pub mod reference;
 pub mod store;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
+pub use crate::intern::MediaType;
 use crate::time::UnixNanos;
 
 /// An image ID: the digest of the image's config blob (of the index blob for a manifest
@@ -51,7 +52,7 @@ pub struct BlobRef {
     /// Number of stored bytes.
     pub size: u64,
     /// Media type.
-    pub media_type: String,
+    pub media_type: MediaType,
 }
 
 /// A layer of an image, base first.
@@ -64,7 +65,7 @@ pub struct Layer {
 }
 
 /// One config history entry.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// When the step ran.
     pub created: Option<UnixNanos>,
@@ -78,6 +79,10 @@ pub struct HistoryEntry {
     pub empty_layer: bool,
 }
 
+/// Config labels, shared between the records that have the same ones (see
+/// [`crate::intern::Interner`]).
+pub type Labels = Arc<BTreeMap<String, String>>;
+
 /// The parts of the OCI image config imaged uses. The config JSON itself stays in its
 /// blob (`Image::config_blob`, read with `Store::read_blob`), not in memory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +92,18 @@ pub struct ImageConfig {
     /// Platform.
     pub platform: Platform,
     /// Config labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
+    /// What a container of the image runs with (shared between images that have the same).
+    pub run: Arc<RunConfig>,
+    /// History, oldest first. Entries are shared: a child image's history repeats its
+    /// parent's, and a store holds each distinct entry once (see
+    /// [`crate::intern::Interner`]).
+    pub history: Vec<Arc<HistoryEntry>>,
+}
+
+/// The settings of an image config that a container runs with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RunConfig {
     /// Default user (`uid[:gid]` or `name[:group]`).
     pub user: String,
     /// Environment.
@@ -104,8 +120,6 @@ pub struct ImageConfig {
     pub volumes: Vec<String>,
     /// Stop signal.
     pub stop_signal: String,
-    /// History, oldest first.
-    pub history: Vec<HistoryEntry>,
 }
 
 /// An instance of a manifest list.

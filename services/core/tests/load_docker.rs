@@ -84,7 +84,7 @@ fn fills_the_image_record() {
     let c = rig.image(&child().id());
     assert!(c.added >= before);
     assert_eq!(c.names, vec!["quay.io/org/app:1"]);
-    assert_eq!(c.config.user, "1000:1000");
+    assert_eq!(c.config.run.user, "1000:1000");
     assert_eq!(c.config.labels.get("org.x").map(String::as_str), Some("y"));
     assert_eq!(
         c.config.created,
@@ -93,7 +93,7 @@ fn fills_the_image_record() {
     assert_eq!(c.config.platform, imaged_core::model::Platform::host());
     assert_eq!(c.config.history.len(), 2);
     assert_eq!(c.config.history[1].created_by, "RUN make");
-    assert_eq!(c.config.env.len(), 1);
+    assert_eq!(c.config.run.env.len(), 1);
     assert!(c.instances.is_none() && !c.read_only);
     assert_eq!(c.last_used, Some(c.added), "a load is a use (SPEC §1)");
     // The synthesised manifest is stored, is valid OCI and names config and layers.

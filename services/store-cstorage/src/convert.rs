@@ -21,7 +21,7 @@ use std::sync::Arc;
 use imaged_core::digest::Digest;
 use imaged_core::model::{
     BlobRef, Container, ContainerState, HistoryEntry, Image, ImageConfig, Layer, ManifestInstance,
-    Platform,
+    Platform, RunConfig,
 };
 use imaged_core::time::parse_rfc3339;
 use serde_json::Value;
@@ -236,39 +236,45 @@ pub(crate) fn parse_config(bytes: &[u8]) -> ImageConfig {
             architecture: string(v.get("architecture")),
             variant: string(v.get("variant")),
         },
-        labels: cf("Labels")
-            .and_then(Value::as_object)
-            .map(|o| {
-                o.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                    .collect::<BTreeMap<_, _>>()
-            })
-            .unwrap_or_default(),
-        user: string(cf("User")),
-        env: strings(cf("Env")),
-        entrypoint: strings(cf("Entrypoint")),
-        cmd: strings(cf("Cmd")),
-        working_dir: string(cf("WorkingDir")),
-        exposed_ports: keys(cf("ExposedPorts")),
-        volumes: keys(cf("Volumes")),
-        stop_signal: string(cf("StopSignal")),
+        labels: Arc::new(
+            cf("Labels")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect::<BTreeMap<_, _>>()
+                })
+                .unwrap_or_default(),
+        ),
+        run: Arc::new(RunConfig {
+            user: string(cf("User")),
+            env: strings(cf("Env")),
+            entrypoint: strings(cf("Entrypoint")),
+            cmd: strings(cf("Cmd")),
+            working_dir: string(cf("WorkingDir")),
+            exposed_ports: keys(cf("ExposedPorts")),
+            volumes: keys(cf("Volumes")),
+            stop_signal: string(cf("StopSignal")),
+        }),
         history: v
             .get("history")
             .and_then(Value::as_array)
             .map(|h| {
                 h.iter()
-                    .map(|e| HistoryEntry {
-                        created: e
-                            .get("created")
-                            .and_then(Value::as_str)
-                            .and_then(parse_rfc3339),
-                        created_by: string(e.get("created_by")),
-                        author: string(e.get("author")),
-                        comment: string(e.get("comment")),
-                        empty_layer: e
-                            .get("empty_layer")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
+                    .map(|e| {
+                        Arc::new(HistoryEntry {
+                            created: e
+                                .get("created")
+                                .and_then(Value::as_str)
+                                .and_then(parse_rfc3339),
+                            created_by: string(e.get("created_by")),
+                            author: string(e.get("author")),
+                            comment: string(e.get("comment")),
+                            empty_layer: e
+                                .get("empty_layer")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
+                        })
                     })
                     .collect()
             })
@@ -368,7 +374,7 @@ pub(crate) fn image(
             .get("manifest")
             .and_then(|s| u64::try_from(*s).ok())
             .unwrap_or(manifest.len),
-        media_type: manifest.media_type.clone(),
+        media_type: manifest.media_type.as_str().into(),
     };
 
     let created_str = rec.created.as_str();
@@ -384,8 +390,9 @@ pub(crate) fn image(
             .unwrap_or(0),
         media_type: manifest
             .config_media_type
-            .clone()
-            .unwrap_or_else(|| MT_OCI_CONFIG.to_owned()),
+            .as_deref()
+            .unwrap_or(MT_OCI_CONFIG)
+            .into(),
     });
     let config = match cache.configs.get(&rec.id) {
         Some((c, cfg)) if c == created_str => Arc::clone(cfg),
@@ -423,7 +430,7 @@ pub(crate) fn image(
                             .or(diff)
                             .unwrap_or(fallback),
                         size: u64::try_from(l.diff_size).unwrap_or(0),
-                        media_type: layer_media_type(l).to_owned(),
+                        media_type: layer_media_type(l).into(),
                     },
                     diff_id: diff.unwrap_or(fallback),
                 }
@@ -489,9 +496,9 @@ mod tests {
             "config":{"Cmd":["a"],"Labels":{"k":"v"},"ExposedPorts":{"80/tcp":{}}},
             "history":[{"created_by":"x","empty_layer":true}]}"#,
         );
-        assert_eq!(c.cmd, vec!["a"]);
+        assert_eq!(c.run.cmd, vec!["a"]);
         assert_eq!(c.labels.get("k").map(String::as_str), Some("v"));
-        assert_eq!(c.exposed_ports, vec!["80/tcp"]);
+        assert_eq!(c.run.exposed_ports, vec!["80/tcp"]);
         assert!(c.history[0].empty_layer);
         assert_eq!(c.platform.os, "linux");
         assert_eq!(parse_config(b"not json"), ImageConfig::default());

@@ -157,13 +157,13 @@ fn record(layers: &[Vec<u8>], config: &[u8]) -> Image {
             } else {
                 MT_OCI_LAYER
             }
-            .to_owned(),
+            .into(),
         })
         .collect();
     let config_ref = BlobRef {
         digest: Digest::of(config),
         size: config.len() as u64,
-        media_type: MT_OCI_CONFIG.to_owned(),
+        media_type: MT_OCI_CONFIG.into(),
     };
     let manifest = manifest_json(&config_ref, &layer_refs).unwrap();
     Image {
@@ -173,7 +173,7 @@ fn record(layers: &[Vec<u8>], config: &[u8]) -> Image {
         manifest: BlobRef {
             digest: Digest::of(&manifest),
             size: manifest.len() as u64,
-            media_type: MT_OCI_MANIFEST.to_owned(),
+            media_type: MT_OCI_MANIFEST.into(),
         },
         config_blob: Some(config_ref),
         layers: layer_refs

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use imaged_core::Digest;
+use imaged_core::intern::Interner;
 use imaged_core::model::{
     BlobRef, Container, ContainerState, HistoryEntry, Image, ImageConfig, Layer, ManifestInstance,
-    Platform,
+    MediaType, Platform, RunConfig,
 };
 
 /// The format byte of records this build writes.
@@ -87,6 +88,10 @@ impl Enc {
             created,
             platform,
             labels,
+            run,
+            history,
+        } = c;
+        let RunConfig {
             user,
             env,
             entrypoint,
@@ -95,12 +100,11 @@ impl Enc {
             exposed_ports,
             volumes,
             stop_signal,
-            history,
-        } = c;
+        } = &**run;
         self.opt_i64(*created);
         self.platform(platform);
         self.u64(labels.len() as u64);
-        for (k, v) in labels {
+        for (k, v) in labels.iter() {
             self.str(k);
             self.str(v);
         }
@@ -120,7 +124,7 @@ impl Enc {
                 author,
                 comment,
                 empty_layer,
-            } = h;
+            } = &**h;
             self.opt_i64(*created);
             self.str(created_by);
             self.str(author);
@@ -207,13 +211,13 @@ pub fn encode_container(c: &Container) -> Vec<u8> {
 /// Reads values from a record.
 struct Dec<'a>(&'a [u8]);
 
-impl Dec<'_> {
+impl<'a> Dec<'a> {
     fn byte(&mut self) -> Result<u8, DecodeError> {
         let (&b, rest) = self.0.split_first().ok_or("truncated")?;
         self.0 = rest;
         Ok(b)
     }
-    fn take(&mut self, n: usize) -> Result<&[u8], DecodeError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.0.len() < n {
             return Err("truncated");
         }
@@ -251,6 +255,31 @@ impl Dec<'_> {
             1 => Ok(true),
             _ => Err("bad bool"),
         }
+    }
+    /// The bytes `skip` moves over (the encoding of one value, the key it is shared by).
+    fn span(
+        &mut self,
+        skip: impl FnOnce(&mut Self) -> Result<(), DecodeError>,
+    ) -> Result<&'a [u8], DecodeError> {
+        let start = self.0;
+        skip(self)?;
+        Ok(&start[..start.len() - self.0.len()])
+    }
+    fn skip_str(&mut self) -> Result<(), DecodeError> {
+        let n = self.len()?;
+        self.take(n).map(drop)
+    }
+    fn skip_strs(&mut self, per_item: usize) -> Result<(), DecodeError> {
+        for _ in 0..self.len()? {
+            for _ in 0..per_item {
+                self.skip_str()?;
+            }
+        }
+        Ok(())
+    }
+    fn str_ref(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| "bad utf-8")
     }
     fn str(&mut self) -> Result<String, DecodeError> {
         let n = self.len()?;
@@ -295,38 +324,69 @@ impl Dec<'_> {
         Ok(BlobRef {
             digest: self.digest()?,
             size: self.u64()?,
-            media_type: self.str()?,
+            media_type: MediaType::new(self.str_ref()?),
         })
     }
-    fn config(&mut self) -> Result<ImageConfig, DecodeError> {
+    fn config(&mut self, shared: &Interner) -> Result<ImageConfig, DecodeError> {
         let created = self.opt_i64()?;
         let platform = self.platform()?;
-        let n = self.len()?;
-        let mut labels = BTreeMap::new();
-        for _ in 0..n {
-            labels.insert(self.str()?, self.str()?);
-        }
-        Ok(ImageConfig {
-            created,
-            platform,
-            labels,
-            user: self.str()?,
-            env: self.strs()?,
-            entrypoint: self.strs()?,
-            cmd: self.strs()?,
-            working_dir: self.str()?,
-            exposed_ports: self.strs()?,
-            volumes: self.strs()?,
-            stop_signal: self.str()?,
-            history: self.vec(|d| {
-                Ok(HistoryEntry {
+        // Labels, run settings and each history entry are looked up by their bytes first:
+        // most are held already (the same family, the parent's history), and then nothing
+        // is decoded or allocated for them.
+        let key = self.span(|d| d.skip_strs(2))?;
+        let labels = shared.labels(key, || {
+            Dec(key)
+                .vec(|d| Ok((d.str()?, d.str()?)))
+                .map(BTreeMap::from_iter)
+        })?;
+        let key = self.span(|d| {
+            d.skip_str()?;
+            d.skip_strs(1)?;
+            d.skip_strs(1)?;
+            d.skip_strs(1)?;
+            d.skip_str()?;
+            d.skip_strs(1)?;
+            d.skip_strs(1)?;
+            d.skip_str()
+        })?;
+        let run = shared.run(key, || {
+            let mut d = Dec(key);
+            Ok::<_, DecodeError>(RunConfig {
+                user: d.str()?,
+                env: d.strs()?,
+                entrypoint: d.strs()?,
+                cmd: d.strs()?,
+                working_dir: d.str()?,
+                exposed_ports: d.strs()?,
+                volumes: d.strs()?,
+                stop_signal: d.str()?,
+            })
+        })?;
+        let history = self.vec(|d| {
+            let key = d.span(|d| {
+                d.opt_i64()?;
+                d.skip_str()?;
+                d.skip_str()?;
+                d.skip_str()?;
+                d.bool().map(drop)
+            })?;
+            shared.history(key, || {
+                let mut d = Dec(key);
+                Ok::<_, DecodeError>(HistoryEntry {
                     created: d.opt_i64()?,
                     created_by: d.str()?,
                     author: d.str()?,
                     comment: d.str()?,
                     empty_layer: d.bool()?,
                 })
-            })?,
+            })
+        })?;
+        Ok(ImageConfig {
+            created,
+            platform,
+            labels,
+            run,
+            history,
         })
     }
     fn format(&mut self) -> Result<(), DecodeError> {
@@ -346,6 +406,12 @@ impl Dec<'_> {
 
 /// Decodes an image record.
 pub fn decode_image(bytes: &[u8]) -> Result<Image, DecodeError> {
+    decode_image_with(bytes, &Interner::new())
+}
+
+/// Decodes an image record, sharing its labels, history entries and run settings with
+/// the records decoded before with `shared` (start-up decodes every record with one).
+pub fn decode_image_with(bytes: &[u8], shared: &Interner) -> Result<Image, DecodeError> {
     let mut d = Dec(bytes);
     d.format()?;
     let img = Image {
@@ -360,7 +426,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, DecodeError> {
                 diff_id: d.digest()?,
             })
         })?,
-        config: Arc::new(d.config()?),
+        config: Arc::new(d.config(shared)?),
         instances: if d.bool()? {
             Some(d.vec(|d| {
                 Ok(ManifestInstance {

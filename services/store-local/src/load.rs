@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use imaged_core::catalog::Catalog;
+use imaged_core::intern::Interner;
 use imaged_core::model::{Container, Image};
 use imaged_core::{Digest, Error, Result};
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -25,11 +26,15 @@ pub(crate) fn catalog(db: &Database, path: &Path) -> Result<Catalog> {
     let threads = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .clamp(1, 16);
+    // One interner for every decoder: equal labels, history entries and run settings are
+    // held once however many threads decode them; it is dropped once the records are built.
+    let shared = Interner::new();
     let images = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|i| {
                 let (lo, hi) = key_range(i, threads);
-                s.spawn(move || decode_images(db, path, lo, hi))
+                let shared = &shared;
+                s.spawn(move || decode_images(db, path, lo, hi, shared))
             })
             .collect();
         let mut images = Vec::new();
@@ -79,6 +84,7 @@ fn decode_images(
     path: &Path,
     lo: Bound<[u8; 1]>,
     hi: Bound<[u8; 1]>,
+    shared: &Interner,
 ) -> Result<Vec<Arc<Image>>> {
     let read = db.begin_read().map_err(|e| db_err("reading", path, e))?;
     let table = read
@@ -93,7 +99,7 @@ fn decode_images(
     {
         let (k, v) = row.map_err(|e| db_err("reading", path, e))?;
         let key = k.value();
-        let img = codec::decode_image(v.value()).map_err(|e| {
+        let img = codec::decode_image_with(v.value(), shared).map_err(|e| {
             Error::internal(format!("decoding image record {}: {e}", key_name(key)))
         })?;
         if img.id.as_bytes().as_slice() != key {

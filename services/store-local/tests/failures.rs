@@ -190,9 +190,7 @@ fn full_disk_worker() {
     // A record larger than the database can grow: the commit fails, nothing changes.
     let mut img = stage_image(&mut *st, "huge", &[3], &["example.com/huge:1"]);
     let mut config = ImageConfig::default();
-    config
-        .labels
-        .insert("padding".into(), "x".repeat(2 * limit));
+    Arc::make_mut(&mut config.labels).insert("padding".into(), "x".repeat(2 * limit));
     img.config = Arc::new(config);
     let err = store
         .apply(&ChangeSet {

@@ -82,7 +82,7 @@ fn fill(path: &Path) -> u64 {
 fn big_label_update(store: &LocalStore, id: &imaged_core::Digest) -> ChangeSet {
     let mut img = (**store.view().image(id).unwrap()).clone();
     let mut config = ImageConfig::default();
-    config.labels.insert("padding".into(), "x".repeat(1 << 20));
+    Arc::make_mut(&mut config.labels).insert("padding".into(), "x".repeat(1 << 20));
     img.config = Arc::new(config);
     ChangeSet {
         put_images: vec![Arc::new(img)],

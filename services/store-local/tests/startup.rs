@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use common::raw;
 use imaged_core::Digest;
-use imaged_core::model::{BlobRef, HistoryEntry, Image, ImageConfig, Layer, Platform};
+use imaged_core::model::{BlobRef, HistoryEntry, Image, ImageConfig, Layer, Platform, RunConfig};
 use imaged_core::store::Store;
 
 const IMAGES: usize = 100_000;
@@ -49,26 +49,32 @@ fn image(i: usize) -> Image {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        user: "1000:1000".into(),
-        env: vec![
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            "LANG=C.UTF-8".into(),
-            format!("APP_BUILD={i}"),
-        ],
-        entrypoint: vec!["/usr/bin/app".into()],
-        cmd: vec!["--serve".into()],
-        working_dir: "/srv".into(),
-        exposed_ports: vec!["8080/tcp".into()],
+        .collect::<std::collections::BTreeMap<_, _>>()
+        .into(),
+        run: RunConfig {
+            user: "1000:1000".into(),
+            env: vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+                "LANG=C.UTF-8".into(),
+                format!("APP_BUILD={i}"),
+            ],
+            entrypoint: vec!["/usr/bin/app".into()],
+            cmd: vec!["--serve".into()],
+            working_dir: "/srv".into(),
+            exposed_ports: vec!["8080/tcp".into()],
+            ..RunConfig::default()
+        }
+        .into(),
         history: (0..6)
-            .map(|h| HistoryEntry {
-                created: Some(1_700_000_000_000_000_000),
-                created_by: format!("/bin/sh -c #(nop) step {h} of build {i}"),
-                empty_layer: h % 3 == 2,
-                ..HistoryEntry::default()
+            .map(|h| {
+                Arc::new(HistoryEntry {
+                    created: Some(1_700_000_000_000_000_000),
+                    created_by: format!("/bin/sh -c #(nop) step {h} of build {i}"),
+                    empty_layer: h % 3 == 2,
+                    ..HistoryEntry::default()
+                })
             })
             .collect(),
-        ..ImageConfig::default()
     };
     let cfg = blob(format!("config {i}"), 4096);
     let manifest = blob(format!("manifest {i}"), 1024);

@@ -16,6 +16,7 @@ use imaged_core::digest::Digest;
 use imaged_core::error::Result;
 use imaged_core::model::{
     BlobRef, HistoryEntry, Image, ImageConfig, ImageId, Layer, ManifestInstance, Platform,
+    RunConfig,
 };
 use imaged_core::store::Store;
 
@@ -131,7 +132,7 @@ impl ImageSpec {
         let blob = |bytes: &[u8], media: &str| BlobRef {
             digest: Digest::of(bytes),
             size: bytes.len() as u64,
-            media_type: media.to_owned(),
+            media_type: media.into(),
         };
         if let Some(inst) = &self.instances {
             let text: Vec<String> = inst
@@ -199,11 +200,13 @@ impl ImageSpec {
             config: Arc::new(ImageConfig {
                 created: Some(created),
                 platform: synth.platform.clone(),
-                labels: self.labels.clone(),
-                user: synth.user.clone(),
-                env: vec![PATH_ENV.to_owned()],
-                history: synth.history.clone(),
-                ..ImageConfig::default()
+                labels: Arc::new(self.labels.clone()),
+                run: Arc::new(RunConfig {
+                    user: synth.user.clone(),
+                    env: vec![PATH_ENV.to_owned()],
+                    ..RunConfig::default()
+                }),
+                history: synth.history.iter().cloned().map(Arc::new).collect(),
             }),
             instances: None,
             read_only: self.read_only,

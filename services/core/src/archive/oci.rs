@@ -224,12 +224,12 @@ impl<'a> Walker<'a> {
             manifest: BlobRef {
                 digest,
                 size: blob.size,
-                media_type: manifest_mt,
+                media_type: manifest_mt.into(),
             },
             config_blob: Some(BlobRef {
                 digest: cfg_digest,
                 size: cfg_blob.size,
-                media_type: cfg_mt,
+                media_type: cfg_mt.into(),
             }),
             layers,
             config: Arc::new(parsed.config),
@@ -280,7 +280,7 @@ impl<'a> Walker<'a> {
             manifest: BlobRef {
                 digest,
                 size: blob.size,
-                media_type: manifest_mt.clone(),
+                media_type: manifest_mt.as_str().into(),
             },
             config_blob: None,
             layers: Vec::new(),

@@ -3,6 +3,7 @@
 //! docker-archive images (and by the test archive synthesizer).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use oci_spec::image::ImageConfiguration;
 use serde::Serialize;
@@ -11,7 +12,7 @@ use super::invalid;
 use super::stream::StagedBlob;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::model::{BlobRef, HistoryEntry, ImageConfig, Layer, Platform};
+use crate::model::{BlobRef, HistoryEntry, ImageConfig, Layer, Platform, RunConfig};
 use crate::time::parse_rfc3339;
 
 /// OCI image manifest.
@@ -63,31 +64,36 @@ pub(crate) fn parse_config(bytes: &[u8], what: &str) -> Result<ParsedConfig> {
             .history()
             .iter()
             .flatten()
-            .map(|h| HistoryEntry {
-                created: h.created().as_deref().and_then(parse_rfc3339),
-                created_by: h.created_by().clone().unwrap_or_default(),
-                author: h.author().clone().unwrap_or_default(),
-                comment: h.comment().clone().unwrap_or_default(),
-                empty_layer: h.empty_layer().unwrap_or(false),
+            .map(|h| {
+                Arc::new(HistoryEntry {
+                    created: h.created().as_deref().and_then(parse_rfc3339),
+                    created_by: h.created_by().clone().unwrap_or_default(),
+                    author: h.author().clone().unwrap_or_default(),
+                    comment: h.comment().clone().unwrap_or_default(),
+                    empty_layer: h.empty_layer().unwrap_or(false),
+                })
             })
             .collect(),
         ..ImageConfig::default()
     };
     if let Some(cc) = c.config() {
-        config.labels = cc
-            .labels()
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        config.user = cc.user().clone().unwrap_or_default();
-        config.env = cc.env().clone().unwrap_or_default();
-        config.entrypoint = cc.entrypoint().clone().unwrap_or_default();
-        config.cmd = cc.cmd().clone().unwrap_or_default();
-        config.working_dir = cc.working_dir().clone().unwrap_or_default();
-        config.exposed_ports = sorted(cc.exposed_ports().clone().unwrap_or_default());
-        config.volumes = sorted(cc.volumes().clone().unwrap_or_default());
-        config.stop_signal = cc.stop_signal().clone().unwrap_or_default();
+        config.labels = Arc::new(
+            cc.labels()
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+        config.run = Arc::new(RunConfig {
+            user: cc.user().clone().unwrap_or_default(),
+            env: cc.env().clone().unwrap_or_default(),
+            entrypoint: cc.entrypoint().clone().unwrap_or_default(),
+            cmd: cc.cmd().clone().unwrap_or_default(),
+            working_dir: cc.working_dir().clone().unwrap_or_default(),
+            exposed_ports: sorted(cc.exposed_ports().clone().unwrap_or_default()),
+            volumes: sorted(cc.volumes().clone().unwrap_or_default()),
+            stop_signal: cc.stop_signal().clone().unwrap_or_default(),
+        });
     }
     Ok(ParsedConfig { config, diff_ids })
 }
@@ -142,7 +148,7 @@ pub(crate) fn check_layer(
         blob: BlobRef {
             digest: blob.digest,
             size: blob.size,
-            media_type,
+            media_type: media_type.into(),
         },
         diff_id,
     })
@@ -267,15 +273,15 @@ mod tests {
             }
         );
         assert_eq!(c.created, Some(1_714_979_289_123_456_789));
-        assert_eq!(c.user, "1000:1000");
-        assert_eq!(c.env, vec!["A=1"]);
-        assert!(c.entrypoint.is_empty());
-        assert_eq!(c.cmd, vec!["sh"]);
-        assert_eq!(c.working_dir, "/w");
+        assert_eq!(c.run.user, "1000:1000");
+        assert_eq!(c.run.env, vec!["A=1"]);
+        assert!(c.run.entrypoint.is_empty());
+        assert_eq!(c.run.cmd, vec!["sh"]);
+        assert_eq!(c.run.working_dir, "/w");
         assert_eq!(c.labels.get("k").map(String::as_str), Some("v"));
-        assert_eq!(c.exposed_ports, vec!["443/tcp", "80/tcp"]);
-        assert_eq!(c.volumes, vec!["/data"]);
-        assert_eq!(c.stop_signal, "SIGINT");
+        assert_eq!(c.run.exposed_ports, vec!["443/tcp", "80/tcp"]);
+        assert_eq!(c.run.volumes, vec!["/data"]);
+        assert_eq!(c.run.stop_signal, "SIGINT");
         assert_eq!(c.history.len(), 1);
         assert!(c.history[0].empty_layer);
         assert_eq!(c.history[0].created_by, "ADD x");

@@ -1,6 +1,5 @@
 //! Requests and reports of the engine's operations: the domain side of every RPC.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::digest::Digest;
@@ -70,7 +69,7 @@ pub struct ImageSummary {
     /// Containers using it.
     pub containers: u32,
     /// Config labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: crate::model::Labels,
     /// Parent image.
     pub parent_id: Option<ImageId>,
     /// libimage dangling.

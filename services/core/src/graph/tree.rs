@@ -110,7 +110,7 @@ impl ImageKeys {
             return None;
         }
         let (lf, ls) = prefix_hashes(img.layers.iter().map(|l| digest_word(&l.diff_id)));
-        let (hf, hs) = prefix_hashes(img.config.history.iter().map(history_word));
+        let (hf, hs) = prefix_hashes(img.config.history.iter().map(|h| history_word(h)));
         let (k, m) = (img.layers.len(), img.config.history.len());
         let own = Key {
             layers: lf,

@@ -46,7 +46,7 @@ pub(crate) fn images(summaries: &[ImageSummary], view: &Catalog) -> Vec<cri::Ima
         .map(|s| {
             let user = view
                 .image(&s.id)
-                .map(|i| i.config.user.as_str())
+                .map(|i| i.config.run.user.as_str())
                 .unwrap_or_default();
             image(s, user)
         })

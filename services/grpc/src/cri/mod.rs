@@ -183,7 +183,7 @@ impl ImageService for CriImageService {
                 else {
                     return Ok(cri::ImageStatusResponse::default());
                 };
-                let image = convert::image(&details.summary, &details.config.user);
+                let image = convert::image(&details.summary, &details.config.run.user);
                 let mut info = std::collections::HashMap::new();
                 if req.verbose {
                     let raw = engine.store().read_blob(&details.summary.id)?;

@@ -130,7 +130,11 @@ pub(crate) fn image_owned(s: ops::ImageSummary) -> pb::Image {
         shared_size: s.shared_size,
         unique_size: s.unique_size,
         containers: s.containers,
-        labels: s.labels.into_iter().collect(),
+        labels: s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         parent_id: s.parent_id.map(|p| p.to_string()).unwrap_or_default(),
         dangling: s.dangling,
         intermediate: s.intermediate,
@@ -160,17 +164,18 @@ pub(crate) fn image_owned(s: ops::ImageSummary) -> pb::Image {
 /// [`ops::ImageDetails`] (+ the config JSON as stored) → InspectImage response.
 pub(crate) fn inspect(d: &ops::ImageDetails, raw_json: String) -> pb::InspectImageResponse {
     let c = &d.config;
+    let r = &c.run;
     pb::InspectImageResponse {
         image: Some(image(&d.summary)),
         config: Some(pb::ImageConfig {
-            user: c.user.clone(),
-            env: c.env.clone(),
-            entrypoint: c.entrypoint.clone(),
-            cmd: c.cmd.clone(),
-            working_dir: c.working_dir.clone(),
-            exposed_ports: c.exposed_ports.clone(),
-            volumes: c.volumes.clone(),
-            stop_signal: c.stop_signal.clone(),
+            user: r.user.clone(),
+            env: r.env.clone(),
+            entrypoint: r.entrypoint.clone(),
+            cmd: r.cmd.clone(),
+            working_dir: r.working_dir.clone(),
+            exposed_ports: r.exposed_ports.clone(),
+            volumes: r.volumes.clone(),
+            stop_signal: r.stop_signal.clone(),
             raw_json,
         }),
         history: c
@@ -191,7 +196,7 @@ pub(crate) fn inspect(d: &ops::ImageDetails, raw_json: String) -> pb::InspectIma
                 digest: l.blob.digest.to_string(),
                 diff_id: l.diff_id.to_string(),
                 size: l.blob.size,
-                media_type: l.blob.media_type.clone(),
+                media_type: l.blob.media_type.to_string(),
             })
             .collect(),
         container_ids: d.container_ids.clone(),

@@ -108,7 +108,7 @@ pub(crate) async fn connect(path: PathBuf) -> Channel {
 /// Stores `spec` with the config user `user`; returns the image ID as written on the wire.
 pub(crate) fn add(store: &dyn Store, spec: &ImageSpec, user: &str) -> String {
     let (blobs, mut img) = spec.build();
-    Arc::make_mut(&mut img.config).user = user.to_owned();
+    Arc::make_mut(&mut Arc::make_mut(&mut img.config).run).user = user.to_owned();
     let staging = {
         let mut s = store.stage().expect("stage");
         for b in blobs {

@@ -35,7 +35,11 @@ fn rand_blob(rng: &mut fastrand::Rng) -> BlobRef {
     BlobRef {
         digest: rand_digest(rng),
         size: rng.u64(..),
-        media_type: rand_str(rng),
+        media_type: if rng.bool() {
+            "application/vnd.oci.image.layer.v1.tar+gzip".into()
+        } else {
+            rand_str(rng).into()
+        },
     }
 }
 
@@ -59,24 +63,30 @@ fn rand_image(rng: &mut fastrand::Rng) -> Image {
         config: Arc::new(ImageConfig {
             created: rand_opt_i64(rng),
             platform: rand_platform(rng),
-            labels: (0..rng.usize(0..3))
-                .map(|_| (rand_str(rng), rand_str(rng)))
-                .collect(),
-            user: rand_str(rng),
-            env: rand_strs(rng),
-            entrypoint: rand_strs(rng),
-            cmd: rand_strs(rng),
-            working_dir: rand_str(rng),
-            exposed_ports: rand_strs(rng),
-            volumes: rand_strs(rng),
-            stop_signal: rand_str(rng),
+            labels: Arc::new(
+                (0..rng.usize(0..3))
+                    .map(|_| (rand_str(rng), rand_str(rng)))
+                    .collect(),
+            ),
+            run: Arc::new(RunConfig {
+                user: rand_str(rng),
+                env: rand_strs(rng),
+                entrypoint: rand_strs(rng),
+                cmd: rand_strs(rng),
+                working_dir: rand_str(rng),
+                exposed_ports: rand_strs(rng),
+                volumes: rand_strs(rng),
+                stop_signal: rand_str(rng),
+            }),
             history: (0..rng.usize(0..3))
-                .map(|_| HistoryEntry {
-                    created: rand_opt_i64(rng),
-                    created_by: rand_str(rng),
-                    author: rand_str(rng),
-                    comment: rand_str(rng),
-                    empty_layer: rng.bool(),
+                .map(|_| {
+                    Arc::new(HistoryEntry {
+                        created: rand_opt_i64(rng),
+                        created_by: rand_str(rng),
+                        author: rand_str(rng),
+                        comment: rand_str(rng),
+                        empty_layer: rng.bool(),
+                    })
                 })
                 .collect(),
         }),

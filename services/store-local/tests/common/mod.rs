@@ -27,7 +27,7 @@ pub(crate) fn put(st: &mut dyn Staging, bytes: &[u8], media_type: &str) -> BlobR
     BlobRef {
         digest,
         size,
-        media_type: media_type.to_owned(),
+        media_type: media_type.into(),
     }
 }
 
