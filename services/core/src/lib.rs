@@ -28,6 +28,7 @@ pub mod filter;
 pub mod gc;
 pub mod graph;
 pub mod model;
+mod reclaim;
 pub mod reference;
 pub mod store;
 pub mod time;

@@ -487,8 +487,20 @@ impl TreeCache {
             return Arc::clone(t);
         }
         let tree = Arc::new(Tree::build(view));
-        *slot = Some((Arc::clone(view), Arc::clone(&tree)));
+        let old = slot.replace((Arc::clone(view), Arc::clone(&tree)));
+        drop(slot);
+        crate::reclaim::later(old);
         tree
+    }
+
+    /// Takes the cached tree out when it is not the tree of `view` (a tree holds every
+    /// image of its catalog alive: after a large removal, the ones deleted).
+    pub fn take_stale(&self, view: &Arc<Catalog>) -> Option<(Arc<Catalog>, Arc<Tree>)> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|(v, _)| !Arc::ptr_eq(v, view)) {
+            return slot.take();
+        }
+        None
     }
 
     /// The cached tree if it was built from exactly `view`.
