@@ -162,9 +162,16 @@ fn write_records(
     let txn = db.begin_write().map_err(|e| fault(e.into()))?;
     {
         let mut t = txn.open_table(IMAGES).map_err(|e| fault(e.into()))?;
-        for id in &change.delete_images {
-            t.remove(id.as_bytes().as_slice())
-                .map_err(|e| fault(e.into()))?;
+        // In key order: a prune deletes tens of thousands of rows, and in the order given
+        // each one read and rewrote a random leaf of a table larger than the page cache.
+        let mut deleted: Vec<&[u8]> = change
+            .delete_images
+            .iter()
+            .map(|id| id.as_bytes().as_slice())
+            .collect();
+        deleted.sort_unstable();
+        for id in deleted {
+            t.remove(id).map_err(|e| fault(e.into()))?;
         }
         for (k, v) in &images {
             t.insert(*k, v.as_slice()).map_err(|e| fault(e.into()))?;
