@@ -195,6 +195,15 @@ impl IndexCache {
     pub fn advance(&self, before: &Arc<Catalog>, after: &Arc<Catalog>, change: &ChangeSet) {
         let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let next = match slot.as_ref() {
+            // A change larger than what is left (prune -a): indexing the survivors is
+            // cheaper than unindexing the rest (84k removals took 0.35 s at 100k).
+            Some((v, _))
+                if Arc::ptr_eq(v, before)
+                    && after.generation() == before.generation() + 1
+                    && change.delete_images.len() + change.put_images.len() > after.len() =>
+            {
+                Some(Arc::new(LayerIndex::build(after)))
+            }
             Some((v, ix))
                 if Arc::ptr_eq(v, before) && after.generation() == before.generation() + 1 =>
             {
@@ -202,7 +211,9 @@ impl IndexCache {
             }
             _ => None,
         };
-        *slot = next.map(|ix| (Arc::clone(after), ix));
+        let old = std::mem::replace(&mut *slot, next.map(|ix| (Arc::clone(after), ix)));
+        drop(slot);
+        crate::reclaim::later(old);
     }
 }
 
