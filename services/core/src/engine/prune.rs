@@ -28,6 +28,9 @@ use crate::model::{Image, ImageId};
 /// (another program changed the store meanwhile) before the prune gives up.
 const MAX_STALE_ROUNDS: u32 = 5;
 
+/// Fewer images than this (per half) are selected on one thread.
+const PARALLEL_MIN: usize = 4096;
+
 impl Engine {
     /// PruneImages (SPEC §4). `deadline`: give up waiting for a running prune then
     /// (`DeadlineExceeded`).
@@ -314,7 +317,7 @@ fn select_touched(
         .iter()
         .filter_map(|id| view.image(id))
         .filter(|img| {
-            let facts = IndexFacts { view, index, img };
+            let facts = IndexFacts::new(view, index, img);
             eligible(img, &facts, filters, opts, pinned, failed)
         })
         .collect();
@@ -407,13 +410,33 @@ fn select_indexed(
     pinned: &Pinned,
     failed: &HashSet<ImageId>,
 ) -> Vec<ImageId> {
-    let mut out: Vec<&Arc<Image>> = view
-        .images()
-        .filter(|img| {
-            let facts = IndexFacts { view, index, img };
-            eligible(img, &facts, filters, opts, pinned, failed)
+    let keep = |img: &&&Arc<Image>| {
+        let facts = IndexFacts::new(view, index, img);
+        eligible(img, &facts, filters, opts, pinned, failed)
+    };
+    let all: Vec<&Arc<Image>> = view.images().collect();
+    // Two halves on two threads: ~0.13 s at 100k images on one.
+    let (first, second) = all.split_at(all.len() / 2);
+    let mut out: Vec<&Arc<Image>> = if first.len() < PARALLEL_MIN {
+        all.iter().filter(&keep).copied().collect()
+    } else {
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                let rest: Vec<&Arc<Image>> = second.iter().filter(&keep).copied().collect();
+                (rest, crate::work::take())
+            });
+            let mut out: Vec<&Arc<Image>> = first.iter().filter(&keep).copied().collect();
+            match other.join() {
+                Ok((rest, steps)) => {
+                    crate::work::add(steps);
+                    out.extend(rest);
+                }
+                // Never expected: the same work again, on this thread.
+                Err(_) => out.extend(second.iter().filter(&keep).copied()),
+            }
+            out
         })
-        .collect();
+    };
     out.sort_unstable_by_key(|img| (img.added, img.id));
     out.into_iter().map(|img| img.id).collect()
 }
