@@ -244,12 +244,13 @@ impl Catalog {
         change: &ChangeSet,
     ) -> Result<(Vec<(Digest, u64)>, Vec<(Digest, u64)>)> {
         let next = self;
-        if change.put_images.is_empty()
-            && change.delete_images.len() >= BULK_DELETE_MIN
-            && change.delete_images.len() * 2 >= next.images.len()
-        {
+        if change.put_images.is_empty() && change.delete_images.len() >= BULK_DELETE_MIN {
             next.generation += 1;
-            let released = next.delete_bulk(&change.delete_images)?;
+            let released = if change.delete_images.len() * 2 >= next.images.len() {
+                next.delete_bulk(&change.delete_images)?
+            } else {
+                next.delete_many(&change.delete_images)?
+            };
             next.apply_containers(change)?;
             return Ok((released, Vec::new()));
         }
@@ -358,15 +359,50 @@ impl Catalog {
         Ok(())
     }
 
-    /// Deletes `ids` (the image part of a change that only deletes images) by building
-    /// the image, name and blob tables anew from what survives: the same tables, blob
-    /// counts and released blobs (sorted by digest) as deleting one image after another,
-    /// for a fraction of the persistent-map work when most of the catalog goes (`prune
-    /// -a`). Refuses an image that is missing or listed twice, as the step-by-step path.
-    fn delete_bulk(&mut self, ids: &[ImageId]) -> Result<Vec<(Digest, u64)>> {
+    /// Deletes `ids` (the image part of a change that only deletes many images, a
+    /// dangling prune): the image and name tables on this thread while the blob table
+    /// loses its references on another (they share nothing), each blob updated once
+    /// however many deleted images refer to it. The same tables, released blobs (by
+    /// digest) and errors as deleting one image after another.
+    fn delete_many(&mut self, ids: &[ImageId]) -> Result<Vec<(Digest, u64)>> {
+        let lost = self.lost_refs(ids)?;
+        let Self {
+            images,
+            names,
+            blobs,
+            ..
+        } = self;
+        let released = std::thread::scope(|s| {
+            let helper = s.spawn(|| release(blobs, &lost));
+            for id in ids {
+                if let Some(old) = images.remove(id) {
+                    for name in &old.names {
+                        if names.get(name) == Some(&old.id) {
+                            names.remove(name);
+                        }
+                    }
+                }
+            }
+            helper.join()
+        });
+        let released = match released {
+            Ok(released) => released,
+            // Never expected; the blob table may be half done: nothing to return.
+            Err(_) => {
+                return Err(Error::internal(
+                    "updating the blob table: the thread panicked",
+                ));
+            }
+        };
+        self.blob_bytes -= released.iter().map(|(_, s)| s).sum::<u64>();
+        Ok(released)
+    }
+
+    /// How many references each blob loses when `ids` are deleted; refuses an image that
+    /// is missing or listed twice, as deleting one after another would.
+    fn lost_refs(&self, ids: &[ImageId]) -> Result<FastMap<Digest, u32>> {
         let mut gone: FastSet<ImageId> =
             FastSet::with_capacity_and_hasher(ids.len(), FastBuild::default());
-        // How many references each blob loses.
         let mut lost: FastMap<Digest, u32> =
             FastMap::with_capacity_and_hasher(ids.len() * 4, FastBuild::default());
         for id in ids {
@@ -376,6 +412,17 @@ impl Catalog {
             };
             for_each_blob(old, |b| *lost.entry(b.digest).or_insert(0) += 1);
         }
+        Ok(lost)
+    }
+
+    /// Deletes `ids` (the image part of a change that only deletes images) by building
+    /// the image, name and blob tables anew from what survives: the same tables, blob
+    /// counts and released blobs (sorted by digest) as deleting one image after another,
+    /// for a fraction of the persistent-map work when most of the catalog goes (`prune
+    /// -a`). Refuses an image that is missing or listed twice, as the step-by-step path.
+    fn delete_bulk(&mut self, ids: &[ImageId]) -> Result<Vec<(Digest, u64)>> {
+        let lost = self.lost_refs(ids)?;
+        let gone: FastSet<ImageId> = ids.iter().copied().collect();
         self.images = self
             .images
             .iter()
@@ -445,6 +492,25 @@ impl Catalog {
             }
         });
     }
+}
+
+/// Takes `lost` references off the blobs of `blobs`; removes and returns (sorted by
+/// digest, with their sizes) those left with none.
+fn release(blobs: &mut DigestMap<BlobEntry>, lost: &FastMap<Digest, u32>) -> Vec<(Digest, u64)> {
+    let mut released = Vec::new();
+    for (d, &k) in lost {
+        let Some(e) = blobs.get_mut(d) else {
+            continue;
+        };
+        if e.refs <= k {
+            released.push((*d, e.size));
+            blobs.remove(d);
+        } else {
+            e.refs -= k;
+        }
+    }
+    released.sort_unstable_by_key(|(d, _)| *d);
+    released
 }
 
 /// The image and name tables of `images`, refusing a name on two images or one listed

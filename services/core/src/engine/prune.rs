@@ -122,30 +122,6 @@ impl Engine {
             if plan.change.is_empty() {
                 break;
             }
-            let after = if opts.dry_run {
-                let applied = view.apply(&plan.change)?;
-                report.reclaimed_bytes += applied.released.iter().map(|(_, s)| s).sum::<u64>();
-                let after = Arc::new(applied.catalog);
-                dry_view = Some(Arc::clone(&after));
-                after
-            } else {
-                match self.apply_plan(&view, &plan, false) {
-                    Ok(n) => report.reclaimed_bytes += n,
-                    // Another program changed the store since this round's view (a store
-                    // with other writers refuses a stale plan whole): select again on a
-                    // fresh view, a bounded number of times.
-                    Err(e)
-                        if e.kind == ErrorKind::ConcurrentModification
-                            && stale_rounds < MAX_STALE_ROUNDS =>
-                    {
-                        stale_rounds += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-                self.view()
-            };
-            let t_commit = t0.elapsed();
             let removed: Vec<Arc<Image>> = plan
                 .change
                 .delete_images
@@ -156,11 +132,57 @@ impl Engine {
             // a deletion changes for the images left: nothing can newly qualify.
             let again = !removed.is_empty()
                 && (!opts.all || filters.has_dangling || filters.has_intermediate);
+            // The parents of what the round removes are found on its view while the
+            // store commits (the second core is idle then).
+            let parents_here = || parents_of(&view, index.as_deref(), tree.as_deref(), &removed);
+            let (committed, parents) = std::thread::scope(|s| {
+                let helper = again.then(|| s.spawn(|| (parents_here(), crate::work::take())));
+                let committed = if opts.dry_run {
+                    view.apply(&plan.change).map(|applied| {
+                        let bytes = applied.released.iter().map(|(_, s)| s).sum::<u64>();
+                        (Arc::new(applied.catalog), bytes)
+                    })
+                } else {
+                    self.apply_plan(&view, &plan, false)
+                        .map(|bytes| (self.view(), bytes))
+                };
+                let parents = helper.map(|h| match h.join() {
+                    Ok((parents, steps)) => {
+                        crate::work::add(steps);
+                        parents
+                    }
+                    // Never expected: the same work again, on this thread.
+                    Err(_) => parents_here(),
+                });
+                (committed, parents)
+            });
+            let after = match committed {
+                Ok((after, bytes)) => {
+                    report.reclaimed_bytes += bytes;
+                    if opts.dry_run {
+                        dry_view = Some(Arc::clone(&after));
+                    }
+                    after
+                }
+                // Another program changed the store since this round's view (a store
+                // with other writers refuses a stale plan whole): select again on a
+                // fresh view, a bounded number of times.
+                Err(e)
+                    if !opts.dry_run
+                        && e.kind == ErrorKind::ConcurrentModification
+                        && stale_rounds < MAX_STALE_ROUNDS =>
+                {
+                    stale_rounds += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let t_commit = t0.elapsed();
             // A view one generation on is this round's commit and nothing else (as the
             // engine's layer index assumes); otherwise select on everything again.
             let ours = opts.dry_run || after.generation() == view.generation() + 1;
-            let mut full_again = again && !ours;
-            if again && ours {
+            let mut full_again = again && !(ours && parents.is_some());
+            if let Some(parents) = parents.filter(|_| ours) {
                 let index = if opts.dry_run {
                     // The dry run's catalog is no store's view: advance an index by hand.
                     let before = match index {
@@ -171,7 +193,7 @@ impl Engine {
                 } else {
                     self.layers.get(&after)
                 };
-                let touched = touched_by(&after, &index, tree.as_deref(), &removed);
+                let touched = touched_by(&after, &index, parents, &removed);
                 if !touched.is_empty() {
                     carried = Some(Carry {
                         after,
@@ -261,25 +283,41 @@ struct Carry {
     touched: Vec<ImageId>,
 }
 
-/// The images of `after` whose facts the deletion of `removed` changed: every qualifying
-/// parent of a removed image (it lost a child) and every instance of a removed manifest
-/// list that no list names any more. Any other image left has the facts, the names, the
-/// containers and the pinning it had in the round that removed them, so a round
-/// selecting on every image would select it exactly when that round did (it would have
-/// been deleted or have failed then). `tree`: the round's tree, when it had one.
-fn touched_by(
-    after: &Catalog,
-    index: &LayerIndex,
+/// Every qualifying parent, in `view`, of each of `removed` (images of `view`): from the
+/// round's tree when it had one, else from `view`'s layer `index`.
+fn parents_of(
+    view: &Catalog,
+    index: Option<&LayerIndex>,
     tree: Option<&Tree>,
     removed: &[Arc<Image>],
 ) -> Vec<ImageId> {
-    let mut touched: Vec<ImageId> = Vec::new();
+    let mut parents = Vec::new();
     for img in removed {
-        match tree.and_then(|t| t.index_of(&img.id).map(|i| (t, i))) {
-            Some((t, i)) => touched.extend(t.all_parents(i).map(|p| t.image(p).id)),
-            None => touched.extend(index.parents(after, img)),
+        match (
+            tree.and_then(|t| t.index_of(&img.id).map(|i| (t, i))),
+            index,
+        ) {
+            (Some((t, i)), _) => parents.extend(t.all_parents(i).map(|p| t.image(p).id)),
+            (None, Some(index)) => parents.extend(index.parents(view, img)),
+            // A round has a tree or an index; a tree without the image cannot be.
+            (None, None) => {}
         }
     }
+    parents
+}
+
+/// The images of `after` whose facts the deletion of `removed` changed: every qualifying
+/// parent of a removed image (`parents`: they lost a child) and every instance of a
+/// removed manifest list that no list names any more. Any other image left has the
+/// facts, the names, the containers and the pinning it had in the round that removed
+/// them, so a round selecting on every image would select it exactly when that round
+/// did (it would have been deleted or have failed then).
+fn touched_by(
+    after: &Catalog,
+    index: &LayerIndex,
+    mut touched: Vec<ImageId>,
+    removed: &[Arc<Image>],
+) -> Vec<ImageId> {
     let unlisted: FastSet<Digest> = removed
         .iter()
         .filter_map(|img| img.instances.as_ref())
