@@ -4,8 +4,9 @@
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, TryLockError};
+use std::time::{Duration, Instant};
 
 use imaged_core::catalog::{Applied, Catalog, ChangeSet};
 use imaged_core::store::{Leases, WriteHealth};
@@ -45,6 +46,9 @@ pub(crate) struct Inner {
     pub(crate) no_space: AtomicBool,
     /// The database must be re-opened (an I/O error poisoned it); mirrors `Writer::db`.
     db_closed: AtomicBool,
+    /// Writes waiting for the writer lock or committing ([`Inner::writing`]): the
+    /// background deleter gives way to them.
+    writers: AtomicUsize,
     pub(crate) schema_version: u64,
     pub(crate) created_at: Option<u64>,
     pub(crate) swept: SweepReport,
@@ -57,6 +61,22 @@ pub(crate) struct Writer {
     /// A commit that failed ambiguously, not settled yet: the change and what applying it
     /// to the then current view gave.
     unsettled: Option<(ChangeSet, Applied)>,
+}
+
+/// Blob files the background deleter unlinks between two looks at the writers.
+const DELETE_CHUNK: usize = 256;
+
+/// The longest the background deleter waits for writes before a chunk: a steady stream
+/// of writes slows deletion down but never stops it.
+const YIELD_MAX: Duration = Duration::from_millis(50);
+
+/// A write under way ([`Inner::writing`]).
+pub(crate) struct Writing<'a>(&'a AtomicUsize);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Whether `change` may use the space reserve: it adds no blobs and releases some or only
@@ -98,6 +118,7 @@ impl Inner {
             left_behind: AtomicBool::new(false),
             no_space: AtomicBool::new(false),
             db_closed: AtomicBool::new(false),
+            writers: AtomicUsize::new(0),
             schema_version,
             created_at,
             swept,
@@ -307,6 +328,27 @@ impl Inner {
             tracing::info!(available = free, "space is back: the store can write again");
         }
         WriteHealth::Writable
+    }
+
+    /// Marks a write as under way (waiting for the writer lock or committing) until the
+    /// guard drops.
+    pub(crate) fn writing(&self) -> Writing<'_> {
+        self.writers.fetch_add(1, Ordering::SeqCst);
+        Writing(&self.writers)
+    }
+
+    /// [`Inner::delete_unused`] a chunk at a time, giving way to writes: before each
+    /// chunk it waits (up to [`YIELD_MAX`]) while a write is under way, so the unlinks of
+    /// a large removal (346k files for a prune of 80k images, ~3 s) neither compete with
+    /// a commit's fsync nor hold the blob lock for long.
+    pub(crate) fn delete_unused_paced(&self, candidates: Vec<Digest>) {
+        for chunk in candidates.chunks(DELETE_CHUNK) {
+            let since = Instant::now();
+            while self.writers.load(Ordering::SeqCst) > 0 && since.elapsed() < YIELD_MAX {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.delete_unused(chunk.iter().copied());
+        }
     }
 
     /// Deletes the blob files of `candidates` that no staging holds and the current view does
