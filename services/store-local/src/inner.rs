@@ -63,6 +63,19 @@ pub(crate) struct Writer {
     unsettled: Option<(ChangeSet, Applied)>,
 }
 
+/// A change deleting at least this many images (and adding none) is applied to the
+/// view while its records are written ([`Inner::delete_overlapped`]).
+const OVERLAP_MIN: usize = 256;
+
+/// Drops a prepared transaction without committing it.
+fn abort(prepared: std::result::Result<redb::WriteTransaction, meta::WriteError>) {
+    if let Ok(txn) = prepared
+        && let Err(e) = txn.abort()
+    {
+        tracing::debug!(error = %e, "aborting a write transaction");
+    }
+}
+
 /// Blob files the background deleter unlinks between two looks at the writers.
 const DELETE_CHUNK: usize = 256;
 
@@ -174,7 +187,20 @@ impl Inner {
         let db =
             w.db.as_ref()
                 .ok_or_else(|| Error::internal("database not open"))?;
-        let Err(e) = meta::write(db, &self.layout.meta, change) else {
+        let written = meta::write(db, &self.layout.meta, change);
+        self.written(w, change, applied, written)
+    }
+
+    /// The outcome of a commit of `change` (`applied` to the view): on failure, records
+    /// what recovery needs.
+    fn written(
+        &self,
+        w: &mut Writer,
+        change: &ChangeSet,
+        applied: &Applied,
+        written: std::result::Result<(), meta::WriteError>,
+    ) -> Result<()> {
+        let Err(e) = written else {
             return Ok(());
         };
         if e.error.kind == ErrorKind::NoSpace {
@@ -217,18 +243,24 @@ impl Inner {
         if let Some(settled) = settled {
             self.delete_unused(settled.released.iter().map(|(d, _)| *d));
         }
-        let applied = self.view().apply(change)?;
-        self.check_added(&applied)?;
-        if change.is_empty() {
-            self.publish(applied.catalog.clone());
-            return Ok(applied);
-        }
-        if !space::reserve_present(&self.layout, self.options.reserve_bytes)
-            && let Err(e) = space::ensure_reserve(&self.layout, self.options.reserve_bytes)
+        let (applied, first) = if change.put_images.is_empty()
+            && change.delete_images.len() >= OVERLAP_MIN
+            && w.db.is_some()
         {
-            tracing::debug!(error = %e, "the space reserve cannot be re-created yet");
-        }
-        let Err(err) = self.write(w, change, &applied) else {
+            self.ensure_reserve();
+            self.delete_overlapped(w, change)?
+        } else {
+            let applied = self.view().apply(change)?;
+            self.check_added(&applied)?;
+            if change.is_empty() {
+                self.publish(applied.catalog.clone());
+                return Ok(applied);
+            }
+            self.ensure_reserve();
+            let first = self.write(w, change, &applied);
+            (applied, first)
+        };
+        let Err(err) = first else {
             self.publish(applied.catalog.clone());
             return Ok(applied);
         };
@@ -251,6 +283,49 @@ impl Inner {
         self.write(w, change, &applied)?;
         self.publish(applied.catalog.clone());
         Ok(applied)
+    }
+
+    /// A change that deletes many images and adds none (a prune): the view is applied on
+    /// a second thread while this one writes the records into a transaction, which is
+    /// committed once the view applied (else aborted: nothing written). Adding nothing,
+    /// it has no blob to check. Gives what applying it gave and how the commit went.
+    fn delete_overlapped(
+        &self,
+        w: &mut Writer,
+        change: &ChangeSet,
+    ) -> Result<(Applied, Result<()>)> {
+        let view = self.view();
+        let db =
+            w.db.as_ref()
+                .ok_or_else(|| Error::internal("database not open"))?;
+        let (applied, prepared) = std::thread::scope(|s| {
+            let applying = s.spawn(|| view.apply(change));
+            let prepared = meta::prepare(db, &self.layout.meta, change);
+            (applying.join(), prepared)
+        });
+        let applied = match applied {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(e)) => {
+                abort(prepared);
+                return Err(e);
+            }
+            Err(_) => {
+                abort(prepared);
+                return Err(Error::internal("applying a change: the thread panicked"));
+            }
+        };
+        let written = prepared.and_then(|txn| meta::commit(txn, &self.layout.meta));
+        let first = self.written(w, change, &applied, written);
+        Ok((applied, first))
+    }
+
+    /// Re-creates the space reserve when it is missing, if it can.
+    fn ensure_reserve(&self) {
+        if !space::reserve_present(&self.layout, self.options.reserve_bytes)
+            && let Err(e) = space::ensure_reserve(&self.layout, self.options.reserve_bytes)
+        {
+            tracing::debug!(error = %e, "the space reserve cannot be re-created yet");
+        }
     }
 
     /// Every blob the change adds must be in `blobs/sha256` with its recorded size.
