@@ -7,78 +7,24 @@
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use imbl::{GenericHashMap, OrdSet};
+use imbl::{HashMap, OrdSet};
 
 use crate::catalog::{Catalog, ChangeSet};
 use crate::digest::Digest;
-use crate::fasthash::{FastBuild, FastSet};
+use crate::fasthash::FastSet;
 use crate::graph::relations::Relations;
 use crate::graph::tree::{ImageKeys, Key, better_parent, is_parent};
 use crate::model::{Image, ImageId};
 
-/// Images by key. A lookup is one hash probe: the ordered set of (key, image) pairs it
-/// replaces allocated two cursors per range query, most of a dangling prune's planning.
-type KeyMap = GenericHashMap<Key, Bucket, FastBuild, imbl::shared_ptr::DefaultSharedPtr>;
-
-/// The images of one key, in ID order: most keys have one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Bucket {
-    One(ImageId),
-    Many(OrdSet<ImageId>),
-}
-
-impl Bucket {
-    fn iter(&self) -> impl Iterator<Item = ImageId> + '_ {
-        let (one, many) = match self {
-            Bucket::One(id) => (Some(*id), None),
-            Bucket::Many(set) => (None, Some(set.iter().copied())),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-}
-
-fn bucket_insert(map: &mut KeyMap, key: Key, id: ImageId) {
-    let Some(b) = map.get_mut(&key) else {
-        map.insert(key, Bucket::One(id));
-        return;
-    };
-    match b {
-        Bucket::One(x) if *x == id => {}
-        Bucket::One(x) => {
-            let x = *x;
-            *b = Bucket::Many(OrdSet::from_iter([x, id]));
-        }
-        Bucket::Many(set) => {
-            set.insert(id);
-        }
-    }
-}
-
-fn bucket_remove(map: &mut KeyMap, key: &Key, id: &ImageId) {
-    // One probe for the common case, a key of one image.
-    match map.remove(key) {
-        None => {}
-        Some(Bucket::One(x)) if x == *id => {}
-        Some(one @ Bucket::One(_)) => {
-            map.insert(*key, one);
-        }
-        Some(Bucket::Many(mut set)) => {
-            set.remove(id);
-            let rest = match set.iter().next().copied() {
-                Some(last) if set.len() == 1 => Bucket::One(last),
-                _ => Bucket::Many(set),
-            };
-            map.insert(*key, rest);
-        }
-    }
-}
+const MIN_ID: ImageId = Digest::from_bytes([0; 32]);
+const MAX_ID: ImageId = Digest::from_bytes([0xff; 32]);
 
 /// The index of one catalog version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerIndex {
-    own: KeyMap,
-    up: KeyMap,
-    listed: GenericHashMap<Digest, u32, FastBuild, imbl::shared_ptr::DefaultSharedPtr>,
+    own: OrdSet<(Key, ImageId)>,
+    up: OrdSet<(Key, ImageId)>,
+    listed: HashMap<Digest, u32>,
 }
 
 impl LayerIndex {
@@ -93,9 +39,9 @@ impl LayerIndex {
 
     fn add(&mut self, img: &Image) {
         if let Some(k) = ImageKeys::of(img) {
-            bucket_insert(&mut self.own, k.own, img.id);
+            self.own.insert((k.own, img.id));
             for p in k.parent_keys() {
-                bucket_insert(&mut self.up, p, img.id);
+                self.up.insert((p, img.id));
             }
         }
         for inst in img.instances.iter().flatten() {
@@ -105,9 +51,9 @@ impl LayerIndex {
 
     fn remove(&mut self, img: &Image) {
         if let Some(k) = ImageKeys::of(img) {
-            bucket_remove(&mut self.own, &k.own, &img.id);
+            self.own.remove(&(k.own, img.id));
             for p in k.parent_keys() {
-                bucket_remove(&mut self.up, &p, &img.id);
+                self.up.remove(&(p, img.id));
             }
         }
         for inst in img.instances.iter().flatten() {
@@ -166,8 +112,8 @@ impl LayerIndex {
         self.listed.contains_key(d)
     }
 
-    fn range(map: &KeyMap, key: Key) -> impl Iterator<Item = ImageId> + '_ {
-        map.get(&key).into_iter().flat_map(Bucket::iter)
+    fn range(set: &OrdSet<(Key, ImageId)>, key: Key) -> impl Iterator<Item = ImageId> + '_ {
+        set.range((key, MIN_ID)..=(key, MAX_ID)).map(|(_, id)| *id)
     }
 }
 
