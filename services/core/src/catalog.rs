@@ -8,11 +8,21 @@
 
 use std::sync::Arc;
 
-use imbl::{HashMap, OrdMap};
+use imbl::{GenericHashMap, HashMap, OrdMap};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::fasthash::{FastBuild, FastMap, FastSet};
+use crate::graph::tree::for_each_blob;
 use crate::model::{Container, Image, ImageId};
+
+/// A persistent map keyed by digests (image IDs, blob digests): sha256 outputs need no
+/// SipHash, and a prune at 100k images makes millions of lookups.
+type DigestMap<V> = GenericHashMap<Digest, V, FastBuild, imbl::shared_ptr::DefaultSharedPtr>;
+
+/// A change that deletes at least this many images, and at least half of the catalog,
+/// rebuilds the tables from the survivors instead of removing entry by entry.
+const BULK_DELETE_MIN: usize = 1024;
 
 /// How many images refer to a blob, and its size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,15 +37,15 @@ pub struct BlobEntry {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     generation: u64,
-    images: HashMap<ImageId, Arc<Image>>,
+    images: DigestMap<Arc<Image>>,
     names: HashMap<String, ImageId>,
     containers: OrdMap<String, Arc<Container>>,
-    blobs: HashMap<Digest, BlobEntry>,
+    blobs: DigestMap<BlobEntry>,
     /// Bytes of every referenced blob, each once (kept with `blobs`).
     blob_bytes: u64,
     /// The containers of each image that has any (kept with `containers`), so that
     /// checking a deletion and finding an image's users never scan every container.
-    users: HashMap<ImageId, Arc<[Arc<Container>]>>,
+    users: DigestMap<Arc<[Arc<Container>]>>,
 }
 
 /// A set of changes applied atomically. Built by the core's planners; backends persist it
@@ -106,20 +116,20 @@ impl Catalog {
         let images: Vec<Arc<Image>> = images.into_iter().map(Into::into).collect();
         let (tables, blobs) = std::thread::scope(|s| {
             let blobs = s.spawn(|| {
-                let mut refs: std::collections::HashMap<Digest, BlobEntry> =
-                    std::collections::HashMap::with_capacity(images.len() * 4);
+                let mut refs: FastMap<Digest, BlobEntry> =
+                    FastMap::with_capacity_and_hasher(images.len() * 4, FastBuild::default());
                 for img in &images {
-                    for b in img.blobs() {
+                    for_each_blob(img, |b| {
                         refs.entry(b.digest)
                             .or_insert(BlobEntry {
                                 size: b.size,
                                 refs: 0,
                             })
                             .refs += 1;
-                    }
+                    });
                 }
                 let bytes: u64 = refs.values().map(|e| e.size).sum();
-                (refs.into_iter().collect::<HashMap<_, _>>(), bytes)
+                (refs.into_iter().collect::<DigestMap<_>>(), bytes)
             });
             let tables = image_tables(&images);
             // Never a default: an empty blob table would make every blob look unused.
@@ -234,6 +244,16 @@ impl Catalog {
         change: &ChangeSet,
     ) -> Result<(Vec<(Digest, u64)>, Vec<(Digest, u64)>)> {
         let next = self;
+        if change.put_images.is_empty() && change.delete_images.len() >= BULK_DELETE_MIN {
+            next.generation += 1;
+            let released = if change.delete_images.len() * 2 >= next.images.len() {
+                next.delete_bulk(&change.delete_images)?
+            } else {
+                next.delete_many(&change.delete_images)?
+            };
+            next.apply_containers(change)?;
+            return Ok((released, Vec::new()));
+        }
         next.generation += 1;
         // Each touched blob with its entry before this change (the first one recorded).
         let mut touched: Vec<(Digest, Option<BlobEntry>)> = Vec::new();
@@ -261,7 +281,7 @@ impl Catalog {
                 }
                 next.names.insert(name.clone(), img.id);
             }
-            for b in img.blobs() {
+            for_each_blob(img, |b| {
                 let before = match next.blobs.entry(b.digest) {
                     imbl::hashmap::Entry::Occupied(mut o) => {
                         let before = *o.get();
@@ -277,9 +297,39 @@ impl Catalog {
                     }
                 };
                 touched.push((b.digest, before));
-            }
+            });
             next.images.insert(img.id, Arc::clone(img));
         }
+        next.apply_containers(change)?;
+
+        // A stable sort keeps each digest's first record (its state before the change).
+        touched.sort_by_key(|(d, _)| *d);
+        touched.dedup_by_key(|(d, _)| *d);
+        let mut released = Vec::new();
+        let mut added = Vec::new();
+        for (d, before) in touched {
+            match next.blobs.get(&d).copied() {
+                Some(e) if e.refs == 0 => {
+                    next.blobs.remove(&d);
+                    if let Some(b) = before {
+                        next.blob_bytes -= b.size;
+                        released.push((d, b.size));
+                    }
+                }
+                Some(e) if before.is_none() => {
+                    next.blob_bytes += e.size;
+                    added.push((d, e.size));
+                }
+                _ => {}
+            }
+        }
+        Ok((released, added))
+    }
+
+    /// The container part of [`Catalog::apply_in_place`] (after the images): container
+    /// deletions, container puts, then the check that containers refer to existing images.
+    fn apply_containers(&mut self, change: &ChangeSet) -> Result<()> {
+        let next = self;
         for cid in &change.delete_containers {
             match next.containers.remove(cid) {
                 Some(old) => next.set_user(&old.image_id, &old.id, None),
@@ -306,29 +356,108 @@ impl Catalog {
                 return Err(missing_image(c));
             }
         }
+        Ok(())
+    }
 
-        // A stable sort keeps each digest's first record (its state before the change).
-        touched.sort_by_key(|(d, _)| *d);
-        touched.dedup_by_key(|(d, _)| *d);
-        let mut released = Vec::new();
-        let mut added = Vec::new();
-        for (d, before) in touched {
-            match next.blobs.get(&d).copied() {
-                Some(e) if e.refs == 0 => {
-                    next.blobs.remove(&d);
-                    if let Some(b) = before {
-                        next.blob_bytes -= b.size;
-                        released.push((d, b.size));
+    /// Deletes `ids` (the image part of a change that only deletes many images, a
+    /// dangling prune): the image and name tables on this thread while the blob table
+    /// loses its references on another (they share nothing), each blob updated once
+    /// however many deleted images refer to it. The same tables, released blobs (by
+    /// digest) and errors as deleting one image after another.
+    fn delete_many(&mut self, ids: &[ImageId]) -> Result<Vec<(Digest, u64)>> {
+        let lost = self.lost_refs(ids)?;
+        let Self {
+            images,
+            names,
+            blobs,
+            ..
+        } = self;
+        let released = std::thread::scope(|s| {
+            let helper = s.spawn(|| release(blobs, &lost));
+            for id in ids {
+                if let Some(old) = images.remove(id) {
+                    for name in &old.names {
+                        if names.get(name) == Some(&old.id) {
+                            names.remove(name);
+                        }
                     }
                 }
-                Some(e) if before.is_none() => {
-                    next.blob_bytes += e.size;
-                    added.push((d, e.size));
+            }
+            helper.join()
+        });
+        let released = match released {
+            Ok(released) => released,
+            // Never expected; the blob table may be half done: nothing to return.
+            Err(_) => {
+                return Err(Error::internal(
+                    "updating the blob table: the thread panicked",
+                ));
+            }
+        };
+        self.blob_bytes -= released.iter().map(|(_, s)| s).sum::<u64>();
+        Ok(released)
+    }
+
+    /// How many references each blob loses when `ids` are deleted; refuses an image that
+    /// is missing or listed twice, as deleting one after another would.
+    fn lost_refs(&self, ids: &[ImageId]) -> Result<FastMap<Digest, u32>> {
+        let mut gone: FastSet<ImageId> =
+            FastSet::with_capacity_and_hasher(ids.len(), FastBuild::default());
+        let mut lost: FastMap<Digest, u32> =
+            FastMap::with_capacity_and_hasher(ids.len() * 4, FastBuild::default());
+        for id in ids {
+            let old = match self.images.get(id) {
+                Some(old) if gone.insert(*id) => old,
+                _ => return Err(conflict(format!("image {id} vanished"))),
+            };
+            for_each_blob(old, |b| *lost.entry(b.digest).or_insert(0) += 1);
+        }
+        Ok(lost)
+    }
+
+    /// Deletes `ids` (the image part of a change that only deletes images) by building
+    /// the image, name and blob tables anew from what survives: the same tables, blob
+    /// counts and released blobs (sorted by digest) as deleting one image after another,
+    /// for a fraction of the persistent-map work when most of the catalog goes (`prune
+    /// -a`). Refuses an image that is missing or listed twice, as the step-by-step path.
+    fn delete_bulk(&mut self, ids: &[ImageId]) -> Result<Vec<(Digest, u64)>> {
+        let lost = self.lost_refs(ids)?;
+        let gone: FastSet<ImageId> = ids.iter().copied().collect();
+        self.images = self
+            .images
+            .iter()
+            .filter(|(id, _)| !gone.contains(*id))
+            .map(|(id, img)| (*id, Arc::clone(img)))
+            .collect();
+        self.names = self
+            .names
+            .iter()
+            .filter(|(_, id)| !gone.contains(*id))
+            .map(|(n, id)| (n.clone(), *id))
+            .collect();
+        let mut released = Vec::new();
+        let mut blobs = DigestMap::default();
+        for (d, e) in &self.blobs {
+            match lost.get(d) {
+                Some(&k) if e.refs <= k => released.push((*d, e.size)),
+                Some(&k) => {
+                    blobs.insert(
+                        *d,
+                        BlobEntry {
+                            refs: e.refs - k,
+                            ..*e
+                        },
+                    );
                 }
-                _ => {}
+                None => {
+                    blobs.insert(*d, *e);
+                }
             }
         }
-        Ok((released, added))
+        self.blobs = blobs;
+        released.sort_unstable_by_key(|(d, _)| *d);
+        self.blob_bytes -= released.iter().map(|(_, s)| s).sum::<u64>();
+        Ok(released)
     }
 
     /// Removes container `cid` from the users of `image`, then adds `c` when given.
@@ -355,14 +484,33 @@ impl Catalog {
                 self.names.remove(name);
             }
         }
-        for b in old.blobs() {
+        for_each_blob(old, |b| {
             if let Some(e) = self.blobs.get_mut(&b.digest) {
                 let before = *e;
                 e.refs = e.refs.saturating_sub(1);
                 touched.push((b.digest, Some(before)));
             }
+        });
+    }
+}
+
+/// Takes `lost` references off the blobs of `blobs`; removes and returns (sorted by
+/// digest, with their sizes) those left with none.
+fn release(blobs: &mut DigestMap<BlobEntry>, lost: &FastMap<Digest, u32>) -> Vec<(Digest, u64)> {
+    let mut released = Vec::new();
+    for (d, &k) in lost {
+        let Some(e) = blobs.get_mut(d) else {
+            continue;
+        };
+        if e.refs <= k {
+            released.push((*d, e.size));
+            blobs.remove(d);
+        } else {
+            e.refs -= k;
         }
     }
+    released.sort_unstable_by_key(|(d, _)| *d);
+    released
 }
 
 /// The image and name tables of `images`, refusing a name on two images or one listed
@@ -370,8 +518,8 @@ impl Catalog {
 #[allow(clippy::type_complexity)]
 fn image_tables(
     images: &[Arc<Image>],
-) -> Result<(HashMap<ImageId, Arc<Image>>, HashMap<String, ImageId>)> {
-    let mut by_id: HashMap<ImageId, Arc<Image>> = HashMap::new();
+) -> Result<(DigestMap<Arc<Image>>, HashMap<String, ImageId>)> {
+    let mut by_id: DigestMap<Arc<Image>> = DigestMap::default();
     let mut names: HashMap<String, ImageId> = HashMap::new();
     for img in images {
         for name in &img.names {

@@ -29,6 +29,7 @@ pub mod gc;
 pub mod graph;
 pub mod intern;
 pub mod model;
+mod reclaim;
 pub mod reference;
 pub mod store;
 pub mod time;

@@ -27,6 +27,7 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
         }
     }
 
+    let _writing = store.inner().writing();
     let mut w = store.inner().write_lock();
     let view = store.view();
     let mut report = CheckReport {

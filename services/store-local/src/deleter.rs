@@ -57,7 +57,7 @@ impl Deleter {
             .spawn(move || {
                 while let Ok((batch, bytes)) = rx.recv() {
                     if let Some(inner) = inner.upgrade() {
-                        inner.delete_unused(batch);
+                        inner.delete_unused_paced(batch);
                     }
                     p.bytes.fetch_sub(bytes, Ordering::Relaxed);
                     p.add(-1);

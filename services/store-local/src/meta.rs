@@ -74,22 +74,33 @@ pub(crate) fn db_fault(op: &str, path: &Path, err: impl Into<redb::Error>) -> (E
 /// Order as `Catalog::apply`: image deletions, image puts, container deletions, container
 /// puts. Before the commit, any error aborts the transaction (nothing is written).
 pub(crate) fn write(db: &Database, path: &Path, change: &ChangeSet) -> Result<(), WriteError> {
-    let aborted = |(error, broken)| WriteError {
+    commit(prepare(db, path, change)?, path)
+}
+
+/// The first half of [`write`]: every record `change` touches, written in a transaction
+/// not committed yet (dropping it, or any error, writes nothing).
+pub(crate) fn prepare(
+    db: &Database,
+    path: &Path,
+    change: &ChangeSet,
+) -> Result<redb::WriteTransaction, WriteError> {
+    write_records(db, path, change).map_err(|(error, broken)| WriteError {
         error,
         ambiguous: false,
         broken,
-    };
-    write_records(db, path, change)
-        .map_err(aborted)?
-        .commit()
-        .map_err(|e| {
-            let (error, broken) = db_fault("committing to", path, e);
-            WriteError {
-                error,
-                ambiguous: true,
-                broken,
-            }
-        })
+    })
+}
+
+/// The second half of [`write`]: commits a prepared transaction (durably).
+pub(crate) fn commit(txn: redb::WriteTransaction, path: &Path) -> Result<(), WriteError> {
+    txn.commit().map_err(|e| {
+        let (error, broken) = db_fault("committing to", path, e);
+        WriteError {
+            error,
+            ambiguous: true,
+            broken,
+        }
+    })
 }
 
 /// Whether the database holds the outcome of `change` (every record it puts, none it
@@ -162,9 +173,16 @@ fn write_records(
     let txn = db.begin_write().map_err(|e| fault(e.into()))?;
     {
         let mut t = txn.open_table(IMAGES).map_err(|e| fault(e.into()))?;
-        for id in &change.delete_images {
-            t.remove(id.as_bytes().as_slice())
-                .map_err(|e| fault(e.into()))?;
+        // In key order: a prune deletes tens of thousands of rows, and in the order given
+        // each one read and rewrote a random leaf of a table larger than the page cache.
+        let mut deleted: Vec<&[u8]> = change
+            .delete_images
+            .iter()
+            .map(|id| id.as_bytes().as_slice())
+            .collect();
+        deleted.sort_unstable();
+        for id in deleted {
+            t.remove(id).map_err(|e| fault(e.into()))?;
         }
         for (k, v) in &images {
             t.insert(*k, v.as_slice()).map_err(|e| fault(e.into()))?;

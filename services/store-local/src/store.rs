@@ -311,6 +311,7 @@ impl Store for LocalStore {
     }
 
     fn apply(&self, change: &ChangeSet) -> Result<Applied> {
+        let _writing = self.inner.writing();
         let mut w = self.inner.write_lock();
         self.apply_locked(&mut w, change)
     }

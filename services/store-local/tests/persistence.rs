@@ -201,3 +201,52 @@ fn layout_and_modes_of_a_new_store() {
     assert_eq!(store.blob_path(&a.layers[0].blob.digest), p);
     assert!(p.is_file());
 }
+
+#[test]
+fn a_large_deletion_commits_whole_or_not_at_all() {
+    // 300 images (a large delete-only change is applied to the view while its records
+    // are written): a change naming a missing image writes nothing; the change without
+    // it deletes every image, durably, and their blobs.
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<imaged_core::Digest> = {
+        let store = imaged_store_local::open(dir.path()).unwrap();
+        let ids: Vec<_> = (0..300u32)
+            .map(|i| load(&store, &format!("bulk{i}"), &[1, 1000 + i], &[]).id)
+            .collect();
+        let mut with_missing = ids.clone();
+        with_missing.insert(150, imaged_core::Digest::from_bytes([9; 32]));
+        let g = store.view().generation();
+        let err = store
+            .apply(&ChangeSet {
+                delete_images: with_missing,
+                ..ChangeSet::default()
+            })
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ConcurrentModification, "{err}");
+        assert_eq!(store.view().generation(), g);
+        assert_eq!(store.view().len(), 300);
+        ids
+    };
+    {
+        let store = imaged_store_local::open(dir.path()).unwrap();
+        assert_eq!(
+            store.view().len(),
+            300,
+            "nothing of the refused change was written"
+        );
+        let applied = store
+            .apply(&ChangeSet {
+                delete_images: ids,
+                ..ChangeSet::default()
+            })
+            .unwrap();
+        assert_eq!(applied.catalog.len(), 0);
+        assert_eq!(applied.released.len(), 300 * 3 + 1);
+        store.wait_for_deletions();
+        assert!(blob_files(dir.path()).is_empty());
+    }
+    let store = imaged_store_local::open(dir.path()).unwrap();
+    assert_eq!(store.view().len(), 0);
+    drop(store);
+    assert!(invariants::all(dir.path()).is_empty());
+}

@@ -261,7 +261,7 @@ impl Engine {
                 &measure,
                 crate::time::now(),
             );
-            let rel = IndexRelations(Arc::clone(&index));
+            let rel = IndexRelations::new(Arc::clone(&index));
             let mut p = Planner::bulk(&view, &rel, &self.pinned);
             let mut errors = Vec::new();
             for c in &plan.chosen {

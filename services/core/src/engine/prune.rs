@@ -10,13 +10,15 @@ use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::catalog::Catalog;
+use crate::digest::Digest;
 use crate::engine::Engine;
 use crate::engine::ops::{EventKind, PruneFailure, PruneOptions, PruneReport, Record};
 use crate::engine::pinned::Pinned;
 use crate::engine::remove::plan::Planner;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fasthash::FastSet;
 use crate::filter::{self, Filters};
-use crate::graph::index::LayerIndex;
+use crate::graph::index::{IndexRelations, LayerIndex};
 use crate::graph::relations::{Relations, TreeRelations};
 use crate::graph::tree::Tree;
 use crate::graph::{Facts, IndexFacts, TreeFacts};
@@ -25,6 +27,9 @@ use crate::model::{Image, ImageId};
 /// How many times a prune round is planned again after the store refused it as stale
 /// (another program changed the store meanwhile) before the prune gives up.
 const MAX_STALE_ROUNDS: u32 = 5;
+
+/// Fewer images than this (per half) are selected on one thread.
+const PARALLEL_MIN: usize = 4096;
 
 impl Engine {
     /// PruneImages (SPEC §4). `deadline`: give up waiting for a running prune then
@@ -46,80 +51,157 @@ impl Engine {
         let mut failed: HashSet<ImageId> = HashSet::new();
         let mut dry_view: Option<Arc<Catalog>> = None;
         let mut stale_rounds = 0;
+        // What the previous round left for the next one to look at.
+        let mut carried: Option<Carry> = None;
+        // Catalogs and trees of earlier rounds: freed off the request's path.
+        let mut spent: Vec<Box<dyn Send>> = Vec::new();
         loop {
+            let t0 = Instant::now();
             let _w = (!opts.dry_run).then(|| self.write_lock());
             let view = dry_view.clone().unwrap_or_else(|| self.view());
-            let tree = if opts.dry_run && dry_view.is_some() {
-                Some(Arc::new(Tree::build(&view)))
-            } else if opts.all {
-                Some(self.trees.get(&view))
-            } else {
-                // After a write the cached tree is stale and a new one costs ~1 s at
-                // 100k images: a dangling prune selects on the persistent layer index.
-                self.trees.peek(&view)
+            let (selection, rel, tree, index) = match carried.take() {
+                // After a round of ours, and nothing else changed the store: only what
+                // that round's deletions touched can newly qualify.
+                Some(carry) if Arc::ptr_eq(&carry.after, &view) => {
+                    let selection = select_touched(&view, &carry, &filters, opts, pinned, &failed);
+                    let rel: Box<dyn Relations> =
+                        Box::new(IndexRelations::new(Arc::clone(&carry.index)));
+                    (selection, rel, None, Some(carry.index))
+                }
+                _ => {
+                    let tree = if opts.dry_run && dry_view.is_some() {
+                        Some(Arc::new(Tree::build(&view)))
+                    } else if opts.all {
+                        Some(self.trees.get(&view))
+                    } else {
+                        // After a write the cached tree is stale and a new one costs ~0.3 s
+                        // at 100k images: a dangling prune selects on the layer index.
+                        self.trees.peek(&view)
+                    };
+                    match tree {
+                        Some(tree) => {
+                            let selection = select(&tree, &filters, opts, pinned, &failed)
+                                .into_iter()
+                                .map(|i| tree.image(i).id)
+                                .collect();
+                            let rel: Box<dyn Relations> =
+                                Box::new(TreeRelations::new(Arc::clone(&tree)));
+                            (selection, rel, Some(tree), None)
+                        }
+                        None => {
+                            let index = self.layers.get(&view);
+                            let selection =
+                                select_indexed(&view, &index, &filters, opts, pinned, &failed);
+                            let rel: Box<dyn Relations> =
+                                Box::new(IndexRelations::new(Arc::clone(&index)));
+                            (selection, rel, None, Some(index))
+                        }
+                    }
+                }
             };
-            let index = match tree {
-                Some(_) => None,
-                None => Some(self.layers.get(&view)),
-            };
-            let (selection, rel): (Vec<ImageId>, Box<dyn Relations>) = match (&tree, &index) {
-                (Some(tree), _) => (
-                    select(tree, &filters, opts, pinned, &failed)
-                        .into_iter()
-                        .map(|i| tree.image(i).id)
-                        .collect(),
-                    Box::new(TreeRelations::new(Arc::clone(tree))),
-                ),
-                (None, Some(index)) => (
-                    select_indexed(&view, index, &filters, opts, pinned, &failed),
-                    Box::new(crate::graph::index::IndexRelations(Arc::clone(index))),
-                ),
-                (None, None) => break,
-            };
+            let t_select = t0.elapsed();
             if selection.is_empty() {
                 break;
             }
             let mut p = Planner::bulk(&view, rel.as_ref(), pinned);
-            for id in selection {
-                if p.image(&id).is_none() {
+            for id in &selection {
+                if p.image(id).is_none() {
                     continue;
                 }
-                if let Err(error) = prune_one(&mut p, &id) {
-                    failed.insert(id);
+                if let Err(error) = prune_one(&mut p, id) {
+                    failed.insert(*id);
                     report.errors.push(PruneFailure {
-                        image_id: id,
+                        image_id: *id,
                         error,
                     });
                 }
             }
             let plan = p.finish()?;
+            drop(rel);
+            let t_plan = t0.elapsed();
             if plan.change.is_empty() {
                 break;
             }
-            if opts.dry_run {
-                let applied = view.apply(&plan.change)?;
-                report.reclaimed_bytes += applied.released.iter().map(|(_, s)| s).sum::<u64>();
-                dry_view = Some(Arc::new(applied.catalog));
-            } else {
-                match self.apply_plan(&view, &plan, false) {
-                    Ok(n) => report.reclaimed_bytes += n,
-                    // Another program changed the store since this round's view (a store
-                    // with other writers refuses a stale plan whole): select again on a
-                    // fresh view, a bounded number of times.
-                    Err(e)
-                        if e.kind == ErrorKind::ConcurrentModification
-                            && stale_rounds < MAX_STALE_ROUNDS =>
-                    {
-                        stale_rounds += 1;
-                        continue;
+            let removed: Vec<Arc<Image>> = plan
+                .change
+                .delete_images
+                .iter()
+                .filter_map(|id| view.image(id).cloned())
+                .collect();
+            // With `all` and no `dangling`/`intermediate` filter, no criterion asks what
+            // a deletion changes for the images left: nothing can newly qualify.
+            let again = !removed.is_empty()
+                && (!opts.all || filters.has_dangling || filters.has_intermediate);
+            // The parents of what the round removes are found on its view while the
+            // store commits (the second core is idle then).
+            let parents_here = || parents_of(&view, index.as_deref(), tree.as_deref(), &removed);
+            let (committed, parents) = std::thread::scope(|s| {
+                let helper = again.then(|| s.spawn(|| (parents_here(), crate::work::take())));
+                let committed = if opts.dry_run {
+                    view.apply(&plan.change).map(|applied| {
+                        let bytes = applied.released.iter().map(|(_, s)| s).sum::<u64>();
+                        (Arc::new(applied.catalog), bytes)
+                    })
+                } else {
+                    self.apply_plan(&view, &plan, false)
+                        .map(|bytes| (self.view(), bytes))
+                };
+                let parents = helper.map(|h| match h.join() {
+                    Ok((parents, steps)) => {
+                        crate::work::add(steps);
+                        parents
                     }
-                    Err(e) => return Err(e),
+                    // Never expected: the same work again, on this thread.
+                    Err(_) => parents_here(),
+                });
+                (committed, parents)
+            });
+            let after = match committed {
+                Ok((after, bytes)) => {
+                    report.reclaimed_bytes += bytes;
+                    if opts.dry_run {
+                        dry_view = Some(Arc::clone(&after));
+                    }
+                    after
+                }
+                // Another program changed the store since this round's view (a store
+                // with other writers refuses a stale plan whole): select again on a
+                // fresh view, a bounded number of times.
+                Err(e)
+                    if !opts.dry_run
+                        && e.kind == ErrorKind::ConcurrentModification
+                        && stale_rounds < MAX_STALE_ROUNDS =>
+                {
+                    stale_rounds += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let t_commit = t0.elapsed();
+            // A view one generation on is this round's commit and nothing else (as the
+            // engine's layer index assumes); otherwise select on everything again.
+            let ours = opts.dry_run || after.generation() == view.generation() + 1;
+            let mut full_again = again && !(ours && parents.is_some());
+            if let Some(parents) = parents.filter(|_| ours) {
+                let index = if opts.dry_run {
+                    // The dry run's catalog is no store's view: advance an index by hand.
+                    let before = match index {
+                        Some(ix) => ix,
+                        None => self.layers.get(&view),
+                    };
+                    Arc::new(before.advance(&view, &plan.change))
+                } else {
+                    self.layers.get(&after)
+                };
+                let touched = touched_by(&after, &index, parents, &removed);
+                if !touched.is_empty() {
+                    carried = Some(Carry {
+                        after,
+                        index,
+                        touched,
+                    });
                 }
             }
-            // On the index another round is cheap and decides exactly.
-            let again = tree.as_ref().is_none_or(|tree| {
-                next_round_needed(tree, &plan.records, &filters, opts, pinned, &failed)
-            });
             for r in &plan.records {
                 if let Record::Deleted(id) = r {
                     report
@@ -129,7 +211,19 @@ impl Engine {
             }
             report.records.extend(plan.records);
             report.removed_containers.extend(plan.removed_containers);
-            if !again {
+            tracing::debug!(
+                tree = tree.is_some(),
+                selected = selection.len(),
+                deleted = plan.change.delete_images.len(),
+                select_ms = t_select.as_secs_f64() * 1e3,
+                plan_ms = (t_plan - t_select).as_secs_f64() * 1e3,
+                commit_ms = (t_commit - t_plan).as_secs_f64() * 1e3,
+                rest_ms = (t0.elapsed() - t_commit).as_secs_f64() * 1e3,
+                again = carried.is_some() || full_again,
+                "prune round"
+            );
+            spent.push(Box::new((view, tree, removed)));
+            if carried.is_none() && !std::mem::take(&mut full_again) {
                 break;
             }
         }
@@ -149,7 +243,13 @@ impl Engine {
                 time: crate::time::now(),
                 reclaimed_bytes: report.reclaimed_bytes,
             }]);
+            // The tree of a view this prune replaced holds every image it deleted.
+            if let Some(stale) = self.trees.take_stale(&self.view()) {
+                spent.push(Box::new(stale));
+            }
         }
+        spent.push(Box::new((start, dry_view)));
+        crate::reclaim::later(spent);
         Ok(report)
     }
 
@@ -173,6 +273,116 @@ impl Engine {
             pause = (pause * 2).min(Duration::from_millis(10));
         }
     }
+}
+
+/// What a round leaves the next: the catalog after it, that catalog's layer index, and
+/// the images left whose facts the round's deletions changed.
+struct Carry {
+    after: Arc<Catalog>,
+    index: Arc<LayerIndex>,
+    touched: Vec<ImageId>,
+}
+
+/// Every qualifying parent, in `view`, of each of `removed` (images of `view`): from the
+/// round's tree when it had one, else from `view`'s layer `index`.
+fn parents_of(
+    view: &Catalog,
+    index: Option<&LayerIndex>,
+    tree: Option<&Tree>,
+    removed: &[Arc<Image>],
+) -> Vec<ImageId> {
+    let mut parents = Vec::new();
+    for img in removed {
+        match (
+            tree.and_then(|t| t.index_of(&img.id).map(|i| (t, i))),
+            index,
+        ) {
+            (Some((t, i)), _) => parents.extend(t.all_parents(i).map(|p| t.image(p).id)),
+            (None, Some(index)) => parents.extend(index.parents(view, img)),
+            // A round has a tree or an index; a tree without the image cannot be.
+            (None, None) => {}
+        }
+    }
+    parents
+}
+
+/// The images of `after` whose facts the deletion of `removed` changed: every qualifying
+/// parent of a removed image (`parents`: they lost a child) and every instance of a
+/// removed manifest list that no list names any more. Any other image left has the
+/// facts, the names, the containers and the pinning it had in the round that removed
+/// them, so a round selecting on every image would select it exactly when that round
+/// did (it would have been deleted or have failed then).
+fn touched_by(
+    after: &Catalog,
+    index: &LayerIndex,
+    mut touched: Vec<ImageId>,
+    removed: &[Arc<Image>],
+) -> Vec<ImageId> {
+    let unlisted: FastSet<Digest> = removed
+        .iter()
+        .filter_map(|img| img.instances.as_ref())
+        .flatten()
+        .map(|x| x.digest)
+        .filter(|d| !index.is_listed(d))
+        .collect();
+    if !unlisted.is_empty() {
+        touched.extend(
+            after
+                .images()
+                .filter(|img| img.digests.iter().any(|d| unlisted.contains(d)))
+                .map(|img| img.id),
+        );
+    }
+    touched.retain(|id| after.image(id).is_some());
+    touched.sort_unstable();
+    touched.dedup();
+    touched
+}
+
+/// [`select`] of a round after one of ours: the criteria asked of the images the
+/// previous round touched only ([`touched_by`]), on the layer index, in the same order.
+fn select_touched(
+    view: &Catalog,
+    carry: &Carry,
+    filters: &Filters,
+    opts: &PruneOptions,
+    pinned: &Pinned,
+    failed: &HashSet<ImageId>,
+) -> Vec<ImageId> {
+    let index = &carry.index;
+    let mut out: Vec<&Arc<Image>> = carry
+        .touched
+        .iter()
+        .filter_map(|id| view.image(id))
+        .filter(|img| {
+            let facts = IndexFacts::new(view, index, img);
+            eligible(img, &facts, filters, opts, pinned, failed)
+        })
+        .collect();
+    if opts.all {
+        // Children before parents, as [`select`]: by depth in the parent chain.
+        let mut keyed: Vec<(u32, &Arc<Image>)> = out
+            .into_iter()
+            .map(|img| (index_depth(view, index, img), img))
+            .collect();
+        keyed.sort_unstable_by(|(da, a), (db, b)| {
+            db.cmp(da).then((a.added, a.id).cmp(&(b.added, b.id)))
+        });
+        return keyed.into_iter().map(|(_, img)| img.id).collect();
+    }
+    out.sort_unstable_by_key(|img| (img.added, img.id));
+    out.into_iter().map(|img| img.id).collect()
+}
+
+/// Distance of `img` from the root of its parent chain ([`depths`] without a tree).
+fn index_depth(view: &Catalog, index: &LayerIndex, img: &Image) -> u32 {
+    let mut depth = 0;
+    let mut cur = index.parent(view, img);
+    while let Some(p) = cur.and_then(|id| view.image(&id)) {
+        depth += 1;
+        cur = index.parent(view, p);
+    }
+    depth
 }
 
 /// Whether `img` qualifies for a prune round: not read-only, not pinned, unused (or, with
@@ -228,93 +438,6 @@ fn select(
     out
 }
 
-/// Whether another round could select an image this one did not, judged on this round's
-/// tree without building the next one (a full tree costs ~1 s at 100k images).
-///
-/// A survivor's read-only flag, pinning, containers and the filters other than
-/// `dangling`/`intermediate`/`reference` are the same in the next round, so only an image
-/// whose children, manifest-list membership or names changed can newly qualify: the
-/// parents of deleted images and the instances of deleted manifest lists (a round
-/// untags nothing, but an untag record makes us go on anyway). With `all`, the
-/// dangling/intermediate facts do not matter to the selection and nothing can newly
-/// qualify; otherwise such an image qualifies only when it lost its last child and
-/// passes every other criterion. Conservative: when unsure, go on (the next round then
-/// builds its tree and decides exactly, as before).
-fn next_round_needed(
-    tree: &Tree,
-    records: &[Record],
-    filters: &Filters,
-    opts: &PruneOptions,
-    pinned: &Pinned,
-    failed: &HashSet<ImageId>,
-) -> bool {
-    if filters.has_dangling || filters.has_intermediate {
-        return true;
-    }
-    let mut deleted: HashSet<u32> = HashSet::with_capacity(records.len());
-    for r in records {
-        match r {
-            Record::Deleted(id) => match tree.index_of(id) {
-                Some(i) => {
-                    deleted.insert(i);
-                }
-                None => return true,
-            },
-            Record::Untagged(_) | Record::DeletedLayer(_) => return true,
-        }
-    }
-    if opts.all {
-        return false;
-    }
-    let mut touched: Vec<u32> = Vec::new();
-    for &i in &deleted {
-        touched.extend(tree.all_parents(i));
-        for x in tree.image(i).instances.iter().flatten() {
-            touched.extend(tree.instance_image(&x.digest));
-        }
-    }
-    touched.into_iter().any(|t| {
-        let facts = AfterRound {
-            tree,
-            i: t,
-            deleted: &deleted,
-        };
-        !deleted.contains(&t) && eligible(tree.image(t), &facts, filters, opts, pinned, failed)
-    })
-}
-
-/// The facts of a survivor of a round, read from the round's tree: its children are
-/// those not deleted. Conservative where it cannot tell: manifest-list membership is not
-/// asked (an image still in a list is only taken for dangling, which means one more
-/// exact round).
-struct AfterRound<'a> {
-    tree: &'a Tree,
-    i: u32,
-    deleted: &'a HashSet<u32>,
-}
-
-impl AfterRound<'_> {
-    fn childless(&self) -> bool {
-        self.tree
-            .children(self.i)
-            .iter()
-            .all(|c| self.deleted.contains(c))
-    }
-}
-
-impl Facts for AfterRound<'_> {
-    fn containers(&self) -> &[Arc<crate::model::Container>] {
-        // Containers go only with their image, and this image survived.
-        self.tree.containers(self.i)
-    }
-    fn dangling(&self) -> bool {
-        self.tree.image(self.i).names.is_empty() && self.childless()
-    }
-    fn intermediate(&self) -> bool {
-        self.tree.image(self.i).names.is_empty() && !self.childless()
-    }
-}
-
 /// [`select`] for a dangling prune (not `all`) without a tree: the same criteria asked of
 /// the persistent layer index, in store order.
 fn select_indexed(
@@ -325,13 +448,33 @@ fn select_indexed(
     pinned: &Pinned,
     failed: &HashSet<ImageId>,
 ) -> Vec<ImageId> {
-    let mut out: Vec<&Arc<Image>> = view
-        .images()
-        .filter(|img| {
-            let facts = IndexFacts { view, index, img };
-            eligible(img, &facts, filters, opts, pinned, failed)
+    let keep = |img: &&&Arc<Image>| {
+        let facts = IndexFacts::new(view, index, img);
+        eligible(img, &facts, filters, opts, pinned, failed)
+    };
+    let all: Vec<&Arc<Image>> = view.images().collect();
+    // Two halves on two threads: ~0.13 s at 100k images on one.
+    let (first, second) = all.split_at(all.len() / 2);
+    let mut out: Vec<&Arc<Image>> = if first.len() < PARALLEL_MIN {
+        all.iter().filter(&keep).copied().collect()
+    } else {
+        std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                let rest: Vec<&Arc<Image>> = second.iter().filter(&keep).copied().collect();
+                (rest, crate::work::take())
+            });
+            let mut out: Vec<&Arc<Image>> = first.iter().filter(&keep).copied().collect();
+            match other.join() {
+                Ok((rest, steps)) => {
+                    crate::work::add(steps);
+                    out.extend(rest);
+                }
+                // Never expected: the same work again, on this thread.
+                Err(_) => out.extend(second.iter().filter(&keep).copied()),
+            }
+            out
         })
-        .collect();
+    };
     out.sort_unstable_by_key(|img| (img.added, img.id));
     out.into_iter().map(|img| img.id).collect()
 }

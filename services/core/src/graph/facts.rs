@@ -2,6 +2,7 @@
 //! whether it is dangling or intermediate. Answered from a built [`Tree`] or from the
 //! persistent [`LayerIndex`] (after a write, without building a tree).
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use super::index::LayerIndex;
@@ -42,12 +43,29 @@ impl Facts for TreeFacts<'_> {
 
 /// The facts of an image of a catalog, from its persistent layer index (no tree).
 pub struct IndexFacts<'a> {
-    /// The catalog.
-    pub view: &'a Catalog,
-    /// Its layer index.
-    pub index: &'a LayerIndex,
-    /// The image.
-    pub img: &'a Image,
+    view: &'a Catalog,
+    index: &'a LayerIndex,
+    img: &'a Image,
+    /// Whether the image has children, once asked (a dangling prune asks twice).
+    has_children: OnceCell<bool>,
+}
+
+impl<'a> IndexFacts<'a> {
+    /// The facts of `img` in `view`, whose layer index is `index`.
+    pub fn new(view: &'a Catalog, index: &'a LayerIndex, img: &'a Image) -> Self {
+        Self {
+            view,
+            index,
+            img,
+            has_children: OnceCell::new(),
+        }
+    }
+
+    fn has_children(&self) -> bool {
+        *self
+            .has_children
+            .get_or_init(|| self.index.has_children(self.view, self.img))
+    }
 }
 
 impl Facts for IndexFacts<'_> {
@@ -56,10 +74,10 @@ impl Facts for IndexFacts<'_> {
     }
     fn dangling(&self) -> bool {
         self.img.names.is_empty()
-            && !self.index.has_children(self.view, self.img)
+            && !self.has_children()
             && !self.index.in_manifest_list(self.view, self.img)
     }
     fn intermediate(&self) -> bool {
-        self.img.names.is_empty() && self.index.has_children(self.view, self.img)
+        self.img.names.is_empty() && self.has_children()
     }
 }

@@ -100,7 +100,7 @@ impl Engine {
     pub(crate) fn relations(&self, view: &Arc<Catalog>) -> Box<dyn Relations> {
         match self.trees.peek(view) {
             Some(tree) => Box::new(TreeRelations::new(tree)),
-            None => Box::new(IndexRelations(self.layers.get(view))),
+            None => Box::new(IndexRelations::new(self.layers.get(view))),
         }
     }
 
