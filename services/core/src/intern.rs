@@ -4,7 +4,8 @@
 //! * [`MediaType`] shares the media types of the OCI and Docker specifications by itself:
 //!   every record that names one points at the same string.
 //! * [`Interner`] shares labels, history entries and run settings between the records a
-//!   backend builds in one go (the local store's start-up, a containers-storage view): a
+//!   backend builds in one go (today the local store's start-up; containers-storage
+//!   builds its configs one by one and does not use it yet): a
 //!   child image repeats its parent's history, the images of one family carry the same
 //!   labels and environment. It is safe to use from several threads (decoders run on every
 //!   core) and is dropped when the records are built: it never grows with the store's

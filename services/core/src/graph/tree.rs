@@ -183,18 +183,9 @@ impl Tree {
     /// Builds the tree of `view`.
     pub fn build(view: &Catalog) -> Self {
         let images: Vec<Arc<Image>> = view.images().cloned().collect();
-        // Sizes on a second thread: a third of the build at 100k images.
-        let (
-            index,
-            parent,
-            extra_parents,
-            child_start,
-            child_list,
-            containers,
-            in_list,
-            instance_of,
-            (size, shared),
-        ) = std::thread::scope(|s| {
+        // Sizes on a second thread: a third of the build at 100k images. The scope borrows
+        // `images`, so the tree gets them once it ends.
+        let mut tree = std::thread::scope(|s| {
             let sizes = s.spawn(|| (sizes_of(&images), work::take()));
             let n = images.len();
             work::add(n as u64);
@@ -294,7 +285,7 @@ impl Tree {
                     containers.entry(i).or_default().push(Arc::clone(c));
                 }
             }
-            let sizes = match sizes.join() {
+            let (size, shared) = match sizes.join() {
                 Ok((sizes, steps)) => {
                     work::add(steps);
                     sizes
@@ -302,7 +293,9 @@ impl Tree {
                 // Never expected: the same work again, on this thread.
                 Err(_) => sizes_of(&images),
             };
-            (
+            Self {
+                generation: view.generation(),
+                images: Vec::new(),
                 index,
                 parent,
                 extra_parents,
@@ -311,25 +304,13 @@ impl Tree {
                 containers,
                 in_list,
                 instance_of,
-                sizes,
-            )
+                size,
+                shared,
+                orders: Default::default(),
+            }
         });
-
-        Self {
-            generation: view.generation(),
-            images,
-            index,
-            parent,
-            extra_parents,
-            child_start,
-            child_list,
-            containers,
-            in_list,
-            instance_of,
-            size,
-            shared,
-            orders: Default::default(),
-        }
+        tree.images = images;
+        tree
     }
 
     /// The catalog generation the tree was built from.
