@@ -211,6 +211,9 @@ pub(crate) struct Snapshot {
     probe: Option<Probe>,
     /// imaged's usage data (`usage.rs`): the images' `last_used`.
     pub(crate) usage: Usage,
+    /// Image records containers/image is still committing ([`in_commit`]), with the time
+    /// this snapshot first saw each: left out of the catalog for [`COMMIT_GRACE`].
+    pending: HashMap<String, i64>,
     /// The catalog of the records above.
     pub(crate) catalog: Arc<Catalog>,
 }
@@ -260,6 +263,7 @@ impl Snapshot {
             converted_layers: Vec::new(),
             probe: None,
             usage,
+            pending: HashMap::new(),
             catalog: Arc::new(Catalog::new()),
         }
     }
@@ -393,12 +397,21 @@ impl Snapshot {
         let converted = &mut self.converted;
         let converted_from = &self.converted_from;
         let cache = &mut self.cache;
+        let pending = &mut self.pending;
+        let mut still_pending: HashSet<&str> = HashSet::new();
         let mut images: Vec<Arc<Image>> = Vec::new();
         let mut ids: HashSet<Digest> = HashSet::new();
         let mut names: HashSet<&str> = HashSet::new();
         let mut live: HashSet<&str> = HashSet::new();
         for (n, s) in stores.iter().enumerate() {
             for (k, rec) in s.images.iter().enumerate() {
+                if n == 0 && in_commit(rec) {
+                    let first = *pending.entry(rec.id.clone()).or_insert(now);
+                    if now.saturating_sub(first) < COMMIT_GRACE {
+                        still_pending.insert(rec.id.as_str());
+                        continue;
+                    }
+                }
                 let same = |c: &Converted| {
                     c.store == n
                         && converted_from
@@ -469,6 +482,8 @@ impl Snapshot {
             }
         }
         converted.retain(|_, c| c.epoch == epoch);
+        pending.retain(|id, _| still_pending.contains(id.as_str()));
+        drop(still_pending);
         self.cache.retain(&live);
         self.usage.retain(|id| live.contains(id));
         let mounted = self.mounted();
@@ -509,6 +524,23 @@ impl Snapshot {
         }
         Catalog::from_records(images, containers)
     }
+}
+
+/// How long an image record containers/image is still committing stays out of the
+/// catalog (nanoseconds): a commit takes seconds; a record still unfinished after this is
+/// a commit that died (podman killed), listed and pruned as podman would.
+const COMMIT_GRACE: i64 = 10 * 60 * 1_000_000_000;
+
+/// Whether `rec` is an image containers/image is still committing (SPEC §9.1): its
+/// `Commit` creates the record with no names and no metadata, then writes the big-data
+/// items (manifest, config), then the metadata, and gives the names last, each step its
+/// own lock session. Until then the record is not an image yet: listing it would show a
+/// config-less `<none>`, and a dangling prune would delete it under podman's feet (its
+/// next step fails with "identifier is not a layer, image, or container"). Every image
+/// containers/image finished (podman, buildah, skopeo, and imaged's loads through skopeo)
+/// has a metadata document, named or not.
+pub(crate) fn in_commit(rec: &ImageRecord) -> bool {
+    rec.names.is_empty() && rec.metadata.is_empty()
 }
 
 /// The IDs of layers whose record differs between `old` (the records the converted images

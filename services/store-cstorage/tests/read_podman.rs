@@ -277,3 +277,60 @@ fn manifest_lists_podman_makes_and_grows() {
     assert_eq!(instances.len(), 1, "{list:?}");
     assert_eq!(instances[0].platform.architecture, arch);
 }
+
+/// Rewrites the record of image `hex` in the vfs store's `images.json` with `edit`, as a
+/// containers/image commit's intermediate state.
+fn edit_image_record(s: &PodmanStore, hex: &str, edit: impl FnOnce(&mut Value)) {
+    let path = s.root.join("vfs-images/images.json");
+    let mut all: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let rec = all
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["id"] == hex)
+        .unwrap();
+    edit(rec);
+    std::fs::write(&path, serde_json::to_vec(&all).unwrap()).unwrap();
+}
+
+/// A record containers/image is still committing (no names, no metadata yet: `podman
+/// load` between its first write and its metadata) is not an image yet: the view leaves it
+/// out, so a dangling prune can't take it under podman's feet; once its metadata is there
+/// it is an ordinary unnamed image. Regression test for the prune that deleted a `podman
+/// load`'s image mid-commit (`e2e::cstorage_concurrency`, "saving metadata for image …:
+/// identifier is not a layer, image, or container").
+#[test]
+fn an_image_containers_image_is_still_committing_is_not_in_the_view() {
+    let s = PodmanStore::new("vfs").unwrap();
+    s.load_archive(&busybox_archive("localhost/bb:1").unwrap())
+        .unwrap();
+    let store = open(&s);
+    let id = store.view().image_by_name("localhost/bb:1").unwrap().id;
+    let hex = id.hex();
+    let mut metadata = Value::Null;
+    edit_image_record(&s, &hex, |r| {
+        metadata = r["metadata"].clone();
+        let r = r.as_object_mut().unwrap();
+        r.remove("names");
+        r.remove("metadata");
+    });
+    assert!(metadata.is_string(), "podman's record has metadata");
+    assert!(
+        store.view().image(&id).is_none(),
+        "an image record without names and metadata is listed"
+    );
+
+    // Metadata written, names not yet: an unnamed image like any other.
+    edit_image_record(&s, &hex, |r| r["metadata"] = metadata.clone());
+    let v = store.view();
+    let img = v.image(&id).expect("the finished record is listed");
+    assert!(img.names.is_empty());
+
+    // A named record without metadata (written by another tool) is an image too.
+    edit_image_record(&s, &hex, |r| {
+        let r = r.as_object_mut().unwrap();
+        r.remove("metadata");
+        r.insert("names".into(), serde_json::json!(["localhost/bb:1"]));
+    });
+    assert!(store.view().image_by_name("localhost/bb:1").is_some());
+}
