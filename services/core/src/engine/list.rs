@@ -92,6 +92,7 @@ impl Engine {
                 compare(opts.order, (&k, &tree.image(i).id), (&c.key, &c.id)).is_le()
             }),
         };
+        let narrows = filters.narrows();
         let mut images = Vec::with_capacity(size.min(order.len()));
         let mut last = None;
         let mut more = false;
@@ -103,7 +104,11 @@ impl Engine {
                 more = true;
                 break;
             }
-            let names = filters.narrow(&tree.image(i).names);
+            let names = if narrows {
+                filters.narrow(&tree.image(i).names)
+            } else {
+                None
+            };
             images.push(item(&tree, i, names, pinned));
             last = Some(i);
         }

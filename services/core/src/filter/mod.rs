@@ -367,9 +367,18 @@ impl Filters {
         self.wanted.is_empty() || self.wanted.iter().any(|p| p.matches(img))
     }
 
+    /// Whether [`Filters::narrow`] can narrow anything (a listing asks first, so that it
+    /// reads no image's names for nothing).
+    pub fn narrows(&self) -> bool {
+        matches!((self.wanted.as_slice(), self.unwanted.is_empty()), ([p], true) if p.narrows())
+    }
+
     /// libimage's name narrowing: with exactly one positive and no negative `reference`
     /// filter naming a canonical reference with a tag or digest, the names to show.
     pub fn narrow(&self, names: &[String]) -> Option<Vec<String>> {
+        if !self.narrows() {
+            return None;
+        }
         match (self.wanted.as_slice(), self.unwanted.is_empty()) {
             ([p], true) => p.narrow(names),
             _ => None,

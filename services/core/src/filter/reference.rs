@@ -66,6 +66,11 @@ impl RefPattern {
         })
     }
 
+    /// Whether [`Self::narrow`] narrows (a canonical reference).
+    pub fn narrows(&self) -> bool {
+        self.canonical.is_some()
+    }
+
     /// The names to show for a matching image (libimage narrows only for canonical
     /// references with a tag or digest).
     pub fn narrow(&self, names: &[String]) -> Option<Vec<String>> {

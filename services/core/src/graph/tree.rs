@@ -72,7 +72,9 @@ pub struct Tree {
     child_start: Vec<u32>,
     child_list: Vec<u32>,
     containers: FastMap<u32, Vec<Arc<Container>>>,
-    in_list: Vec<bool>,
+    /// Per image: [`IN_LIST`], [`UNNAMED`] (read without touching the image record, which
+    /// a listing of every image would otherwise fetch from memory one by one).
+    flags: Vec<u8>,
     instance_of: FastMap<Digest, u32>,
     size: Vec<u64>,
     shared: Vec<u64>,
@@ -80,6 +82,10 @@ pub struct Tree {
 }
 
 const NONE: u32 = u32::MAX;
+/// [`Tree::flags`]: an instance of a local manifest list.
+const IN_LIST: u8 = 1;
+/// [`Tree::flags`]: no names.
+const UNNAMED: u8 = 2;
 
 /// A hash of a (layer list, history) pair: images with equal keys are parent candidates of
 /// each other's children. Equal keys are verified with [`is_parent`].
@@ -262,9 +268,13 @@ impl Tree {
                 .filter_map(|i| i.instances.as_ref())
                 .flat_map(|v| v.iter().map(|x| x.digest))
                 .collect();
-            let in_list = images
+            let flags = images
                 .iter()
-                .map(|i| !i.is_manifest_list() && i.digests.iter().any(|d| listed.contains(d)))
+                .map(|i| {
+                    let in_list =
+                        !i.is_manifest_list() && i.digests.iter().any(|d| listed.contains(d));
+                    u8::from(in_list) * IN_LIST + u8::from(i.names.is_empty()) * UNNAMED
+                })
                 .collect();
             let mut instance_of: FastMap<Digest, u32> = FastMap::default();
             if !listed.is_empty() {
@@ -302,7 +312,7 @@ impl Tree {
                 child_start,
                 child_list,
                 containers,
-                in_list,
+                flags,
                 instance_of,
                 size,
                 shared,
@@ -366,7 +376,12 @@ impl Tree {
 
     /// Whether `i` is an instance of a local manifest list.
     pub fn in_manifest_list(&self, i: u32) -> bool {
-        self.in_list[i as usize]
+        self.flags[i as usize] & IN_LIST != 0
+    }
+
+    /// Whether `i` has no names.
+    pub fn unnamed(&self, i: u32) -> bool {
+        self.flags[i as usize] & UNNAMED != 0
     }
 
     /// The local image whose manifest digest is `d`, when `d` is a manifest-list instance.
@@ -376,14 +391,12 @@ impl Tree {
 
     /// libimage dangling: no names, no children, not in a manifest list.
     pub fn dangling(&self, i: u32) -> bool {
-        self.images[i as usize].names.is_empty()
-            && self.children(i).is_empty()
-            && !self.in_list[i as usize]
+        self.flags[i as usize] == UNNAMED && self.children(i).is_empty()
     }
 
     /// libimage intermediate: no names and at least one child.
     pub fn intermediate(&self, i: u32) -> bool {
-        self.images[i as usize].names.is_empty() && !self.children(i).is_empty()
+        self.unnamed(i) && !self.children(i).is_empty()
     }
 
     /// Bytes of all blobs of `i`.
