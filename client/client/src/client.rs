@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 
 use crate::connect::{self, BearerAuth, ConnectOptions};
 use crate::target::{self, Target};
-use crate::{ClientError, load};
+use crate::{ClientError, load, pages};
 
 /// Largest response accepted (a ListImages page of 10000 images fits).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -28,6 +28,8 @@ pub struct Client {
     images: ImageServiceClient<Transport>,
     containers: ContainerServiceClient<Transport>,
     gc: GcServiceClient<Transport>,
+    /// ListImages with undecoded responses (`pages`: pipelined listings).
+    raw: tonic::client::Grpc<Transport>,
     url: String,
 }
 
@@ -65,12 +67,15 @@ impl Client {
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let containers = ContainerServiceClient::with_interceptor(channel.clone(), auth.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let raw = tonic::client::Grpc::new(InterceptedService::new(channel.clone(), auth.clone()))
+            .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let gc = GcServiceClient::with_interceptor(channel, auth)
             .max_decoding_message_size(MAX_RESPONSE_BYTES);
         Self {
             images,
             containers,
             gc,
+            raw,
             url,
         }
     }
@@ -92,23 +97,44 @@ impl Client {
     /// the last page.
     pub async fn list_all(
         &self,
-        mut req: pb::ListImagesRequest,
+        req: pb::ListImagesRequest,
     ) -> Result<Vec<pb::Image>, ClientError> {
-        let mut images = Vec::new();
+        let pages = self.list_pages(req).await?;
+        let mut images = Vec::with_capacity(pages.iter().map(|p| p.images.len()).sum());
+        for p in pages {
+            images.extend(p.images);
+        }
+        Ok(images)
+    }
+
+    /// Every page of the listing `req` asks for, from `req.page_token` to the last. The
+    /// next page is requested as soon as a page arrives (its token is read before the
+    /// page is decoded), so the daemon answers it while this client decodes.
+    pub async fn list_pages(
+        &self,
+        mut req: pb::ListImagesRequest,
+    ) -> Result<Vec<pb::ListImagesResponse>, ClientError> {
+        let mut grpc = self.raw.clone();
+        let mut raw = pages::fetch(&mut grpc, req.clone()).await?;
+        let mut out = Vec::new();
         loop {
-            let page = self.list_images(req.clone()).await?;
-            images.extend(page.images);
-            if page.next_page_token.is_empty() {
-                return Ok(images);
+            let token = pages::next_token(&raw)?;
+            if token.is_empty() {
+                out.push(pages::decode(raw).await?);
+                return Ok(out);
             }
-            if page.next_page_token == req.page_token {
+            if token == req.page_token {
                 return Err(ClientError::local(
                     crate::ErrorKind::Code(tonic::Code::Internal),
                     tonic::Code::Internal,
                     "the daemon returned the same page token twice",
                 ));
             }
-            req.page_token = page.next_page_token;
+            req.page_token = token;
+            let (page, next) =
+                tokio::join!(pages::decode(raw), pages::fetch(&mut grpc, req.clone()));
+            out.push(page?);
+            raw = next?;
         }
     }
 

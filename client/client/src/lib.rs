@@ -36,6 +36,7 @@ mod client;
 mod connect;
 mod error;
 pub mod load;
+mod pages;
 mod target;
 
 pub use client::{Client, EventStream, MAX_RESPONSE_BYTES, PullStream, PushStream};

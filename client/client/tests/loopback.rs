@@ -59,6 +59,9 @@ impl ImageService for Fake {
                 .parse()
                 .map_err(|_| Status::invalid_argument("bad token"))?
         };
+        if start > 0 && req.filters.iter().any(|f| *f == format!("fail-at={start}")) {
+            return Err(Status::aborted("page gone"));
+        }
         let size = usize::try_from(req.page_size).unwrap_or(1).max(1);
         let end = (start + size).min(IMAGES);
         let images = (start..end)
@@ -320,6 +323,45 @@ async fn list_all_follows_every_page() {
     assert_eq!(server.seen.lock().unwrap().page_tokens, vec!["", "2", "4"]);
     // No token → no authorization header.
     assert!(server.seen.lock().unwrap().tokens.is_empty());
+}
+
+/// The pipelined listing (each page's token read before the page is decoded) sends the
+/// bearer token on every page, returns the pages in order, and fails with the daemon's
+/// status when a later page fails.
+#[tokio::test]
+async fn list_pages_are_pipelined_with_the_token_and_fail_with_the_daemon_status() {
+    let server = start().await;
+    let opts = ConnectOptions::default().with_token("t0k");
+    let client = Client::connect_with(&server.url, opts).await.unwrap();
+    let req = proto::ListImagesRequest {
+        page_size: 2,
+        ..Default::default()
+    };
+    let pages = client.list_pages(req.clone()).await.unwrap();
+    let sizes: Vec<_> = pages.iter().map(|p| p.images.len()).collect();
+    assert_eq!(sizes, vec![2, 2, 1]);
+    assert_eq!(pages[0].next_page_token, "2");
+    assert_eq!(pages[2].total_size, IMAGES as i32);
+    assert_eq!(server.seen.lock().unwrap().tokens, vec!["Bearer t0k"; 3]);
+
+    let err = client
+        .list_all(proto::ListImagesRequest {
+            filters: vec!["fail-at=4".into()],
+            ..req.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::Aborted, "{err}");
+    assert!(err.message.contains("page gone"), "{err}");
+
+    let err = client
+        .list_all(proto::ListImagesRequest {
+            page_token: "x".into(),
+            ..req
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, Code::InvalidArgument, "{err}");
 }
 
 #[tokio::test]

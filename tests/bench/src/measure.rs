@@ -115,25 +115,13 @@ pub(crate) fn throughput_archive(count: usize, layer_mib: usize) -> Vec<u8> {
 }
 
 /// Every page of one ListImages query, and the time from the first request to the last
-/// page decoded.
+/// page decoded (the client's [`Client::list_pages`], as `imagectl ls` lists).
 pub(crate) async fn list_pages(
     client: &Client,
-    mut req: proto::ListImagesRequest,
+    req: proto::ListImagesRequest,
 ) -> Result<(Vec<proto::ListImagesResponse>, Duration)> {
     let t = Instant::now();
-    let mut pages = Vec::new();
-    loop {
-        let page = client
-            .list_images(req.clone())
-            .await
-            .context("ListImages")?;
-        let next = page.next_page_token.clone();
-        pages.push(page);
-        if next.is_empty() {
-            break;
-        }
-        req.page_token = next;
-    }
+    let pages = client.list_pages(req).await.context("ListImages")?;
     Ok((pages, t.elapsed()))
 }
 
