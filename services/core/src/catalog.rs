@@ -160,6 +160,13 @@ impl Catalog {
         self.generation
     }
 
+    /// This catalog, derived from `base` by several in-place steps, numbered as one
+    /// change from `base` (as [`Catalog::apply`] of the steps' combined change numbers it).
+    pub(crate) fn one_step_from(mut self, base: &Catalog) -> Catalog {
+        self.generation = base.generation + 1;
+        self
+    }
+
     /// Number of images (manifest lists included).
     pub fn len(&self) -> usize {
         self.images.len()

@@ -55,7 +55,7 @@ pub(crate) fn check(store: &LocalStore, repair: bool) -> Result<CheckReport> {
     }
     if repair {
         let change = imaged_core::repair::drop_broken(&view, &report.broken_images);
-        let applied = store.apply_locked(&mut w, &change)?;
+        let applied = store.apply_locked(&mut w, &change, None)?;
         // The blobs this released are the deleter's, not orphans to count.
         store.wait_for_deletions();
         report.repaired_images = change.delete_images.clone();

@@ -227,7 +227,12 @@ impl Inner {
     /// write). A change that adds nothing and releases blobs or only deletes (a removal, a
     /// prune) whose commit fails for lack of space is retried once after releasing the
     /// reserve file: removals are the way out of a full disk.
-    pub(crate) fn commit_locked(&self, w: &mut Writer, change: &ChangeSet) -> Result<Applied> {
+    pub(crate) fn commit_locked(
+        &self,
+        w: &mut Writer,
+        change: &ChangeSet,
+        planned: Option<(&Catalog, Applied)>,
+    ) -> Result<Applied> {
         let settled = match self.recover(w) {
             Ok(settled) => settled,
             // redb may need pages to re-open (repair): a removal may use the reserve.
@@ -250,7 +255,13 @@ impl Inner {
             self.ensure_reserve();
             self.delete_overlapped(w, change)?
         } else {
-            let applied = self.view().apply(change)?;
+            let view = self.view();
+            // The planner's result stands for `change` applied to the view it planned on;
+            // a recovery above may have published another view since.
+            let applied = match planned {
+                Some((base, p)) if std::ptr::eq(Arc::as_ptr(&view), base) => p,
+                _ => view.apply(change)?,
+            };
             self.check_added(&applied)?;
             if change.is_empty() {
                 self.publish(applied.catalog.clone());

@@ -208,8 +208,13 @@ impl LocalStore {
 
     /// `apply` with the writer lock held: commits, then queues the released blobs for
     /// deletion.
-    pub(crate) fn apply_locked(&self, w: &mut Writer, change: &ChangeSet) -> Result<Applied> {
-        let applied = self.inner.commit_locked(w, change)?;
+    pub(crate) fn apply_locked(
+        &self,
+        w: &mut Writer,
+        change: &ChangeSet,
+        planned: Option<(&Catalog, Applied)>,
+    ) -> Result<Applied> {
+        let applied = self.inner.commit_locked(w, change, planned)?;
         let released: Vec<Digest> = applied.released.iter().map(|(d, _)| *d).collect();
         let bytes = applied.released.iter().map(|(_, s)| s).sum();
         match &self.deleter {
@@ -313,7 +318,20 @@ impl Store for LocalStore {
     fn apply(&self, change: &ChangeSet) -> Result<Applied> {
         let _writing = self.inner.writing();
         let mut w = self.inner.write_lock();
-        self.apply_locked(&mut w, change)
+        self.apply_locked(&mut w, change, None)
+    }
+
+    /// The planner's result is published as is when the view is still the one it was
+    /// planned on (the writer lock is held: nothing else can change it meanwhile).
+    fn apply_planned(
+        &self,
+        change: &ChangeSet,
+        base: &Catalog,
+        planned: Applied,
+    ) -> Result<Applied> {
+        let _writing = self.inner.writing();
+        let mut w = self.inner.write_lock();
+        self.apply_locked(&mut w, change, Some((base, planned)))
     }
 
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {

@@ -171,6 +171,17 @@ impl Engine {
         planned_on: &Catalog,
         change: &ChangeSet,
     ) -> Result<Option<Applied>> {
+        self.commit_planned(planned_on, change, None)
+    }
+
+    /// [`Engine::commit`] with the planner's result (`planned`: the change applied to
+    /// `planned_on`), which the store may publish as is ([`Store::apply_planned`]).
+    pub(crate) fn commit_planned(
+        &self,
+        planned_on: &Catalog,
+        change: &ChangeSet,
+        planned: Option<Applied>,
+    ) -> Result<Option<Applied>> {
         if change.is_empty() {
             return Ok(None);
         }
@@ -188,7 +199,10 @@ impl Engine {
             change
         };
         let before = self.store.view();
-        let applied = self.store.apply(change)?;
+        let applied = match planned {
+            Some(p) => self.store.apply_planned(change, planned_on, p)?,
+            None => self.store.apply(change)?,
+        };
         self.layers.advance(&before, &self.store.view(), change);
         Ok(Some(applied))
     }

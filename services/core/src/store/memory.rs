@@ -64,24 +64,19 @@ impl MemoryStore {
     fn publish(&self, catalog: Catalog) {
         *self.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(catalog);
     }
-}
 
-impl Store for MemoryStore {
-    fn info(&self) -> StoreInfo {
-        StoreInfo {
-            kind: "memory",
-            root: self.root.clone(),
-            containers_read_only: false,
-        }
-    }
-
-    fn view(&self) -> Arc<Catalog> {
-        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    fn apply(&self, change: &ChangeSet) -> Result<Applied> {
+    /// Applies `change`, or publishes `planned` when the view is still its base.
+    fn apply_with(
+        &self,
+        change: &ChangeSet,
+        planned: Option<(&Catalog, Applied)>,
+    ) -> Result<Applied> {
         let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let applied = self.view().apply(change)?;
+        let view = self.view();
+        let applied = match planned {
+            Some((base, p)) if std::ptr::eq(Arc::as_ptr(&view), base) => p,
+            _ => view.apply(change)?,
+        };
         {
             let blobs = self.blobs.lock().unwrap_or_else(PoisonError::into_inner);
             for (d, _) in &applied.added {
@@ -98,6 +93,33 @@ impl Store for MemoryStore {
             }
         }
         Ok(applied)
+    }
+}
+
+impl Store for MemoryStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "memory",
+            root: self.root.clone(),
+            containers_read_only: false,
+        }
+    }
+
+    fn view(&self) -> Arc<Catalog> {
+        Arc::clone(&self.view.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn apply(&self, change: &ChangeSet) -> Result<Applied> {
+        self.apply_with(change, None)
+    }
+
+    fn apply_planned(
+        &self,
+        change: &ChangeSet,
+        base: &Catalog,
+        planned: Applied,
+    ) -> Result<Applied> {
+        self.apply_with(change, Some((base, planned)))
     }
 
     fn stage(&self) -> Result<Box<dyn Staging + '_>> {

@@ -93,6 +93,21 @@ pub trait Store: Send + Sync + 'static {
     /// On error nothing changed.
     fn apply(&self, change: &ChangeSet) -> Result<Applied>;
 
+    /// [`Store::apply`] of a change whose outcome the engine already computed: `planned`
+    /// is what applying `change` to `base` (a view this store gave) gives. A store whose
+    /// view is still `base` when it commits may publish `planned.catalog` instead of
+    /// applying the change a second time; otherwise (another write came first, or a
+    /// store other programs write too) it applies `change` as [`Store::apply`] does.
+    fn apply_planned(
+        &self,
+        change: &ChangeSet,
+        base: &Catalog,
+        planned: Applied,
+    ) -> Result<Applied> {
+        let _ = (base, planned);
+        self.apply(change)
+    }
+
     /// Starts staging blobs for a load. Blobs written or held through the staging survive
     /// until it is dropped; dropping it deletes the blobs it wrote that no image refers to.
     fn stage(&self) -> Result<Box<dyn Staging + '_>>;

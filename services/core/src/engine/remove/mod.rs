@@ -107,18 +107,21 @@ impl Engine {
     /// Commits `plan` (or applies it to a copy for `dry_run`), publishes its events and
     /// returns the bytes released, each blob once.
     pub(crate) fn apply_plan(&self, view: &Catalog, plan: &Plan, dry_run: bool) -> Result<u64> {
-        self.apply_change(view, &plan.change, dry_run, &plan.events, None)
+        let planned = if dry_run { None } else { plan.applied.clone() };
+        self.apply_change(view, &plan.change, dry_run, &plan.events, None, planned)
     }
 
     /// Commits `change` (or applies it to a copy), publishes `events` (plus a final extra
-    /// event with the reclaimed bytes) and returns the bytes released.
-    pub(crate) fn apply_change(
+    /// event with the reclaimed bytes) and returns the bytes released. `planned`: the
+    /// planner's result of the change, which the store may publish as is.
+    fn apply_change(
         &self,
         view: &Catalog,
         change: &ChangeSet,
         dry_run: bool,
         events: &[(crate::engine::ops::EventKind, crate::model::ImageId, String)],
         last: Option<crate::engine::ops::EventKind>,
+        planned: Option<crate::catalog::Applied>,
     ) -> Result<u64> {
         if change.is_empty() {
             return Ok(0);
@@ -126,7 +129,7 @@ impl Engine {
         let applied = if dry_run {
             view.apply(change)?
         } else {
-            match self.commit(view, change)? {
+            match self.commit_planned(view, change, planned)? {
                 Some(a) => a,
                 None => return Ok(0),
             }

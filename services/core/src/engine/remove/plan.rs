@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::catalog::{Catalog, ChangeSet};
+use crate::catalog::{Applied, Catalog, ChangeSet};
 use crate::engine::ops::{EventKind, Record};
 use crate::engine::pinned::Pinned;
 use crate::error::{Error, Result};
@@ -27,6 +27,10 @@ pub(crate) struct Plan {
     pub removed_containers: Vec<String>,
     /// Events to publish after the commit: (kind, image, name).
     pub events: Vec<(EventKind, ImageId, String)>,
+    /// The planner's working catalog at the end, as [`Catalog::apply`] of `change` to the
+    /// starting view gives it (one generation on, the blobs released): the store may
+    /// publish it instead of applying the change again. `None` for bulk planners.
+    pub applied: Option<Applied>,
 }
 
 /// Plans removals on a working copy of `view`.
@@ -49,6 +53,10 @@ pub(crate) struct Planner<'a> {
     keep_containers: bool,
     /// A step that failed left `work` partly changed: the plan is void.
     broken: Option<Error>,
+    /// Blobs the steps released from `work` (non-bulk planners), and whether every step
+    /// added none (else `work` is not offered as the plan's result).
+    released: Vec<(crate::digest::Digest, u64)>,
+    added_none: bool,
     plan: Plan,
 }
 
@@ -84,6 +92,8 @@ impl<'a> Planner<'a> {
             touched_images: Vec::new(),
             touched_set: HashSet::new(),
             broken: None,
+            released: Vec::new(),
+            added_none: true,
             plan: Plan::default(),
         }
     }
@@ -138,7 +148,10 @@ impl<'a> Planner<'a> {
         }
         let applied = match &mut self.gone {
             Some(gone) => delete_aside(&self.work, gone, change),
-            None => self.work.apply_in_place(change).map(|_| ()),
+            None => self.work.apply_in_place(change).map(|(released, added)| {
+                self.released.extend(released);
+                self.added_none &= added.is_empty();
+            }),
         };
         if let Err(e) = applied {
             let e = Error::internal(format!("removal plan is inconsistent: {e}"));
@@ -313,6 +326,16 @@ impl<'a> Planner<'a> {
         change
             .delete_containers
             .clone_from(&self.plan.removed_containers);
+        if self.gone.is_none() && self.added_none && !change.is_empty() {
+            let mut released = std::mem::take(&mut self.released);
+            released.sort_unstable_by_key(|(d, _)| *d);
+            released.dedup_by_key(|(d, _)| *d);
+            self.plan.applied = Some(Applied {
+                catalog: std::mem::take(&mut self.work).one_step_from(self.view),
+                released,
+                added: Vec::new(),
+            });
+        }
         self.plan.change = change;
         Ok(self.plan)
     }
