@@ -214,6 +214,13 @@ pub(crate) struct Snapshot {
     /// Image records containers/image is still committing ([`in_commit`]), with the time
     /// this snapshot first saw each: left out of the catalog for [`COMMIT_GRACE`].
     pending: HashMap<String, i64>,
+    /// Unnamed image records another program finished since the build before (they were
+    /// not there, or still [`in_commit`]), with when this snapshot first saw them so: a
+    /// containers/image commit may be between its last two writes (metadata, then names).
+    /// A removal waits until [`SETTLE`] has passed for them ([`Snapshot::settle_wait`]).
+    settling: HashMap<String, i64>,
+    /// Whether a catalog was built (the first build finds every record new).
+    built: bool,
     /// The catalog of the records above.
     pub(crate) catalog: Arc<Catalog>,
 }
@@ -264,6 +271,8 @@ impl Snapshot {
             probe: None,
             usage,
             pending: HashMap::new(),
+            settling: HashMap::new(),
+            built: false,
             catalog: Arc::new(Catalog::new()),
         }
     }
@@ -399,6 +408,10 @@ impl Snapshot {
         let cache = &mut self.cache;
         let pending = &mut self.pending;
         let mut still_pending: HashSet<&str> = HashSet::new();
+        let settling = &mut self.settling;
+        let built = self.built;
+        // Names given since: settled. Older than SETTLE: settled too.
+        settling.retain(|_, first| now.saturating_sub(*first) < SETTLE);
         let mut images: Vec<Arc<Image>> = Vec::new();
         let mut ids: HashSet<Digest> = HashSet::new();
         let mut names: HashSet<&str> = HashSet::new();
@@ -411,6 +424,15 @@ impl Snapshot {
                         still_pending.insert(rec.id.as_str());
                         continue;
                     }
+                }
+                if n == 0 && built && rec.names.is_empty() {
+                    let new = !converted.contains_key(rec.id.as_str())
+                        || pending.contains_key(rec.id.as_str());
+                    if new {
+                        settling.entry(rec.id.clone()).or_insert(now);
+                    }
+                } else if !rec.names.is_empty() {
+                    settling.remove(rec.id.as_str());
                 }
                 let same = |c: &Converted| {
                     c.store == n
@@ -484,6 +506,8 @@ impl Snapshot {
         converted.retain(|_, c| c.epoch == epoch);
         pending.retain(|id, _| still_pending.contains(id.as_str()));
         drop(still_pending);
+        self.settling.retain(|id, _| live.contains(id.as_str()));
+        self.built = true;
         self.cache.retain(&live);
         self.usage.retain(|id| live.contains(id));
         let mounted = self.mounted();
@@ -531,6 +555,36 @@ impl Snapshot {
 /// a commit that died (podman killed), listed and pruned as podman would.
 const COMMIT_GRACE: i64 = 10 * 60 * 1_000_000_000;
 
+/// How long a removal waits for an unnamed image another program just finished
+/// (nanoseconds): containers/image names its image right after writing its metadata.
+const SETTLE: i64 = 1_000_000_000;
+
+impl Snapshot {
+    /// How long a change deleting `ids` should wait before taking the locks: until
+    /// [`SETTLE`] has passed since this snapshot first saw each of them finished by another
+    /// program and still unnamed. The check under the locks then sees the names a
+    /// containers/image commit gave meanwhile, and the plan is refused as stale.
+    pub(crate) fn settle_wait(&self, ids: &[Digest]) -> Option<std::time::Duration> {
+        if self.settling.is_empty() {
+            return None;
+        }
+        let now = imaged_core::time::now();
+        let latest = ids
+            .iter()
+            .filter_map(|id| self.settling.get(id.hex().as_str()))
+            .max()?;
+        let left = latest.saturating_add(SETTLE).saturating_sub(now);
+        (left > 0).then(|| std::time::Duration::from_nanos(left.unsigned_abs()))
+    }
+
+    /// Images imaged itself just copied in (its loads): not another program's commit.
+    pub(crate) fn settled(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            self.settling.remove(&id);
+        }
+    }
+}
+
 /// Whether `rec` is an image containers/image is still committing (SPEC §9.1): its
 /// `Commit` creates the record with no names and no metadata, then writes the big-data
 /// items (manifest, config), then the metadata, and gives the names last, each step its
@@ -538,9 +592,13 @@ const COMMIT_GRACE: i64 = 10 * 60 * 1_000_000_000;
 /// config-less `<none>`, and a dangling prune would delete it under podman's feet (its
 /// next step fails with "identifier is not a layer, image, or container"). Every image
 /// containers/image finished (podman, buildah, skopeo, and imaged's loads through skopeo)
-/// has a metadata document, named or not.
+/// has a metadata document, named or not. The other records without one are podman's
+/// manifest lists (`podman manifest create`, through containers/common, which keeps the
+/// list's `instances.json` item and never writes metadata).
 pub(crate) fn in_commit(rec: &ImageRecord) -> bool {
-    rec.names.is_empty() && rec.metadata.is_empty()
+    rec.names.is_empty()
+        && rec.metadata.is_empty()
+        && !rec.big_data_names.iter().any(|k| k == "instances.json")
 }
 
 /// The IDs of layers whose record differs between `old` (the records the converted images
@@ -630,3 +688,7 @@ mod tests {
         assert!(with_descendants(set(&[]), &index).is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "settle_tests.rs"]
+mod settle_tests;

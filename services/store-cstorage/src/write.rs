@@ -695,12 +695,25 @@ pub(crate) fn apply(store: &CStorageStore, change: &ChangeSet) -> Result<Applied
         store.loads.import(&store.opts, img, "")?;
     }
 
+    // An unnamed image another program finished a moment ago may be a containers/image
+    // commit about to name it (SPEC §9.1): wait until it settled; the check under the
+    // locks then refuses the plan if it was named meanwhile.
+    let wait = store.lock_snap().settle_wait(&change.delete_images);
+    if let Some(wait) = wait {
+        tracing::debug!(
+            ?wait,
+            "containers-storage: waiting for a just-finished image to settle"
+        );
+        std::thread::sleep(wait);
+    }
+
     let start = std::time::Instant::now();
     // The reaper (deleting what an earlier removal left in the trash) waits for this one.
     let _hold = store.reaper.hold();
     let mut snap = store.lock_snap();
     let locks = store.view.locks.write()?;
     reload_locked(&store.view.locks, &mut snap)?;
+    snap.settled(change.put_images.iter().map(|i| i.id.hex()));
     let locked = start.elapsed();
     let before = std::sync::Arc::clone(&snap.catalog);
     let mut plan = plan(&snap, change)?;
