@@ -34,6 +34,10 @@ use crate::error::Result;
 use crate::model::Platform;
 use crate::store::Store;
 
+/// Changes of at least this many images advance the layer index on a second thread while
+/// the store commits them (below, a thread costs more than the advance).
+const OVERLAP_INDEX_MIN: usize = 256;
+
 /// Engine settings (from the daemon's configuration).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -199,11 +203,25 @@ impl Engine {
             change
         };
         let before = self.store.view();
-        let applied = match planned {
-            Some(p) => self.store.apply_planned(change, planned_on, p)?,
-            None => self.store.apply(change)?,
+        let apply = || match planned {
+            Some(p) => self.store.apply_planned(change, planned_on, p),
+            None => self.store.apply(change),
         };
-        self.layers.advance(&before, &self.store.view(), change);
+        // A large change (a prune): the layer index is advanced on a second thread while
+        // the store commits (it needs only the view before and the change).
+        let (applied, prepared) =
+            if change.delete_images.len() + change.put_images.len() >= OVERLAP_INDEX_MIN {
+                std::thread::scope(|s| {
+                    let prepare = s.spawn(|| self.layers.prepare(&before, change));
+                    let applied = apply();
+                    (applied, prepare.join().ok().flatten())
+                })
+            } else {
+                (apply(), None)
+            };
+        let applied = applied?;
+        self.layers
+            .install(&before, &self.store.view(), change, prepared);
         Ok(Some(applied))
     }
 

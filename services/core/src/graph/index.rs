@@ -190,6 +190,48 @@ impl IndexCache {
         ix
     }
 
+    /// The cached index of `before` advanced by `change`, computed without `after` (so
+    /// while the store commits the change), for [`IndexCache::install`]; `None` when the
+    /// cache is not for `before` or the change is larger than what it leaves (then the
+    /// index of the result is built from it instead).
+    pub fn prepare(&self, before: &Arc<Catalog>, change: &ChangeSet) -> Option<LayerIndex> {
+        let ix = {
+            let slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            match slot.as_ref() {
+                Some((v, ix)) if Arc::ptr_eq(v, before) => Arc::clone(ix),
+                _ => return None,
+            }
+        };
+        let left = before.len().saturating_sub(change.delete_images.len());
+        (change.delete_images.len() + change.put_images.len() <= left)
+            .then(|| ix.advance(before, change))
+    }
+
+    /// [`IndexCache::advance`] with the index [`IndexCache::prepare`] gave, used when the
+    /// cache is still for `before` and `after` is `before` one change on.
+    pub fn install(
+        &self,
+        before: &Arc<Catalog>,
+        after: &Arc<Catalog>,
+        change: &ChangeSet,
+        prepared: Option<LayerIndex>,
+    ) {
+        let Some(next) = prepared else {
+            return self.advance(before, after, change);
+        };
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !(slot.as_ref().is_some_and(|(v, _)| Arc::ptr_eq(v, before))
+            && after.generation() == before.generation() + 1)
+        {
+            drop(slot);
+            crate::reclaim::later(next);
+            return self.advance(before, after, change);
+        }
+        let old = slot.replace((Arc::clone(after), Arc::new(next)));
+        drop(slot);
+        crate::reclaim::later(old);
+    }
+
     /// Moves the cached index from `before` to `after` (= `before` + `change`); drops it
     /// when the cache was not for `before`.
     pub fn advance(&self, before: &Arc<Catalog>, after: &Arc<Catalog>, change: &ChangeSet) {
