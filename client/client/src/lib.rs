@@ -6,7 +6,8 @@
 //!   the root or per-user socket.
 //! * One typed method per RPC of `imaged.v1.ImageService`, `imaged.v1.ContainerService`
 //!   and `imaged.v1.GcService`, returning the generated messages re-exported as
-//!   [`proto`]; [`Client::list_all`] follows the page tokens, [`Client::load`] streams an
+//!   [`proto`]; [`Client::list_all`] and [`Client::list_pages`] follow the page tokens
+//!   (pipelined: the next page is requested while one is decoded), [`Client::load`] streams an
 //!   archive, [`Client::watch_events`] returns an [`EventStream`], [`Client::pull`] and
 //!   [`Client::push`] a [`PullStream`] / [`PushStream`] of progress messages;
 //!   [`Client::get_gc_policy`], [`Client::set_gc_policy`] and [`Client::run_gc`] show,
