@@ -13,7 +13,6 @@ use imbl::{GenericHashMap, OrdMap};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fasthash::{FastBuild, FastMap, FastSet};
-use crate::graph::tree::for_each_blob;
 use crate::model::{Container, Image, ImageId};
 
 /// A persistent map keyed by digests (image IDs, blob digests): sha256 outputs need no
@@ -127,7 +126,7 @@ impl Catalog {
                 let mut refs: FastMap<Digest, BlobEntry> =
                     FastMap::with_capacity_and_hasher(images.len() * 4, FastBuild::default());
                 for img in &images {
-                    for_each_blob(img, |b| {
+                    img.for_each_blob(|b| {
                         refs.entry(b.digest)
                             .or_insert(BlobEntry {
                                 size: b.size,
@@ -296,7 +295,7 @@ impl Catalog {
                 }
                 next.names.insert(name.clone(), img.id);
             }
-            for_each_blob(img, |b| {
+            img.for_each_blob(|b| {
                 let before = match next.blobs.entry(b.digest) {
                     imbl::hashmap::Entry::Occupied(mut o) => {
                         let before = *o.get();
@@ -425,7 +424,7 @@ impl Catalog {
                 Some(old) if gone.insert(*id) => old,
                 _ => return Err(conflict(format!("image {id} vanished"))),
             };
-            for_each_blob(old, |b| *lost.entry(b.digest).or_insert(0) += 1);
+            old.for_each_blob(|b| *lost.entry(b.digest).or_insert(0) += 1);
         }
         Ok(lost)
     }
@@ -499,7 +498,7 @@ impl Catalog {
                 self.names.remove(name);
             }
         }
-        for_each_blob(old, |b| {
+        old.for_each_blob(|b| {
             if let Some(e) = self.blobs.get_mut(&b.digest) {
                 let before = *e;
                 e.refs = e.refs.saturating_sub(1);

@@ -180,26 +180,40 @@ impl Image {
 
     /// Every blob the image refers to (manifest, config, layers), each once.
     pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
-        let mut seen: Vec<Digest> = Vec::with_capacity(self.layers.len() + 2);
-        std::iter::once(&self.manifest)
-            .chain(self.config_blob.iter())
-            .chain(self.layers.iter().map(|l| &l.blob))
-            .filter(move |b| {
-                if seen.contains(&b.digest) {
-                    false
-                } else {
-                    seen.push(b.digest);
-                    true
-                }
-            })
+        let mut all = Vec::with_capacity(self.layers.len() + 2);
+        self.for_each_blob(|b| all.push(b));
+        all.into_iter()
+    }
+
+    /// [`Image::blobs`] without allocating: `f` for each blob, each once, in the same
+    /// order (manifest, config, layers base first).
+    pub fn for_each_blob<'a>(&'a self, mut f: impl FnMut(&'a BlobRef)) {
+        f(&self.manifest);
+        if let Some(c) = &self.config_blob
+            && c.digest != self.manifest.digest
+        {
+            f(c);
+        }
+        for (i, l) in self.layers.iter().enumerate() {
+            let d = l.blob.digest;
+            let dup = d == self.manifest.digest
+                || self.config_blob.as_ref().is_some_and(|c| c.digest == d)
+                || self.layers[..i].iter().any(|x| x.blob.digest == d);
+            if !dup {
+                f(&l.blob);
+            }
+        }
     }
 
     /// The size ListImages shows: the store's own figure when it has one (podman's
     /// `ImageSize`), else the bytes of every blob, each once. (The listing tree computes
     /// it fused with the shared bytes, in the same pass.)
     pub fn size(&self) -> u64 {
-        self.stored_size
-            .unwrap_or_else(|| self.blobs().map(|b| b.size).sum())
+        self.stored_size.unwrap_or_else(|| {
+            let mut size = 0;
+            self.for_each_blob(|b| size += b.size);
+            size
+        })
     }
 
     /// Diff IDs of the layers, base first.

@@ -323,7 +323,7 @@ pub(super) fn details_single(
     pinned: &Pinned,
 ) -> ImageDetails {
     let (mut size, mut shared) = (0u64, 0u64);
-    crate::graph::tree::for_each_blob(img, |b| {
+    img.for_each_blob(|b| {
         size += b.size;
         if view.blob(&b.digest).is_some_and(|e| e.refs > 1) {
             shared += b.size;

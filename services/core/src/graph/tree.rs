@@ -10,7 +10,7 @@ use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::engine::ops::Order;
 use crate::fasthash::{FastHasher, FastMap, FastSet};
-use crate::model::{BlobRef, Container, HistoryEntry, Image, ImageId};
+use crate::model::{Container, HistoryEntry, Image, ImageId};
 use crate::work;
 
 /// libimage's parent rule: `c`'s layers equal `p`'s or extend them by exactly one layer
@@ -31,26 +31,6 @@ pub fn is_parent(p: &Image, c: &Image) -> bool {
         .zip(&c.layers)
         .all(|(a, b)| a.diff_id == b.diff_id)
         && ch[..ph.len()] == ph[..]
-}
-
-/// Calls `f` once per distinct blob of `img` (manifest, config, layers) without
-/// allocating.
-pub fn for_each_blob(img: &Image, mut f: impl FnMut(&BlobRef)) {
-    f(&img.manifest);
-    if let Some(c) = &img.config_blob
-        && c.digest != img.manifest.digest
-    {
-        f(c);
-    }
-    for (i, l) in img.layers.iter().enumerate() {
-        let d = l.blob.digest;
-        let dup = d == img.manifest.digest
-            || img.config_blob.as_ref().is_some_and(|c| c.digest == d)
-            || img.layers[..i].iter().any(|x| x.blob.digest == d);
-        if !dup {
-            f(&l.blob);
-        }
-    }
 }
 
 /// Whether `a` is a better parent candidate than `b` for the same child: same layer list
@@ -454,13 +434,13 @@ fn sizes_of(images: &[Arc<Image>]) -> (Vec<u64>, Vec<u64>) {
     let mut refs: FastMap<Digest, u32> =
         FastMap::with_capacity_and_hasher(n * 3, Default::default());
     for img in images {
-        for_each_blob(img, |b| *refs.entry(b.digest).or_insert(0) += 1);
+        img.for_each_blob(|b| *refs.entry(b.digest).or_insert(0) += 1);
     }
     let mut size = Vec::with_capacity(n);
     let mut shared = Vec::with_capacity(n);
     for img in images {
         let (mut s, mut sh) = (0u64, 0u64);
-        for_each_blob(img, |b| {
+        img.for_each_blob(|b| {
             s += b.size;
             if refs.get(&b.digest).is_some_and(|&r| r > 1) {
                 sh += b.size;

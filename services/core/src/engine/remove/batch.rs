@@ -110,12 +110,5 @@ impl Engine {
 
 /// The size ListImages shows for image `id` of `view` (0 when it is not there).
 pub(crate) fn image_size(view: &crate::catalog::Catalog, id: &ImageId) -> u64 {
-    // `Image::size` without its allocation (a prune of 80k images asks for each).
-    view.image(id).map_or(0, |img| {
-        img.stored_size.unwrap_or_else(|| {
-            let mut size = 0;
-            crate::graph::tree::for_each_blob(img, |b| size += b.size);
-            size
-        })
-    })
+    view.image(id).map_or(0, |img| img.size())
 }
