@@ -104,6 +104,22 @@ pub struct Applied {
     pub added: Vec<(Digest, u64)>,
 }
 
+impl Applied {
+    /// How a store publishes a planner's result ([`crate::Store::apply_planned`]): the
+    /// planned outcome when `view` is still the catalog it was planned on (`planned` =
+    /// the base and `change` applied to it), else `change` applied to `view`.
+    pub fn planned_or_apply(
+        view: &Arc<Catalog>,
+        change: &ChangeSet,
+        planned: Option<(&Catalog, Applied)>,
+    ) -> Result<Applied> {
+        match planned {
+            Some((base, p)) if std::ptr::eq(Arc::as_ptr(view), base) => Ok(p),
+            _ => view.apply(change),
+        }
+    }
+}
+
 impl Catalog {
     /// An empty catalog.
     pub fn new() -> Self {

@@ -255,13 +255,8 @@ impl Inner {
             self.ensure_reserve();
             self.delete_overlapped(w, change)?
         } else {
-            let view = self.view();
-            // The planner's result stands for `change` applied to the view it planned on;
-            // a recovery above may have published another view since.
-            let applied = match planned {
-                Some((base, p)) if std::ptr::eq(Arc::as_ptr(&view), base) => p,
-                _ => view.apply(change)?,
-            };
+            // A recovery above may have published another view than the planned one.
+            let applied = Applied::planned_or_apply(&self.view(), change, planned)?;
             self.check_added(&applied)?;
             if change.is_empty() {
                 self.publish(applied.catalog.clone());

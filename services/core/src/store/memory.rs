@@ -72,11 +72,7 @@ impl MemoryStore {
         planned: Option<(&Catalog, Applied)>,
     ) -> Result<Applied> {
         let _w = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let view = self.view();
-        let applied = match planned {
-            Some((base, p)) if std::ptr::eq(Arc::as_ptr(&view), base) => p,
-            _ => view.apply(change)?,
-        };
+        let applied = Applied::planned_or_apply(&self.view(), change, planned)?;
         {
             let blobs = self.blobs.lock().unwrap_or_else(PoisonError::into_inner);
             for (d, _) in &applied.added {
