@@ -17,7 +17,7 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::{HistoryEntry, Labels, RunConfig};
+use crate::model::{HistoryEntry, Labels, Platform, RunConfig};
 
 /// The media types records name, shared ([`MediaType::new`]).
 const KNOWN: &[&str] = &[
@@ -143,6 +143,34 @@ impl<'de> Deserialize<'de> for MediaType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Self::from)
     }
+}
+
+/// Distinct platforms shared by [`platform`] at most (a store has a handful; more come only
+/// from unusual archives, which then hold their own).
+const PLATFORMS_MAX: usize = 64;
+
+static PLATFORMS: Mutex<Vec<Arc<Platform>>> = Mutex::new(Vec::new());
+
+/// The platform `os`/`architecture`/`variant`, shared with every image config of the same
+/// platform (100k images name two or three platforms: one allocation each instead of three
+/// strings per image).
+pub fn platform(os: &str, architecture: &str, variant: &str) -> Arc<Platform> {
+    let mut known = PLATFORMS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = known
+        .iter()
+        .find(|k| k.os == os && k.architecture == architecture && k.variant == variant)
+    {
+        return Arc::clone(found);
+    }
+    let p = Arc::new(Platform {
+        os: os.to_owned(),
+        architecture: architecture.to_owned(),
+        variant: variant.to_owned(),
+    });
+    if known.len() < PLATFORMS_MAX {
+        known.push(Arc::clone(&p));
+    }
+    p
 }
 
 /// Shards of an [`Interner`] table (decoder threads rarely wait for each other).

@@ -89,8 +89,8 @@ pub type Labels = Arc<BTreeMap<String, String>>;
 pub struct ImageConfig {
     /// Creation time.
     pub created: Option<UnixNanos>,
-    /// Platform.
-    pub platform: Platform,
+    /// Platform (shared: a store holds a handful of distinct ones).
+    pub platform: Arc<Platform>,
     /// Config labels.
     pub labels: Labels,
     /// What a container of the image runs with (shared between images that have the same).

@@ -90,7 +90,7 @@ fn fills_the_image_record() {
         c.config.created,
         Some(synth::DEFAULT_CREATED + 1_000_000_000)
     );
-    assert_eq!(c.config.platform, imaged_core::model::Platform::host());
+    assert_eq!(*c.config.platform, imaged_core::model::Platform::host());
     assert_eq!(c.config.history.len(), 2);
     assert_eq!(c.config.history[1].created_by, "RUN make");
     assert_eq!(c.config.run.env.len(), 1);

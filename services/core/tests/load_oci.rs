@@ -146,7 +146,10 @@ fn an_index_loads_as_a_manifest_list_and_its_instances() {
     for (inst, want) in got.iter().zip(&instances) {
         assert_eq!(inst.digest, want.manifest_digest(false));
         assert_eq!(inst.platform, want.platform);
-        assert_eq!(rig.image(&want.id()).config.platform, want.platform);
+        assert_eq!(
+            rig.image(&want.id()).config.platform,
+            std::sync::Arc::new(want.platform.clone())
+        );
     }
     let arm = &got[1].platform;
     assert_eq!(

@@ -231,11 +231,11 @@ pub(crate) fn parse_config(bytes: &[u8]) -> ImageConfig {
             .get("created")
             .and_then(Value::as_str)
             .and_then(parse_rfc3339),
-        platform: Platform {
-            os: string(v.get("os")),
-            architecture: string(v.get("architecture")),
-            variant: string(v.get("variant")),
-        },
+        platform: imaged_core::intern::platform(
+            &string(v.get("os")),
+            &string(v.get("architecture")),
+            &string(v.get("variant")),
+        ),
         labels: Arc::new(
             cf("Labels")
                 .and_then(Value::as_object)

@@ -329,7 +329,8 @@ impl<'a> Dec<'a> {
     }
     fn config(&mut self, shared: &Interner) -> Result<ImageConfig, DecodeError> {
         let created = self.opt_i64()?;
-        let platform = self.platform()?;
+        let platform =
+            imaged_core::intern::platform(self.str_ref()?, self.str_ref()?, self.str_ref()?);
         // Labels, run settings and each history entry are looked up by their bytes first:
         // most are held already (the same family, the parent's history), and then nothing
         // is decoded or allocated for them.

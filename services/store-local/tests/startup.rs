@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use common::raw;
 use imaged_core::Digest;
-use imaged_core::model::{BlobRef, HistoryEntry, Image, ImageConfig, Layer, Platform, RunConfig};
+use imaged_core::model::{BlobRef, HistoryEntry, Image, ImageConfig, Layer, RunConfig};
 use imaged_core::store::Store;
 
 const IMAGES: usize = 100_000;
@@ -34,11 +34,7 @@ fn image(i: usize) -> Image {
         .collect();
     let config = ImageConfig {
         created: Some(1_700_000_000_000_000_000 + i as i64),
-        platform: Platform {
-            os: "linux".into(),
-            architecture: "amd64".into(),
-            variant: String::new(),
-        },
+        platform: imaged_core::intern::platform("linux", "amd64", ""),
         labels: [
             (
                 "org.opencontainers.image.source",

@@ -199,7 +199,11 @@ impl ImageSpec {
             // What a store parsing the config blob gets (core's `parse_config`).
             config: Arc::new(ImageConfig {
                 created: Some(created),
-                platform: synth.platform.clone(),
+                platform: imaged_core::intern::platform(
+                    &synth.platform.os,
+                    &synth.platform.architecture,
+                    &synth.platform.variant,
+                ),
                 labels: Arc::new(self.labels.clone()),
                 run: Arc::new(RunConfig {
                     user: synth.user.clone(),

@@ -216,7 +216,7 @@ impl<'a> Walker<'a> {
             .media_type()
             .as_ref()
             .map_or(media_type.to_owned(), |t| t.to_string());
-        let platform = parsed.config.platform.clone();
+        let platform = (*parsed.config.platform).clone();
         let image = Image {
             id: cfg_digest,
             names: Vec::new(),

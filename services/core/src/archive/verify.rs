@@ -55,11 +55,11 @@ pub(crate) fn parse_config(bytes: &[u8], what: &str) -> Result<ParsedConfig> {
         .collect::<Result<Vec<_>>>()?;
     let mut config = ImageConfig {
         created: c.created().as_deref().and_then(parse_rfc3339),
-        platform: Platform {
-            os: c.os().to_string(),
-            architecture: c.architecture().to_string(),
-            variant: c.variant().clone().unwrap_or_default(),
-        },
+        platform: crate::intern::platform(
+            &c.os().to_string(),
+            &c.architecture().to_string(),
+            c.variant().as_deref().unwrap_or_default(),
+        ),
         history: c
             .history()
             .iter()
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(p.diff_ids, vec![Digest::of(b"hello")]);
         let c = p.config;
         assert_eq!(
-            c.platform,
+            *c.platform,
             Platform {
                 os: "linux".into(),
                 architecture: "arm64".into(),

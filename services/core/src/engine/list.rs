@@ -287,7 +287,7 @@ fn build_summary(
         is_manifest_list: img.is_manifest_list(),
         digest: img.digest(),
         digests: img.digests.clone(),
-        platform: img.config.platform.clone(),
+        platform: (*img.config.platform).clone(),
         pinned: pinned.is_pinned(img),
         last_used: img.last_used,
         instances,

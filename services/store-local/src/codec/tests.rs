@@ -62,7 +62,7 @@ fn rand_image(rng: &mut fastrand::Rng) -> Image {
             .collect(),
         config: Arc::new(ImageConfig {
             created: rand_opt_i64(rng),
-            platform: rand_platform(rng),
+            platform: Arc::new(rand_platform(rng)),
             labels: Arc::new(
                 (0..rng.usize(0..3))
                     .map(|_| (rand_str(rng), rand_str(rng)))
