@@ -177,7 +177,7 @@ pub fn platform(os: &str, architecture: &str, variant: &str) -> Arc<Platform> {
 const SHARDS: usize = 16;
 
 /// One shard of a [`Table`]: values by their encoding.
-type Shard<T> = Mutex<HashMap<Box<[u8]>, Arc<T>>>;
+type Shard<T> = Mutex<HashMap<Box<[u8]>, Arc<T>, foldhash::fast::RandomState>>;
 
 /// One table of an [`Interner`]: the shared values by their encoding, sharded by hash.
 /// The encodings come from archives and registries, so the hash is seeded per table
@@ -189,9 +189,11 @@ struct Table<T> {
 
 impl<T> Table<T> {
     fn new() -> Self {
+        // The shards hash with the same seeded state (std's SipHash was ~3% of a start-up).
+        let hash = foldhash::fast::RandomState::default();
         Self {
-            hash: foldhash::fast::RandomState::default(),
-            shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
+            shards: std::array::from_fn(|_| Mutex::new(HashMap::with_hasher(hash))),
+            hash,
         }
     }
 
