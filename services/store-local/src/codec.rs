@@ -7,12 +7,20 @@
 //! faster. Every record starts with a format byte ([`FORMAT`]), so a future model change
 //! can add a format and keep decoding the old one.
 //!
+//! * Format 1 (schema v3): every media type as its string, every run setting and history
+//!   field written even when empty.
+//! * Format 2 (schema v4, written today): a media type of the OCI and Docker specifications
+//!   is one byte ([`MEDIA_CODES`]; any other is `0` and its string), and run settings and
+//!   history entries start with a byte saying which of their fields are not empty (only
+//!   those follow). A record of the benchmark's 100k store went from 1047 to about 780
+//!   bytes: a quarter less to read and decode at every start-up.
+//!
 //! The encoders destructure every model struct without `..`: a field added to the model is
 //! a compile error here, not silently lost data. Adding one means: a new format byte (or a
 //! schema migration, see `migrate.rs`), encoding it, decoding both formats.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use imaged_core::Digest;
 use imaged_core::intern::Interner;
@@ -21,8 +29,34 @@ use imaged_core::model::{
     MediaType, Platform, RunConfig,
 };
 
-/// The format byte of records this build writes.
-pub const FORMAT: u8 = 1;
+/// The format byte of image records this build writes.
+pub const FORMAT: u8 = 2;
+
+/// The format of schema v3's records (still decoded; container records keep it).
+pub const FORMAT_1: u8 = 1;
+
+/// Media types written as one byte in format 2: code `i + 1` is `MEDIA_CODES[i]`, code `0`
+/// is followed by the string. Part of the on-disk format: append only, never reorder.
+pub const MEDIA_CODES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.container.image.v1+json",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.docker.image.rootfs.diff.tar",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    "",
+];
+
+/// [`MEDIA_CODES`] as shared values, so decoding a code allocates nothing.
+static MEDIA: LazyLock<Vec<MediaType>> =
+    LazyLock::new(|| MEDIA_CODES.iter().map(|m| MediaType::new(m)).collect());
 
 /// Why a record could not be decoded.
 pub type DecodeError = &'static str;
@@ -81,7 +115,16 @@ impl Enc {
         } = b;
         self.digest(digest);
         self.u64(*size);
-        self.str(media_type);
+        self.media_type(media_type);
+    }
+    fn media_type(&mut self, m: &MediaType) {
+        match MEDIA_CODES.iter().position(|k| *k == m.as_str()) {
+            Some(i) => self.0.push(u8::try_from(i + 1).unwrap_or(0)),
+            None => {
+                self.0.push(0);
+                self.str(m);
+            }
+        }
     }
     fn config(&mut self, c: &ImageConfig) {
         let ImageConfig {
@@ -108,14 +151,29 @@ impl Enc {
             self.str(k);
             self.str(v);
         }
-        self.str(user);
-        self.strs(env);
-        self.strs(entrypoint);
-        self.strs(cmd);
-        self.str(working_dir);
-        self.strs(exposed_ports);
-        self.strs(volumes);
-        self.str(stop_signal);
+        let present = [
+            !user.is_empty(),
+            !env.is_empty(),
+            !entrypoint.is_empty(),
+            !cmd.is_empty(),
+            !working_dir.is_empty(),
+            !exposed_ports.is_empty(),
+            !volumes.is_empty(),
+            !stop_signal.is_empty(),
+        ];
+        self.0.push(mask(&present));
+        for (i, _) in present.iter().enumerate().filter(|(_, p)| **p) {
+            match i {
+                0 => self.str(user),
+                1 => self.strs(env),
+                2 => self.strs(entrypoint),
+                3 => self.strs(cmd),
+                4 => self.str(working_dir),
+                5 => self.strs(exposed_ports),
+                6 => self.strs(volumes),
+                _ => self.str(stop_signal),
+            }
+        }
         self.u64(history.len() as u64);
         for h in history {
             let HistoryEntry {
@@ -125,13 +183,31 @@ impl Enc {
                 comment,
                 empty_layer,
             } = &**h;
-            self.opt_i64(*created);
-            self.str(created_by);
-            self.str(author);
-            self.str(comment);
-            self.bool(*empty_layer);
+            self.0.push(mask(&[
+                created.is_some(),
+                !created_by.is_empty(),
+                !author.is_empty(),
+                !comment.is_empty(),
+                *empty_layer,
+            ]));
+            if let Some(t) = created {
+                self.i64(*t);
+            }
+            for s in [created_by, author, comment] {
+                if !s.is_empty() {
+                    self.str(s);
+                }
+            }
         }
     }
+}
+
+/// Bit `i` set when `present[i]` (at most 8).
+fn mask(present: &[bool]) -> u8 {
+    present
+        .iter()
+        .enumerate()
+        .fold(0, |m, (i, p)| m | (u8::from(*p) << i))
 }
 
 /// Encodes an image record.
@@ -183,6 +259,70 @@ pub fn encode_image(img: &Image) -> Vec<u8> {
     e.0
 }
 
+/// Encodes an image record in format 1 (schema v3), as imaged up to schema v3 wrote it: for
+/// tools and tests that write an older store (the migration to v4 re-encodes it).
+pub fn encode_image_format_1(img: &Image) -> Vec<u8> {
+    let mut e = Enc(vec![FORMAT_1]);
+    e.digest(&img.id);
+    e.strs(&img.names);
+    e.u64(img.digests.len() as u64);
+    for d in &img.digests {
+        e.digest(d);
+    }
+    let blob = |e: &mut Enc, b: &BlobRef| {
+        e.digest(&b.digest);
+        e.u64(b.size);
+        e.str(b.media_type.as_str());
+    };
+    blob(&mut e, &img.manifest);
+    e.bool(img.config_blob.is_some());
+    if let Some(b) = &img.config_blob {
+        blob(&mut e, b);
+    }
+    e.u64(img.layers.len() as u64);
+    for l in &img.layers {
+        blob(&mut e, &l.blob);
+        e.digest(&l.diff_id);
+    }
+    let c = &img.config;
+    e.opt_i64(c.created);
+    e.platform(&c.platform);
+    e.u64(c.labels.len() as u64);
+    for (k, v) in c.labels.iter() {
+        e.str(k);
+        e.str(v);
+    }
+    let r = &c.run;
+    e.str(&r.user);
+    e.strs(&r.env);
+    e.strs(&r.entrypoint);
+    e.strs(&r.cmd);
+    e.str(&r.working_dir);
+    e.strs(&r.exposed_ports);
+    e.strs(&r.volumes);
+    e.str(&r.stop_signal);
+    e.u64(c.history.len() as u64);
+    for h in &c.history {
+        e.opt_i64(h.created);
+        e.str(&h.created_by);
+        e.str(&h.author);
+        e.str(&h.comment);
+        e.bool(h.empty_layer);
+    }
+    e.bool(img.instances.is_some());
+    if let Some(list) = &img.instances {
+        e.u64(list.len() as u64);
+        for m in list {
+            e.digest(&m.digest);
+            e.platform(&m.platform);
+        }
+    }
+    e.bool(img.read_only);
+    e.i64(img.added);
+    e.opt_i64(img.last_used);
+    e.0
+}
+
 /// Encodes a container record.
 pub fn encode_container(c: &Container) -> Vec<u8> {
     let Container {
@@ -194,7 +334,7 @@ pub fn encode_container(c: &Container) -> Vec<u8> {
         created,
     } = c;
     let mut e = Enc(Vec::with_capacity(128));
-    e.0.push(FORMAT);
+    e.0.push(FORMAT_1);
     e.str(id);
     e.digest(image_id);
     e.0.push(match state {
@@ -320,14 +460,35 @@ impl<'a> Dec<'a> {
             variant: self.str()?,
         })
     }
-    fn blob(&mut self) -> Result<BlobRef, DecodeError> {
+    fn blob(&mut self, v2: bool) -> Result<BlobRef, DecodeError> {
         Ok(BlobRef {
             digest: self.digest()?,
             size: self.u64()?,
-            media_type: MediaType::new(self.str_ref()?),
+            media_type: if v2 {
+                self.media_type()?
+            } else {
+                MediaType::new(self.str_ref()?)
+            },
         })
     }
-    fn config(&mut self, shared: &Interner) -> Result<ImageConfig, DecodeError> {
+    fn media_type(&mut self) -> Result<MediaType, DecodeError> {
+        match usize::from(self.byte()?) {
+            0 => Ok(MediaType::new(self.str_ref()?)),
+            code => MEDIA
+                .get(code - 1)
+                .cloned()
+                .ok_or("unknown media type code"),
+        }
+    }
+    /// A field mask of format 2: bits at or above `fields` set are corruption.
+    fn mask(&mut self, fields: u32) -> Result<u8, DecodeError> {
+        let m = self.byte()?;
+        if u32::from(m) >> fields != 0 {
+            return Err("bad field mask");
+        }
+        Ok(m)
+    }
+    fn config(&mut self, shared: &Interner, v2: bool) -> Result<ImageConfig, DecodeError> {
         let created = self.opt_i64()?;
         let platform =
             imaged_core::intern::platform(self.str_ref()?, self.str_ref()?, self.str_ref()?);
@@ -340,6 +501,83 @@ impl<'a> Dec<'a> {
                 .vec(|d| Ok((d.str()?, d.str()?)))
                 .map(BTreeMap::from_iter)
         })?;
+        let (run, history) = if v2 {
+            (self.run_v2(shared)?, self.vec(|d| d.history_v2(shared))?)
+        } else {
+            (self.run_v1(shared)?, self.vec(|d| d.history_v1(shared))?)
+        };
+        Ok(ImageConfig {
+            created,
+            platform,
+            labels,
+            run,
+            history,
+        })
+    }
+    /// Format 2 run settings: a mask of the fields present (user, env, entrypoint, cmd,
+    /// working_dir, exposed_ports, volumes, stop_signal), then those fields.
+    fn run_v2(&mut self, shared: &Interner) -> Result<Arc<RunConfig>, DecodeError> {
+        let key = self.span(|d| {
+            let m = d.mask(8)?;
+            for i in 0..8 {
+                if m & (1 << i) != 0 {
+                    match i {
+                        0 | 4 | 7 => d.skip_str()?,
+                        _ => d.skip_strs(1)?,
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        shared.run(key, || {
+            let mut d = Dec(key);
+            let m = d.byte()?;
+            let on = |i: u32| m & (1 << i) != 0;
+            let str = |d: &mut Dec<'_>, i| if on(i) { d.str() } else { Ok(String::new()) };
+            let strs = |d: &mut Dec<'_>, i| if on(i) { d.strs() } else { Ok(Vec::new()) };
+            Ok::<_, DecodeError>(RunConfig {
+                user: str(&mut d, 0)?,
+                env: strs(&mut d, 1)?,
+                entrypoint: strs(&mut d, 2)?,
+                cmd: strs(&mut d, 3)?,
+                working_dir: str(&mut d, 4)?,
+                exposed_ports: strs(&mut d, 5)?,
+                volumes: strs(&mut d, 6)?,
+                stop_signal: str(&mut d, 7)?,
+            })
+        })
+    }
+    /// Format 2 history entry: a mask (created, created_by, author, comment, empty_layer),
+    /// then the fields present.
+    fn history_v2(&mut self, shared: &Interner) -> Result<Arc<HistoryEntry>, DecodeError> {
+        let key = self.span(|d| {
+            let m = d.mask(5)?;
+            if m & 1 != 0 {
+                d.u64()?;
+            }
+            for i in 1..4 {
+                if m & (1 << i) != 0 {
+                    d.skip_str()?;
+                }
+            }
+            Ok(())
+        })?;
+        shared.history(key, || {
+            let mut d = Dec(key);
+            let m = d.byte()?;
+            let on = |i: u32| m & (1 << i) != 0;
+            let created = if on(0) { Some(d.i64()?) } else { None };
+            let mut text = |i| if on(i) { d.str() } else { Ok(String::new()) };
+            Ok::<_, DecodeError>(HistoryEntry {
+                created,
+                created_by: text(1)?,
+                author: text(2)?,
+                comment: text(3)?,
+                empty_layer: on(4),
+            })
+        })
+    }
+    fn run_v1(&mut self, shared: &Interner) -> Result<Arc<RunConfig>, DecodeError> {
         let key = self.span(|d| {
             d.skip_str()?;
             d.skip_strs(1)?;
@@ -350,7 +588,7 @@ impl<'a> Dec<'a> {
             d.skip_strs(1)?;
             d.skip_str()
         })?;
-        let run = shared.run(key, || {
+        shared.run(key, || {
             let mut d = Dec(key);
             Ok::<_, DecodeError>(RunConfig {
                 user: d.str()?,
@@ -362,37 +600,32 @@ impl<'a> Dec<'a> {
                 volumes: d.strs()?,
                 stop_signal: d.str()?,
             })
-        })?;
-        let history = self.vec(|d| {
-            let key = d.span(|d| {
-                d.opt_i64()?;
-                d.skip_str()?;
-                d.skip_str()?;
-                d.skip_str()?;
-                d.bool().map(drop)
-            })?;
-            shared.history(key, || {
-                let mut d = Dec(key);
-                Ok::<_, DecodeError>(HistoryEntry {
-                    created: d.opt_i64()?,
-                    created_by: d.str()?,
-                    author: d.str()?,
-                    comment: d.str()?,
-                    empty_layer: d.bool()?,
-                })
-            })
-        })?;
-        Ok(ImageConfig {
-            created,
-            platform,
-            labels,
-            run,
-            history,
         })
     }
-    fn format(&mut self) -> Result<(), DecodeError> {
+    fn history_v1(&mut self, shared: &Interner) -> Result<Arc<HistoryEntry>, DecodeError> {
+        let key = self.span(|d| {
+            d.opt_i64()?;
+            d.skip_str()?;
+            d.skip_str()?;
+            d.skip_str()?;
+            d.bool().map(drop)
+        })?;
+        shared.history(key, || {
+            let mut d = Dec(key);
+            Ok::<_, DecodeError>(HistoryEntry {
+                created: d.opt_i64()?,
+                created_by: d.str()?,
+                author: d.str()?,
+                comment: d.str()?,
+                empty_layer: d.bool()?,
+            })
+        })
+    }
+    /// The record's format: whether it is format 2.
+    fn format(&mut self) -> Result<bool, DecodeError> {
         match self.byte()? {
-            FORMAT => Ok(()),
+            FORMAT => Ok(true),
+            FORMAT_1 => Ok(false),
             _ => Err("unknown record format"),
         }
     }
@@ -412,22 +645,32 @@ pub fn decode_image(bytes: &[u8]) -> Result<Image, DecodeError> {
 
 /// Decodes an image record, sharing its labels, history entries and run settings with
 /// the records decoded before with `shared` (start-up decodes every record with one).
+///
+/// Format 1 records (schema v3, before its migration) are decoded without `shared`: the
+/// keys of its values are their bytes, which mean different values in the two formats.
 pub fn decode_image_with(bytes: &[u8], shared: &Interner) -> Result<Image, DecodeError> {
     let mut d = Dec(bytes);
-    d.format()?;
+    let v2 = d.format()?;
+    let own;
+    let shared = if v2 {
+        shared
+    } else {
+        own = Interner::new();
+        &own
+    };
     let img = Image {
         id: d.digest()?,
         names: d.strs()?,
         digests: d.vec(Dec::digest)?,
-        manifest: d.blob()?,
-        config_blob: if d.bool()? { Some(d.blob()?) } else { None },
+        manifest: d.blob(v2)?,
+        config_blob: if d.bool()? { Some(d.blob(v2)?) } else { None },
         layers: d.vec(|d| {
             Ok(Layer {
-                blob: d.blob()?,
+                blob: d.blob(v2)?,
                 diff_id: d.digest()?,
             })
         })?,
-        config: Arc::new(d.config(shared)?),
+        config: Arc::new(d.config(shared, v2)?),
         instances: if d.bool()? {
             Some(d.vec(|d| {
                 Ok(ManifestInstance {
@@ -450,7 +693,9 @@ pub fn decode_image_with(bytes: &[u8], shared: &Interner) -> Result<Image, Decod
 /// Decodes a container record.
 pub fn decode_container(bytes: &[u8]) -> Result<Container, DecodeError> {
     let mut d = Dec(bytes);
-    d.format()?;
+    if d.byte()? != FORMAT_1 {
+        return Err("unknown record format");
+    }
     let c = Container {
         id: d.str()?,
         image_id: d.digest()?,

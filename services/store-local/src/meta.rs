@@ -40,6 +40,19 @@ pub(crate) fn open_db(path: &Path) -> Result<Database> {
         })
 }
 
+/// Compacts the database file (after a migration); a failure only leaves the file larger.
+pub(crate) fn compact(db: &mut Database, path: &Path) {
+    let started = std::time::Instant::now();
+    match db.compact() {
+        Ok(_) => tracing::info!(
+            path = %path.display(),
+            ms = started.elapsed().as_millis(),
+            "database compacted"
+        ),
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot compact the database"),
+    }
+}
+
 /// Why a write failed.
 #[derive(Debug)]
 pub(crate) struct WriteError {

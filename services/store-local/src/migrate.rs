@@ -5,6 +5,8 @@
 //!   from v1, when it was migrated).
 //! * v3: image and container records in the binary encoding of `codec.rs` instead of JSON
 //!   (start-up with 100k images went from seconds to a fraction of one).
+//! * v4: image records in format 2 of `codec.rs` (media type codes, only the run settings
+//!   and history fields that are set): a quarter fewer bytes to read at start-up.
 //!
 //! A new store is created at [`SCHEMA_VERSION`]. Opening an older store runs the missing
 //! migrations in one write transaction (all or nothing); opening a newer one fails.
@@ -21,7 +23,7 @@ use crate::fsutil::db_err;
 use crate::meta::{CONTAINERS, IMAGES, META};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// `meta` key of the schema version.
 pub(crate) const KEY_VERSION: &str = "schema_version";
@@ -46,6 +48,11 @@ const MIGRATIONS: &[Migration] = &[
         from: 2,
         what: "re-encode records from JSON to binary",
         run: v2_to_v3,
+    },
+    Migration {
+        from: 3,
+        what: "re-encode image records in format 2",
+        run: v3_to_v4,
     },
 ];
 
@@ -84,6 +91,40 @@ fn v2_to_v3(txn: &WriteTransaction) -> Result<(), redb::Error> {
         containers.insert(k.as_str(), v.as_slice())?;
     }
     Ok(())
+}
+
+/// Image records re-encoded per batch (bounds the memory of a migration of a big store).
+const RECODE_BATCH: usize = 4096;
+
+fn v3_to_v4(txn: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut images = txn.open_table(IMAGES)?;
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(RECODE_BATCH);
+        {
+            let lower = match &after {
+                Some(k) => std::ops::Bound::Excluded(k.as_slice()),
+                None => std::ops::Bound::Unbounded,
+            };
+            for row in images.range::<&[u8]>((lower, std::ops::Bound::Unbounded))? {
+                let (k, v) = row?;
+                let img = codec::decode_image(v.value()).map_err(|e| {
+                    redb::Error::Corrupted(format!("decoding image record {:?}: {e}", k.value()))
+                })?;
+                batch.push((k.value().to_vec(), codec::encode_image(&img)));
+                if batch.len() == RECODE_BATCH {
+                    break;
+                }
+            }
+        }
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        after = Some(last.clone());
+        for (k, v) in &batch {
+            images.insert(k.as_slice(), v.as_slice())?;
+        }
+    }
 }
 
 fn now() -> u64 {

@@ -16,6 +16,7 @@ use crate::inner::{Inner, Writer, lock};
 use crate::layout::Layout;
 use crate::meta;
 use crate::migrate;
+use crate::migrate::SCHEMA_VERSION;
 
 /// What the start-up sweep found and removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,8 +135,12 @@ impl LocalStore {
             return Ok(Self { deleter, inner });
         }
         layout.create()?;
-        let db = meta::open_db(&layout.meta)?;
-        migrate::prepare(&db, &layout.meta, false)?;
+        let mut db = meta::open_db(&layout.meta)?;
+        if migrate::prepare(&db, &layout.meta, false)?.is_some_and(|v| v < SCHEMA_VERSION) {
+            // A migration rewrites every record in one transaction: the file holds the old
+            // and the new pages (3× its size at 100k images) until compacted.
+            meta::compact(&mut db, &layout.meta);
+        }
         let (schema_version, created_at) = migrate::facts(&db, &layout.meta)?;
         let ingest_files = layout.sweep_ingest()?;
         // After a clean close no blob file can be unreferenced (stagings and the deleter

@@ -91,6 +91,76 @@ fn a_v1_store_is_migrated_to_the_current_version() {
     assert!(raw::get_meta(dir.path(), "created_at").is_some());
 }
 
+/// The raw bytes of every image record.
+fn stored_images(root: &std::path::Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use redb::{ReadableDatabase, ReadableTable};
+    let db = raw::db(root);
+    let r = db.begin_read().unwrap();
+    let t = r.open_table(raw::IMAGES).unwrap();
+    t.iter()
+        .unwrap()
+        .map(|row| {
+            let (k, v) = row.unwrap();
+            (k.value().to_vec(), v.value().to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn a_v3_store_is_re_encoded_in_format_2() {
+    use imaged_store_local::codec;
+    let dir = tempfile::tempdir().unwrap();
+    // A store of this version, its records then rewritten as schema v3 wrote them.
+    let (a, b) = {
+        let store = imaged_store_local::open(dir.path()).unwrap();
+        let mut st = store.stage().unwrap();
+        let a = common::stage_image(&mut *st, "a", &[1, 2], &["example.com/a:1"]);
+        let b = common::stage_image(&mut *st, "b", &[1, 3], &[]);
+        let change = imaged_core::ChangeSet {
+            put_images: vec![a.clone().into(), b.clone().into()],
+            ..Default::default()
+        };
+        store.apply(&change).unwrap();
+        drop(st);
+        (a, b)
+    };
+    {
+        let db = raw::db(dir.path());
+        let w = db.begin_write().unwrap();
+        {
+            let mut t = w.open_table(raw::IMAGES).unwrap();
+            for img in [&a, &b] {
+                let v = codec::encode_image_format_1(img);
+                t.insert(img.id.as_bytes().as_slice(), v.as_slice())
+                    .unwrap();
+            }
+            w.open_table(raw::META)
+                .unwrap()
+                .insert("schema_version", 3)
+                .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    assert!(stored_images(dir.path()).iter().all(|(_, v)| v[0] == 1));
+
+    let store = imaged_store_local::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version(), SCHEMA_VERSION);
+    let view = store.view();
+    assert_eq!(view.image(&a.id).map(|i| &**i), Some(&a));
+    assert_eq!(view.image(&b.id).map(|i| &**i), Some(&b));
+    assert!(store.check(false).unwrap().problems.is_empty());
+    drop(store);
+    let stored = stored_images(dir.path());
+    assert_eq!(stored.len(), 2);
+    for (_, v) in &stored {
+        assert_eq!(v[0], codec::FORMAT, "re-encoded");
+        let img = codec::decode_image(v).unwrap();
+        let before = if img.id == a.id { &a } else { &b };
+        assert_eq!(&img, before);
+        assert!(v.len() < codec::encode_image_format_1(before).len());
+    }
+}
+
 #[test]
 fn a_store_from_a_newer_imaged_is_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();

@@ -157,6 +157,8 @@ fn damaged_records_are_errors_never_panics() {
     let mut other = bytes.clone();
     other[0] = FORMAT + 1;
     assert_eq!(decode_image(&other), Err("unknown record format"));
+    other[0] = 0;
+    assert_eq!(decode_image(&other), Err("unknown record format"));
     for _ in 0..5000 {
         let mut flipped = bytes.clone();
         let i = rng.usize(..flipped.len());
@@ -168,6 +170,85 @@ fn damaged_records_are_errors_never_panics() {
         decode_image(br#"{"id":"sha256:..."}"#).is_err(),
         "JSON is not this format"
     );
+}
+
+#[test]
+fn format_1_records_still_decode_and_re_encode_in_format_2() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let shared = Interner::new();
+    for _ in 0..2000 {
+        let img = rand_image(&mut rng);
+        let old = encode_image_format_1(&img);
+        assert_eq!(decode_image(&old), Ok(img.clone()));
+        // A shared interner never mixes the formats' keys.
+        assert_eq!(decode_image_with(&old, &shared), Ok(img.clone()));
+        let new = encode_image(&img);
+        assert_eq!(new[0], FORMAT);
+        assert_eq!(decode_image_with(&new, &shared), Ok(img));
+    }
+}
+
+#[test]
+fn format_2_codes_known_media_types_and_skips_empty_fields() {
+    let mut rng = fastrand::Rng::with_seed(13);
+    let mut img = rand_image(&mut rng);
+    for (i, m) in MEDIA_CODES.iter().enumerate() {
+        img.manifest.media_type = MediaType::new(m);
+        let enc = encode_image(&img);
+        let found = decode_image(&enc).unwrap();
+        assert_eq!(found.manifest.media_type, *m);
+        // The code is the byte after the digest and the size.
+        let mut probe = Enc(Vec::new());
+        probe.u64(img.manifest.size);
+        let at = 1
+            + 32
+            + varint_len(img.names.len())
+            + names_len(&img)
+            + digests_len(&img)
+            + 32
+            + probe.0.len();
+        assert_eq!(usize::from(enc[at]), i + 1, "{m}");
+    }
+    // Empty run settings and history fields cost one mask byte each.
+    let mut small = img.clone();
+    let config = Arc::make_mut(&mut small.config);
+    config.run = Arc::new(RunConfig::default());
+    config.history = (0..3).map(|_| Arc::new(HistoryEntry::default())).collect();
+    let v1 = encode_image_format_1(&small);
+    let v2 = encode_image(&small);
+    assert_eq!(decode_image(&v2), Ok(small));
+    assert!(
+        v1.len() >= v2.len() + 7 + 3 * 3,
+        "{} vs {}",
+        v1.len(),
+        v2.len()
+    );
+    // Masks with unknown bits are corruption.
+    let mut bad = Enc(vec![]);
+    bad.0.push(0x80);
+    assert_eq!(Dec(&bad.0).mask(5), Err("bad field mask"));
+    let bad_code = u8::try_from(MEDIA_CODES.len() + 1).unwrap();
+    assert_eq!(
+        Dec(&[bad_code]).media_type(),
+        Err("unknown media type code")
+    );
+}
+
+fn varint_len(n: usize) -> usize {
+    let mut e = Enc(Vec::new());
+    e.u64(n as u64);
+    e.0.len()
+}
+
+fn names_len(img: &Image) -> usize {
+    img.names
+        .iter()
+        .map(|n| varint_len(n.len()) + n.len())
+        .sum()
+}
+
+fn digests_len(img: &Image) -> usize {
+    varint_len(img.digests.len()) + 32 * img.digests.len()
 }
 
 #[test]
