@@ -22,9 +22,11 @@ pub(crate) const CONTAINERS: TableDefinition<'_, &str, &[u8]> = TableDefinition:
 /// Store facts (`schema_version`, `created_at`).
 pub(crate) const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
 
-/// Page cache of the database: the catalog lives in memory, the database is only read at
-/// open, so a small cache is enough.
-const CACHE_BYTES: usize = 32 << 20;
+/// Page cache of the database: the catalog lives in memory and the database is read once,
+/// in order, at open; a commit touches a few pages per changed record. With 32 MiB the open
+/// left the cache full for the daemon's lifetime (28 MiB of RSS at 100k images) for no
+/// measurable gain; pages not cached come from the kernel's page cache.
+const CACHE_BYTES: usize = 4 << 20;
 
 /// Opens (creating when missing) the database file.
 pub(crate) fn open_db(path: &Path) -> Result<Database> {
