@@ -17,6 +17,7 @@ mod config;
 mod conn;
 mod fsck;
 mod gc_loop;
+mod heap;
 mod listen;
 mod metrics_http;
 mod peercred;

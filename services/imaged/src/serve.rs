@@ -157,7 +157,16 @@ pub(crate) async fn run(settings: Settings) -> Result<()> {
         // Build the derived indexes in the background right away, so the first List after
         // start does not pay for them, without holding readiness up.
         let engine = Arc::clone(services.engine());
-        tokio::task::spawn_blocking(move || engine.warm());
+        tokio::task::spawn_blocking(move || {
+            let t = std::time::Instant::now();
+            crate::heap::trim();
+            tracing::debug!(
+                trim_ms = t.elapsed().as_millis(),
+                "heap trimmed after the open"
+            );
+            engine.warm();
+            crate::heap::trim();
+        });
     }
     let gc = crate::gc_loop::GcLoop::start(Arc::clone(services.engine()))
         .context("starting the GC loop")?;
