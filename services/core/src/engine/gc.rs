@@ -255,7 +255,7 @@ impl Engine {
             let measure = self.gc_measure()?;
             let plan = choose(
                 &view,
-                &index,
+                &*index,
                 &self.pinned,
                 &policy,
                 &measure,

@@ -12,8 +12,10 @@ use std::time::Duration;
 use crate::catalog::Catalog;
 use crate::digest::Digest;
 use crate::engine::pinned::Pinned;
+use crate::fasthash::{FastMap, FastSet};
 use crate::gc::policy::GcPolicy;
 use crate::graph::index::LayerIndex;
+use crate::graph::tree::Tree;
 use crate::model::{Image, ImageId};
 use crate::reference::split_stored;
 pub use crate::store::FsSpace;
@@ -167,10 +169,32 @@ pub fn last_use(img: &Image) -> UnixNanos {
     img.last_used.unwrap_or(img.added).max(img.added)
 }
 
-/// Chooses on `view` (its layer index `index`) at `now`.
+/// Where [`choose`] finds the children of an image: the engine's layer index of the view,
+/// or the tree of the view when it has one (the same answers).
+pub trait ChildrenOf {
+    /// Every image of `view` that `img` is a (qualifying) parent of.
+    fn children_of(&self, view: &Catalog, img: &Image) -> Vec<ImageId>;
+}
+
+impl ChildrenOf for LayerIndex {
+    fn children_of(&self, view: &Catalog, img: &Image) -> Vec<ImageId> {
+        self.children(view, img)
+    }
+}
+
+/// A tree answers for the view it was built from.
+impl ChildrenOf for Tree {
+    fn children_of(&self, _view: &Catalog, img: &Image) -> Vec<ImageId> {
+        self.index_of(&img.id).map_or_else(Vec::new, |i| {
+            self.children(i).iter().map(|&c| self.image(c).id).collect()
+        })
+    }
+}
+
+/// Chooses on `view` (its layer index or tree `graph`) at `now`.
 pub fn choose(
     view: &Catalog,
-    index: &LayerIndex,
+    graph: &impl ChildrenOf,
     pinned: &Pinned,
     policy: &GcPolicy,
     measure: &Measure,
@@ -190,16 +214,8 @@ pub fn choose(
     }
     let kept = kept_by_tags(view, policy.keep_tags);
     let min_age = i64::try_from(policy.min_age.as_nanos()).unwrap_or(i64::MAX);
-
-    // Each image's blocker, or its number of children still to go.
-    // Each image's blocker; the candidates in a heap, least recently used on top. A
-    // candidate's children are looked up when it comes to the top (a few thousand index
-    // queries instead of one per image): one with children not chosen yet waits for them.
-    let mut blocked: HashMap<ImageId, Blocker> = HashMap::new();
-    let mut candidates: Vec<Reverse<(UnixNanos, UnixNanos, ImageId)>> =
-        Vec::with_capacity(view.len());
-    for img in view.images() {
-        let reason = if !view.containers_of(&img.id).is_empty() {
+    let blocker = |img: &Image| {
+        if !view.containers_of(&img.id).is_empty() {
             Some(Blocker::InUse)
         } else if pinned.is_pinned(img) {
             Some(Blocker::Pinned)
@@ -211,22 +227,27 @@ pub fn choose(
             Some(Blocker::TooYoung)
         } else {
             None
-        };
-        match reason {
-            Some(r) => {
-                blocked.insert(img.id, r);
-            }
-            None => candidates.push(Reverse((last_use(img), img.added, img.id))),
         }
-    }
-    let mut heap = BinaryHeap::from(candidates);
-    let mut chosen: HashSet<ImageId> = HashSet::new();
-    let mut looked_up: HashSet<ImageId> = HashSet::new();
-    // Parents waiting for children: how many, and each child's waiting parents.
-    let mut pending: HashMap<ImageId, usize> = HashMap::new();
-    let mut parents: HashMap<ImageId, Vec<ImageId>> = HashMap::new();
+    };
 
-    let mut taken: HashMap<Digest, u32> = HashMap::new();
+    // Every image in a heap, least recently used on top. An image's blocker and its
+    // children are looked up when it first comes to the top (a run takes a few thousand
+    // of 100k images: the rest are never asked): a blocked one is set aside, one with
+    // children not chosen yet waits for them. A run that stops before the heap is empty
+    // has reached its target and reports no blockers; one that empties it has asked
+    // every image.
+    let mut heap: BinaryHeap<Reverse<(UnixNanos, UnixNanos, ImageId)>> = view
+        .images()
+        .map(|img| Reverse((last_use(img), img.added, img.id)))
+        .collect();
+    let mut blocked: FastMap<ImageId, Blocker> = FastMap::default();
+    let mut chosen: FastSet<ImageId> = FastSet::default();
+    let mut looked_up: FastSet<ImageId> = FastSet::default();
+    // Parents waiting for children: how many, and each child's waiting parents.
+    let mut pending: FastMap<ImageId, usize> = FastMap::default();
+    let mut parents: FastMap<ImageId, Vec<ImageId>> = FastMap::default();
+
+    let mut taken: FastMap<Digest, u32> = FastMap::default();
     while let Some(Reverse((used, _, id))) = heap.pop() {
         let why = match cutoff {
             Some(c) if used < c => Why::Unused(Duration::from_nanos(
@@ -239,8 +260,12 @@ pub fn choose(
             continue;
         };
         if looked_up.insert(id) {
-            let waiting: Vec<ImageId> = index
-                .children(view, img)
+            if let Some(reason) = blocker(img) {
+                blocked.insert(id, reason);
+                continue;
+            }
+            let waiting: Vec<ImageId> = graph
+                .children_of(view, img)
                 .into_iter()
                 .filter(|c| !chosen.contains(c))
                 .collect();
@@ -281,9 +306,9 @@ pub fn choose(
 }
 
 /// Counts `img`'s blobs as released; the bytes of those no other image still holds.
-fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64 {
+fn release(view: &Catalog, img: &Image, taken: &mut FastMap<Digest, u32>) -> u64 {
     let mut bytes = 0;
-    for b in img.blobs() {
+    img.for_each_blob(|b| {
         let t = taken.entry(b.digest).or_insert(0);
         *t += 1;
         if let Some(e) = view.blob(&b.digest)
@@ -291,7 +316,7 @@ fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64
         {
             bytes += e.size;
         }
-    }
+    });
     bytes
 }
 
@@ -299,9 +324,9 @@ fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64
 /// (blobs no other remaining image holds, once the chosen images are gone).
 fn blockers(
     view: &Catalog,
-    blocked: &HashMap<ImageId, Blocker>,
-    pending: &HashMap<ImageId, usize>,
-    taken: &HashMap<Digest, u32>,
+    blocked: &FastMap<ImageId, Blocker>,
+    pending: &FastMap<ImageId, usize>,
+    taken: &FastMap<Digest, u32>,
 ) -> Vec<Blocked> {
     let mut by: BTreeMap<Blocker, Blocked> = BTreeMap::new();
     let mut holders: HashMap<(Blocker, Digest), u32> = HashMap::new();
@@ -320,9 +345,7 @@ fn blockers(
                 bytes: 0,
             })
             .images += 1;
-        for b in img.blobs() {
-            *holders.entry((reason, b.digest)).or_insert(0) += 1;
-        }
+        img.for_each_blob(|b| *holders.entry((reason, b.digest)).or_insert(0) += 1);
     }
     for ((reason, digest), n) in holders {
         if let Some(entry) = view.blob(&digest) {
