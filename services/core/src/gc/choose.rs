@@ -7,9 +7,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::Catalog;
+use crate::catalog::{BlobEntry, Catalog};
 use crate::digest::Digest;
 use crate::engine::pinned::Pinned;
 use crate::fasthash::{FastMap, FastSet};
@@ -169,25 +170,71 @@ pub fn last_use(img: &Image) -> UnixNanos {
     img.last_used.unwrap_or(img.added).max(img.added)
 }
 
-/// Where [`choose`] finds the children of an image: the engine's layer index of the view,
-/// or the tree of the view when it has one (the same answers).
+/// Where [`choose`] finds the images of a view and their children: the engine's layer
+/// index of the view, or the tree of the view (the same answers).
 pub trait ChildrenOf {
+    /// Every image of `view`, in any order.
+    fn images<'a>(&'a self, view: &'a Catalog) -> impl Iterator<Item = &'a Arc<Image>>;
     /// Every image of `view` that `img` is a (qualifying) parent of.
     fn children_of(&self, view: &Catalog, img: &Image) -> Vec<ImageId>;
 }
 
 impl ChildrenOf for LayerIndex {
+    fn images<'a>(&'a self, view: &'a Catalog) -> impl Iterator<Item = &'a Arc<Image>> {
+        view.images()
+    }
+
     fn children_of(&self, view: &Catalog, img: &Image) -> Vec<ImageId> {
         self.children(view, img)
     }
 }
 
-/// A tree answers for the view it was built from.
+/// A tree answers for the view it was built from (its images in an array).
 impl ChildrenOf for Tree {
+    fn images<'a>(&'a self, _view: &'a Catalog) -> impl Iterator<Item = &'a Arc<Image>> {
+        (0..self.len() as u32).map(|i| self.image(i))
+    }
+
     fn children_of(&self, _view: &Catalog, img: &Image) -> Vec<ImageId> {
         self.index_of(&img.id).map_or_else(Vec::new, |i| {
             self.children(i).iter().map(|&c| self.image(c).id).collect()
         })
+    }
+}
+
+/// An image in the LRU heap: least recently used, then earlier added, then smaller ID on
+/// top (as `Reverse`); the image rides along so that a pop needs no lookup.
+struct Lru<'a> {
+    key: (UnixNanos, UnixNanos, ImageId),
+    img: &'a Arc<Image>,
+}
+
+impl<'a> Lru<'a> {
+    fn of(img: &'a Arc<Image>) -> Reverse<Self> {
+        Reverse(Self {
+            key: (last_use(img), img.added, img.id),
+            img,
+        })
+    }
+}
+
+impl PartialEq for Lru<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Lru<'_> {}
+
+impl PartialOrd for Lru<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Lru<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
     }
 }
 
@@ -236,10 +283,7 @@ pub fn choose(
     // children not chosen yet waits for them. A run that stops before the heap is empty
     // has reached its target and reports no blockers; one that empties it has asked
     // every image.
-    let mut heap: BinaryHeap<Reverse<(UnixNanos, UnixNanos, ImageId)>> = view
-        .images()
-        .map(|img| Reverse((last_use(img), img.added, img.id)))
-        .collect();
+    let mut heap: BinaryHeap<Reverse<Lru<'_>>> = graph.images(view).map(Lru::of).collect();
     let mut blocked: FastMap<ImageId, Blocker> = FastMap::default();
     let mut chosen: FastSet<ImageId> = FastSet::default();
     let mut looked_up: FastSet<ImageId> = FastSet::default();
@@ -247,17 +291,18 @@ pub fn choose(
     let mut pending: FastMap<ImageId, usize> = FastMap::default();
     let mut parents: FastMap<ImageId, Vec<ImageId>> = FastMap::default();
 
-    let mut taken: FastMap<Digest, u32> = FastMap::default();
-    while let Some(Reverse((used, _, id))) = heap.pop() {
+    let mut taken: FastMap<Digest, Taken> = FastMap::default();
+    while let Some(Reverse(Lru {
+        key: (used, _, id),
+        img,
+    })) = heap.pop()
+    {
         let why = match cutoff {
             Some(c) if used < c => Why::Unused(Duration::from_nanos(
                 u64::try_from(now.saturating_sub(used)).unwrap_or(0),
             )),
             _ if plan.freed_bytes < need_bytes => Why::Space,
             _ => break,
-        };
-        let Some(img) = view.image(&id) else {
-            continue;
         };
         if looked_up.insert(id) {
             if let Some(reason) = blocker(img) {
@@ -293,7 +338,7 @@ pub fn choose(
                 if *n == 0 {
                     pending.remove(&p);
                     if let Some(pi) = view.image(&p) {
-                        heap.push(Reverse((last_use(pi), pi.added, p)));
+                        heap.push(Lru::of(pi));
                     }
                 }
             }
@@ -305,14 +350,24 @@ pub fn choose(
     plan
 }
 
+/// How many chosen images hold a blob, and its entry in the view's blob table (looked up
+/// once per blob, not once per image holding it).
+struct Taken {
+    n: u32,
+    entry: Option<BlobEntry>,
+}
+
 /// Counts `img`'s blobs as released; the bytes of those no other image still holds.
-fn release(view: &Catalog, img: &Image, taken: &mut FastMap<Digest, u32>) -> u64 {
+fn release(view: &Catalog, img: &Image, taken: &mut FastMap<Digest, Taken>) -> u64 {
     let mut bytes = 0;
     img.for_each_blob(|b| {
-        let t = taken.entry(b.digest).or_insert(0);
-        *t += 1;
-        if let Some(e) = view.blob(&b.digest)
-            && e.refs <= *t
+        let t = taken.entry(b.digest).or_insert_with(|| Taken {
+            n: 0,
+            entry: view.blob(&b.digest),
+        });
+        t.n += 1;
+        if let Some(e) = t.entry
+            && e.refs <= t.n
         {
             bytes += e.size;
         }
@@ -326,7 +381,7 @@ fn blockers(
     view: &Catalog,
     blocked: &FastMap<ImageId, Blocker>,
     pending: &FastMap<ImageId, usize>,
-    taken: &FastMap<Digest, u32>,
+    taken: &FastMap<Digest, Taken>,
 ) -> Vec<Blocked> {
     let mut by: BTreeMap<Blocker, Blocked> = BTreeMap::new();
     let mut holders: HashMap<(Blocker, Digest), u32> = HashMap::new();
@@ -351,7 +406,7 @@ fn blockers(
         if let Some(entry) = view.blob(&digest) {
             let remaining = entry
                 .refs
-                .saturating_sub(taken.get(&digest).copied().unwrap_or(0));
+                .saturating_sub(taken.get(&digest).map_or(0, |t| t.n));
             if n >= remaining
                 && let Some(e) = by.get_mut(&reason)
             {
