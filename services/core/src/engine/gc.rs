@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Engine;
 use crate::engine::ops::{Event, EventKind, PruneFailure, PruneReport, Record};
-use crate::engine::remove::plan::Planner;
+use crate::engine::remove::plan::{Plan, Planner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::gc::{Blocked, GcPlan, GcPolicy, Measure, choose};
-use crate::graph::index::IndexRelations;
+use crate::graph::relations::TreeRelations;
 use crate::model::Image;
 use crate::time::UnixNanos;
 
@@ -251,17 +251,20 @@ impl Engine {
         loop {
             let _w = (!dry_run).then(|| self.write_lock());
             let view = self.view();
-            let index = self.layers.get(&view);
+            // The tree a prune -a plans on (cached per catalog version): an image's
+            // children and a planner's answers are an array read, not a history hash
+            // and a range query of the layer index per image.
+            let tree = self.trees.get(&view);
             let measure = self.gc_measure()?;
             let plan = choose(
                 &view,
-                &index,
+                &*tree,
                 &self.pinned,
                 &policy,
                 &measure,
                 crate::time::now(),
             );
-            let rel = IndexRelations::new(Arc::clone(&index));
+            let rel = TreeRelations::new(Arc::clone(&tree));
             let mut p = Planner::bulk(&view, &rel, &self.pinned);
             let mut errors = Vec::new();
             for c in &plan.chosen {
@@ -284,19 +287,28 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
+            let Plan {
+                change,
+                records,
+                removed_containers,
+                events,
+                applied,
+            } = planned;
             let mut prune = PruneReport {
                 reclaimed_bytes: reclaimed,
                 errors,
-                removed_containers: planned.removed_containers,
+                removed_containers,
                 ..PruneReport::default()
             };
-            for r in planned.records {
+            for r in records {
                 match &r {
                     Record::Deleted(id) => {
                         prune.deleted_images.push(*id);
-                        prune
-                            .deleted_sizes
-                            .push(super::remove::batch::image_size(&view, id));
+                        // The tree holds each image's size (`Image::size`).
+                        prune.deleted_sizes.push(match tree.index_of(id) {
+                            Some(i) => tree.size(i),
+                            None => super::remove::batch::image_size(&view, id),
+                        });
                     }
                     Record::Untagged(n) => prune.untagged.push(n.clone()),
                     Record::DeletedLayer(_) => {}
@@ -313,6 +325,15 @@ impl Engine {
             if !dry_run {
                 self.finished_run(&report);
             }
+            // What the run planned on and with is freed off the request's path, as a
+            // prune's (after a real run, the cached tree of the view it replaced holds
+            // every image it deleted).
+            let stale_tree = if dry_run {
+                None
+            } else {
+                self.trees.take_stale(&self.view())
+            };
+            crate::reclaim::later((view, tree, rel, change, events, applied, stale_tree));
             return Ok(report);
         }
     }

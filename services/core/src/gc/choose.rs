@@ -7,13 +7,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::catalog::Catalog;
+use crate::catalog::{BlobEntry, Catalog};
 use crate::digest::Digest;
 use crate::engine::pinned::Pinned;
+use crate::fasthash::{FastMap, FastSet};
 use crate::gc::policy::GcPolicy;
 use crate::graph::index::LayerIndex;
+use crate::graph::tree::Tree;
 use crate::model::{Image, ImageId};
 use crate::reference::split_stored;
 pub use crate::store::FsSpace;
@@ -167,10 +170,134 @@ pub fn last_use(img: &Image) -> UnixNanos {
     img.last_used.unwrap_or(img.added).max(img.added)
 }
 
-/// Chooses on `view` (its layer index `index`) at `now`.
+/// Where [`choose`] finds the images of a view and their children: the engine's layer
+/// index of the view, or the tree of the view (the same answers).
+pub trait ChildrenOf {
+    /// Every image of `view`, in any order.
+    fn images<'a>(&'a self, view: &'a Catalog) -> impl Iterator<Item = &'a Arc<Image>>;
+    /// Every image of `view` that `img` is a (qualifying) parent of.
+    fn children_of(&self, view: &Catalog, img: &Image) -> Vec<ImageId>;
+}
+
+impl ChildrenOf for LayerIndex {
+    fn images<'a>(&'a self, view: &'a Catalog) -> impl Iterator<Item = &'a Arc<Image>> {
+        view.images()
+    }
+
+    fn children_of(&self, view: &Catalog, img: &Image) -> Vec<ImageId> {
+        self.children(view, img)
+    }
+}
+
+/// A tree answers for the view it was built from (its images in an array).
+impl ChildrenOf for Tree {
+    fn images<'a>(&'a self, _view: &'a Catalog) -> impl Iterator<Item = &'a Arc<Image>> {
+        (0..self.len() as u32).map(|i| self.image(i))
+    }
+
+    fn children_of(&self, _view: &Catalog, img: &Image) -> Vec<ImageId> {
+        self.index_of(&img.id).map_or_else(Vec::new, |i| {
+            self.children(i).iter().map(|&c| self.image(c).id).collect()
+        })
+    }
+}
+
+/// An image in LRU order: least recently used, then earlier added, then smaller ID first;
+/// the image rides along so that taking it needs no lookup.
+struct Lru<'a> {
+    key: (UnixNanos, UnixNanos, ImageId),
+    img: &'a Arc<Image>,
+}
+
+impl<'a> Lru<'a> {
+    fn of(img: &'a Arc<Image>) -> Self {
+        Self {
+            key: (last_use(img), img.added, img.id),
+            img,
+        }
+    }
+}
+
+impl PartialEq for Lru<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Lru<'_> {}
+
+impl PartialOrd for Lru<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Lru<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
+/// Every image of a view in LRU order, as a min-heap of them would give them, plus the
+/// parents put back once their children are chosen. A run takes a tenth of the store or
+/// less: the images are sorted a chunk at a time (the smallest of the rest selected in
+/// linear time), not heaped and sifted one pop at a time.
+struct LruOrder<'a> {
+    images: Vec<Lru<'a>>,
+    /// `images[..sorted]` is sorted and holds the smallest images.
+    sorted: usize,
+    next: usize,
+    /// Parents put back.
+    back: BinaryHeap<Reverse<Lru<'a>>>,
+}
+
+impl<'a> LruOrder<'a> {
+    fn new(images: Vec<Lru<'a>>) -> Self {
+        Self {
+            images,
+            sorted: 0,
+            next: 0,
+            back: BinaryHeap::new(),
+        }
+    }
+
+    fn push(&mut self, img: Lru<'a>) {
+        self.back.push(Reverse(img));
+    }
+
+    fn pop(&mut self) -> Option<Lru<'a>> {
+        if self.next == self.sorted && self.sorted < self.images.len() {
+            let rest = &mut self.images[self.sorted..];
+            let chunk = (rest.len() / 8).max(1024).min(rest.len());
+            if chunk < rest.len() {
+                rest.select_nth_unstable(chunk - 1);
+            }
+            rest[..chunk].sort_unstable();
+            self.sorted += chunk;
+        }
+        let from_sorted = self
+            .images
+            .get(self.next)
+            .filter(|_| self.next < self.sorted);
+        match (from_sorted, self.back.peek()) {
+            (Some(a), Some(Reverse(b))) if b < a => self.back.pop().map(|Reverse(b)| b),
+            (Some(_), _) => {
+                let i = self.next;
+                self.next += 1;
+                self.images.get(i).map(|l| Lru {
+                    key: l.key,
+                    img: l.img,
+                })
+            }
+            (None, _) => self.back.pop().map(|Reverse(b)| b),
+        }
+    }
+}
+
+/// Chooses on `view` (its layer index or tree `graph`) at `now`.
 pub fn choose(
     view: &Catalog,
-    index: &LayerIndex,
+    graph: &impl ChildrenOf,
     pinned: &Pinned,
     policy: &GcPolicy,
     measure: &Measure,
@@ -190,16 +317,8 @@ pub fn choose(
     }
     let kept = kept_by_tags(view, policy.keep_tags);
     let min_age = i64::try_from(policy.min_age.as_nanos()).unwrap_or(i64::MAX);
-
-    // Each image's blocker, or its number of children still to go.
-    // Each image's blocker; the candidates in a heap, least recently used on top. A
-    // candidate's children are looked up when it comes to the top (a few thousand index
-    // queries instead of one per image): one with children not chosen yet waits for them.
-    let mut blocked: HashMap<ImageId, Blocker> = HashMap::new();
-    let mut candidates: Vec<Reverse<(UnixNanos, UnixNanos, ImageId)>> =
-        Vec::with_capacity(view.len());
-    for img in view.images() {
-        let reason = if !view.containers_of(&img.id).is_empty() {
+    let blocker = |img: &Image| {
+        if !view.containers_of(&img.id).is_empty() {
             Some(Blocker::InUse)
         } else if pinned.is_pinned(img) {
             Some(Blocker::Pinned)
@@ -211,23 +330,29 @@ pub fn choose(
             Some(Blocker::TooYoung)
         } else {
             None
-        };
-        match reason {
-            Some(r) => {
-                blocked.insert(img.id, r);
-            }
-            None => candidates.push(Reverse((last_use(img), img.added, img.id))),
         }
-    }
-    let mut heap = BinaryHeap::from(candidates);
-    let mut chosen: HashSet<ImageId> = HashSet::new();
-    let mut looked_up: HashSet<ImageId> = HashSet::new();
-    // Parents waiting for children: how many, and each child's waiting parents.
-    let mut pending: HashMap<ImageId, usize> = HashMap::new();
-    let mut parents: HashMap<ImageId, Vec<ImageId>> = HashMap::new();
+    };
 
-    let mut taken: HashMap<Digest, u32> = HashMap::new();
-    while let Some(Reverse((used, _, id))) = heap.pop() {
+    // Every image in LRU order. An image's blocker and its children are looked up when
+    // its turn first comes (a run takes a few thousand of 100k images: the rest are
+    // never asked): a blocked one is set aside, one with children not chosen yet waits
+    // for them and is put back once they are. A run that stops before the order is
+    // exhausted has reached its target and reports no blockers; one that exhausts it
+    // has asked every image.
+    let mut order = LruOrder::new(graph.images(view).map(Lru::of).collect());
+    let mut blocked: FastMap<ImageId, Blocker> = FastMap::default();
+    let mut chosen: FastSet<ImageId> = FastSet::default();
+    let mut looked_up: FastSet<ImageId> = FastSet::default();
+    // Parents waiting for children: how many, and each child's waiting parents.
+    let mut pending: FastMap<ImageId, usize> = FastMap::default();
+    let mut parents: FastMap<ImageId, Vec<ImageId>> = FastMap::default();
+
+    let mut taken: FastMap<Digest, Taken> = FastMap::default();
+    while let Some(Lru {
+        key: (used, _, id),
+        img,
+    }) = order.pop()
+    {
         let why = match cutoff {
             Some(c) if used < c => Why::Unused(Duration::from_nanos(
                 u64::try_from(now.saturating_sub(used)).unwrap_or(0),
@@ -235,12 +360,13 @@ pub fn choose(
             _ if plan.freed_bytes < need_bytes => Why::Space,
             _ => break,
         };
-        let Some(img) = view.image(&id) else {
-            continue;
-        };
         if looked_up.insert(id) {
-            let waiting: Vec<ImageId> = index
-                .children(view, img)
+            if let Some(reason) = blocker(img) {
+                blocked.insert(id, reason);
+                continue;
+            }
+            let waiting: Vec<ImageId> = graph
+                .children_of(view, img)
                 .into_iter()
                 .filter(|c| !chosen.contains(c))
                 .collect();
@@ -268,7 +394,7 @@ pub fn choose(
                 if *n == 0 {
                     pending.remove(&p);
                     if let Some(pi) = view.image(&p) {
-                        heap.push(Reverse((last_use(pi), pi.added, p)));
+                        order.push(Lru::of(pi));
                     }
                 }
             }
@@ -280,18 +406,28 @@ pub fn choose(
     plan
 }
 
+/// How many chosen images hold a blob, and its entry in the view's blob table (looked up
+/// once per blob, not once per image holding it).
+struct Taken {
+    n: u32,
+    entry: Option<BlobEntry>,
+}
+
 /// Counts `img`'s blobs as released; the bytes of those no other image still holds.
-fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64 {
+fn release(view: &Catalog, img: &Image, taken: &mut FastMap<Digest, Taken>) -> u64 {
     let mut bytes = 0;
-    for b in img.blobs() {
-        let t = taken.entry(b.digest).or_insert(0);
-        *t += 1;
-        if let Some(e) = view.blob(&b.digest)
-            && e.refs <= *t
+    img.for_each_blob(|b| {
+        let t = taken.entry(b.digest).or_insert_with(|| Taken {
+            n: 0,
+            entry: view.blob(&b.digest),
+        });
+        t.n += 1;
+        if let Some(e) = t.entry
+            && e.refs <= t.n
         {
             bytes += e.size;
         }
-    }
+    });
     bytes
 }
 
@@ -299,9 +435,9 @@ fn release(view: &Catalog, img: &Image, taken: &mut HashMap<Digest, u32>) -> u64
 /// (blobs no other remaining image holds, once the chosen images are gone).
 fn blockers(
     view: &Catalog,
-    blocked: &HashMap<ImageId, Blocker>,
-    pending: &HashMap<ImageId, usize>,
-    taken: &HashMap<Digest, u32>,
+    blocked: &FastMap<ImageId, Blocker>,
+    pending: &FastMap<ImageId, usize>,
+    taken: &FastMap<Digest, Taken>,
 ) -> Vec<Blocked> {
     let mut by: BTreeMap<Blocker, Blocked> = BTreeMap::new();
     let mut holders: HashMap<(Blocker, Digest), u32> = HashMap::new();
@@ -320,15 +456,13 @@ fn blockers(
                 bytes: 0,
             })
             .images += 1;
-        for b in img.blobs() {
-            *holders.entry((reason, b.digest)).or_insert(0) += 1;
-        }
+        img.for_each_blob(|b| *holders.entry((reason, b.digest)).or_insert(0) += 1);
     }
     for ((reason, digest), n) in holders {
         if let Some(entry) = view.blob(&digest) {
             let remaining = entry
                 .refs
-                .saturating_sub(taken.get(&digest).copied().unwrap_or(0));
+                .saturating_sub(taken.get(&digest).map_or(0, |t| t.n));
             if n >= remaining
                 && let Some(e) = by.get_mut(&reason)
             {
