@@ -16,7 +16,7 @@ use common::{invariants, raw, stage_image};
 use imaged_core::ChangeSet;
 use imaged_core::model::Image;
 use imaged_core::store::Store;
-use imaged_store_local::{SCHEMA_VERSION, codec};
+use imaged_store_local::SCHEMA_VERSION;
 
 const ROOT_ENV: &str = "IMAGED_STORE_LOCAL_MIGRATE_ROOT";
 const IMAGES: usize = 3000;
@@ -44,21 +44,7 @@ fn write_v3_store(root: &Path) -> Vec<Image> {
         drop(st);
         images
     };
-    let db = raw::db(root);
-    let w = db.begin_write().unwrap();
-    {
-        let mut t = w.open_table(raw::IMAGES).unwrap();
-        for img in &images {
-            let v = codec::encode_image_format_1(img);
-            t.insert(img.id.as_bytes().as_slice(), v.as_slice())
-                .unwrap();
-        }
-        w.open_table(raw::META)
-            .unwrap()
-            .insert("schema_version", 3)
-            .unwrap();
-    }
-    w.commit().unwrap();
+    common::make_v3(root, &images.iter().collect::<Vec<_>>());
     images
 }
 

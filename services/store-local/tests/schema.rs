@@ -124,23 +124,7 @@ fn a_v3_store_is_re_encoded_in_format_2() {
         drop(st);
         (a, b)
     };
-    {
-        let db = raw::db(dir.path());
-        let w = db.begin_write().unwrap();
-        {
-            let mut t = w.open_table(raw::IMAGES).unwrap();
-            for img in [&a, &b] {
-                let v = codec::encode_image_format_1(img);
-                t.insert(img.id.as_bytes().as_slice(), v.as_slice())
-                    .unwrap();
-            }
-            w.open_table(raw::META)
-                .unwrap()
-                .insert("schema_version", 3)
-                .unwrap();
-        }
-        w.commit().unwrap();
-    }
+    common::make_v3(dir.path(), &[&a, &b]);
     assert!(stored_images(dir.path()).iter().all(|(_, v)| v[0] == 1));
 
     let store = imaged_store_local::open(dir.path()).unwrap();

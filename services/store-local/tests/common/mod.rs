@@ -100,3 +100,23 @@ pub(crate) fn container(id_seed: u64, image: &Digest) -> Arc<Container> {
         created: 1,
     })
 }
+
+/// Turns the closed store at `root`, holding `images`, into a schema v3 store: its image
+/// records rewritten in format 1 and `schema_version` = 3, in one transaction.
+pub(crate) fn make_v3(root: &std::path::Path, images: &[&Image]) {
+    let db = raw::db(root);
+    let w = db.begin_write().unwrap();
+    {
+        let mut t = w.open_table(raw::IMAGES).unwrap();
+        for img in images {
+            let v = imaged_store_local::codec::encode_image_format_1(img);
+            t.insert(img.id.as_bytes().as_slice(), v.as_slice())
+                .unwrap();
+        }
+        w.open_table(raw::META)
+            .unwrap()
+            .insert("schema_version", 3)
+            .unwrap();
+    }
+    w.commit().unwrap();
+}
