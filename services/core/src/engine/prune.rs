@@ -397,6 +397,12 @@ fn eligible(
     pinned: &Pinned,
     failed: &HashSet<ImageId>,
 ) -> bool {
+    // Without `all` or a `dangling` filter only dangling images qualify, and a named
+    // image is never dangling: that cheap test first spares a prune of a large store the
+    // containers lookup of every named image (same result: the terms have no effects).
+    if !(opts.all || filters.has_dangling || img.names.is_empty()) {
+        return false;
+    }
     let users = facts.containers();
     !img.read_only
         && (users.is_empty() || (opts.external && users.iter().all(|c| c.external)))
