@@ -304,10 +304,16 @@ impl Inner {
         let db =
             w.db.as_ref()
                 .ok_or_else(|| Error::internal("database not open"))?;
-        let (applied, prepared) = std::thread::scope(|s| {
-            let applying = s.spawn(|| view.apply(change));
+        let t0 = Instant::now();
+        let (applied, prepared, t_apply, t_prepare) = std::thread::scope(|s| {
+            let applying = s.spawn(|| (view.apply(change), t0.elapsed()));
             let prepared = meta::prepare(db, &self.layout.meta, change);
-            (applying.join(), prepared)
+            let t_prepare = t0.elapsed();
+            let (applied, t_apply) = match applying.join() {
+                Ok((applied, t)) => (Ok(applied), t),
+                Err(p) => (Err(p), t0.elapsed()),
+            };
+            (applied, prepared, t_apply, t_prepare)
         });
         let applied = match applied {
             Ok(Ok(applied)) => applied,
@@ -320,7 +326,15 @@ impl Inner {
                 return Err(Error::internal("applying a change: the thread panicked"));
             }
         };
+        let t_joined = t0.elapsed();
         let written = prepared.and_then(|txn| meta::commit(txn, &self.layout.meta));
+        tracing::debug!(
+            images = change.delete_images.len(),
+            apply_ms = t_apply.as_secs_f64() * 1e3,
+            records_ms = t_prepare.as_secs_f64() * 1e3,
+            commit_ms = (t0.elapsed() - t_joined).as_secs_f64() * 1e3,
+            "bulk deletion written"
+        );
         let first = self.written(w, change, &applied, written);
         Ok((applied, first))
     }
