@@ -76,7 +76,12 @@ impl Daemon {
             .args(store_args)
             .arg("--listen")
             .arg(format!("unix://{}", socket.display()))
-            .env("IMAGED_LOG", "warn")
+            // `IMAGED_BENCH_LOG` (e.g. `imaged_core=debug`) profiles a run from the daemon's
+            // log, kept with `--keep`; warnings only otherwise.
+            .env(
+                "IMAGED_LOG",
+                std::env::var("IMAGED_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned()),
+            )
             .env_remove("IMAGED_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

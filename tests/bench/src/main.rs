@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value_t = 2_000)]
     podman_max: usize,
     /// Largest size compared with containerd.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 2_000)]
     containerd_max: usize,
     /// RemoveImage calls per kind (by name, by ID), at most.
     #[arg(long, default_value_t = 1_000)]
