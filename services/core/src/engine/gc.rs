@@ -304,11 +304,11 @@ impl Engine {
                 match &r {
                     Record::Deleted(id) => {
                         prune.deleted_images.push(*id);
-                        // The tree holds each image's size (`Image::size`).
-                        prune.deleted_sizes.push(match tree.index_of(id) {
-                            Some(i) => tree.size(i),
-                            None => super::remove::batch::image_size(&view, id),
-                        });
+                        prune.deleted_sizes.push(super::remove::batch::image_size(
+                            &view,
+                            Some(&tree),
+                            id,
+                        ));
                     }
                     Record::Untagged(n) => prune.untagged.push(n.clone()),
                     Record::DeletedLayer(_) => {}

@@ -204,9 +204,11 @@ impl Engine {
             }
             for r in &plan.records {
                 if let Record::Deleted(id) = r {
-                    report
-                        .deleted_sizes
-                        .push(super::remove::batch::image_size(&view, id));
+                    report.deleted_sizes.push(super::remove::batch::image_size(
+                        &view,
+                        tree.as_deref(),
+                        id,
+                    ));
                 }
             }
             report.records.extend(plan.records);

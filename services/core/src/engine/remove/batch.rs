@@ -62,7 +62,7 @@ impl Engine {
                         .records
                         .iter()
                         .filter_map(|rec| match rec {
-                            Record::Deleted(id) => Some((*id, image_size(&before, id))),
+                            Record::Deleted(id) => Some((*id, image_size(&before, None, id))),
                             Record::Untagged(_) | Record::DeletedLayer(_) => None,
                         })
                         .collect();
@@ -108,7 +108,16 @@ impl Engine {
     }
 }
 
-/// The size ListImages shows for image `id` of `view` (0 when it is not there).
-pub(crate) fn image_size(view: &crate::catalog::Catalog, id: &ImageId) -> u64 {
-    view.image(id).map_or(0, |img| img.size())
+/// The size ListImages shows for image `id` of `view` (0 when it is not there): read from
+/// `tree`, the tree of `view` when the caller has it (an array read; it holds each image's
+/// `Image::size`), else computed from the image.
+pub(crate) fn image_size(
+    view: &crate::catalog::Catalog,
+    tree: Option<&crate::graph::tree::Tree>,
+    id: &ImageId,
+) -> u64 {
+    match tree.and_then(|t| t.index_of(id).map(|i| (t, i))) {
+        Some((t, i)) => t.size(i),
+        None => view.image(id).map_or(0, |img| img.size()),
+    }
 }
