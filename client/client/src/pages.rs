@@ -1,9 +1,9 @@
 //! ListImages over every page, pipelined: each page comes back undecoded, its
 //! `next_page_token` is read first (one pass over the message's top-level fields) and the
 //! next page requested, then the page is decoded on blocking threads (a large page in two
-//! halves at once) while the daemon answers the next request. A listing of many pages then costs about what decoding them
-//! costs, instead of decoding plus one round trip and one daemon turn per page, taken in
-//! turn.
+//! halves at once) while the daemon answers the next request. A listing of many pages
+//! then costs about what decoding them costs, instead of decoding plus one round trip and
+//! one daemon turn per page, taken in turn.
 
 use std::ops::Range;
 
