@@ -50,6 +50,31 @@ pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> imaged_core::Result<()> {
     }
 }
 
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to the disk, and
+/// returns without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`): a later `fsync`
+/// then waits for what is still in flight, not for the whole file. Advisory: the `fsync`
+/// that follows reports any I/O error, so this one is ignored.
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return;
+        };
+        #[allow(unsafe_code)]
+        // SAFETY: `sync_file_range` takes a file descriptor, which `file` keeps open for the
+        // call, and plain integers; it reads or writes no memory of this process.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}
+
 /// Makes a directory's entries (creations, renames, removals) durable.
 pub(crate) fn sync_dir(dir: &Path) -> imaged_core::Result<()> {
     File::open(dir)

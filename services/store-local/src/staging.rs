@@ -11,11 +11,15 @@ use imaged_core::store::Staging;
 use imaged_core::{Error, ErrorKind, Result};
 
 use crate::blobs::CHUNK;
-use crate::fsutil::{io_err, remove_file, sync_dir};
+use crate::fsutil::{io_err, remove_file, start_writeback, sync_dir};
 use crate::inner::{Inner, lock};
 
 /// Mode of blob files.
 const BLOB_MODE: u32 = 0o640;
+/// Bytes of a blob written between two requests to start their writeback: the disk
+/// writes a large blob while the rest of it streams in and is hashed, so its `fsync`
+/// waits for the tail only.
+const WRITEBACK_STEP: u64 = 1 << 20;
 
 /// The blob writes of one load.
 pub(crate) struct LocalStaging<'a> {
@@ -91,6 +95,7 @@ fn copy_hashing(data: &mut dyn Read, tmp: &mut TempFile) -> Result<(Digest, u64)
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; CHUNK];
     let mut size = 0u64;
+    let mut flushed = 0u64;
     loop {
         let n = match data.read(&mut buf) {
             Ok(0) => break,
@@ -107,6 +112,10 @@ fn copy_hashing(data: &mut dyn Read, tmp: &mut TempFile) -> Result<(Digest, u64)
         file.write_all(&buf[..n])
             .map_err(|e| io_err("writing", &tmp.path, &e))?;
         size += n as u64;
+        if size - flushed >= WRITEBACK_STEP {
+            start_writeback(file, flushed, size - flushed);
+            flushed = size;
+        }
     }
     file.sync_all()
         .map_err(|e| io_err("syncing", &tmp.path, &e))?;
