@@ -72,7 +72,7 @@ where
         (st.progress)(st.total);
         let (format, default_names) = first.unwrap_or((ArchiveFormat::Unspecified, Vec::new()));
         let msg = LoadImagesRequest {
-            chunk,
+            chunk: chunk.into(),
             format: format as i32,
             default_names,
         };

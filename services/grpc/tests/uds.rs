@@ -349,7 +349,7 @@ async fn bad_enums_are_invalid_argument_with_bad_request() {
     assert_eq!(err.code(), Code::InvalidArgument);
 
     let first = pb::LoadImagesRequest {
-        chunk: b"x".to_vec(),
+        chunk: b"x".to_vec().into(),
         format: 7,
         default_names: vec![],
     };
@@ -436,7 +436,7 @@ async fn message_size_limit_applies() {
         .expect_err("over the limit");
     too_large(&err, "InspectImage");
     let first = pb::LoadImagesRequest {
-        chunk: big.clone().into_bytes(),
+        chunk: big.clone().into_bytes().into(),
         ..Default::default()
     };
     let err = c
@@ -485,7 +485,7 @@ fn stalled_load() -> (
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.try_send(pb::LoadImagesRequest {
-        chunk: vec![0u8; 700],
+        chunk: vec![0u8; 700].into(),
         ..Default::default()
     })
     .expect("capacity");
@@ -545,7 +545,7 @@ async fn a_stalled_load_is_abandoned_after_the_idle_timeout() {
 fn chunks(archive: &[u8], size: usize, first: pb::LoadImagesRequest) -> Vec<pb::LoadImagesRequest> {
     let mut out = vec![first];
     out.extend(archive.chunks(size).map(|c| pb::LoadImagesRequest {
-        chunk: c.to_vec(),
+        chunk: c.to_vec().into(),
         ..Default::default()
     }));
     out

@@ -12,6 +12,7 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use imaged_core::{Engine, Error, ErrorKind, ops};
 use imaged_proto::imaged::v1 as pb;
 use tokio::sync::mpsc;
@@ -26,8 +27,8 @@ const CHANNEL_CHUNKS: usize = 16;
 /// What the async side sends to the reader.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// The next bytes.
-    Chunk(Vec<u8>),
+    /// The next bytes (a view of the received message, not a copy).
+    Chunk(Bytes),
     /// The client closed its stream: end of file.
     End,
     /// The load must fail (stream error, size limit).
@@ -38,7 +39,7 @@ pub(crate) enum Msg {
 #[derive(Debug)]
 pub(crate) struct ChunkReader {
     rx: mpsc::Receiver<Msg>,
-    buf: Vec<u8>,
+    buf: Bytes,
     pos: usize,
     done: bool,
 }
@@ -48,7 +49,7 @@ impl ChunkReader {
     pub(crate) fn new(rx: mpsc::Receiver<Msg>) -> Self {
         Self {
             rx,
-            buf: Vec::new(),
+            buf: Bytes::new(),
             pos: 0,
             done: false,
         }
@@ -184,9 +185,9 @@ mod tests {
     fn reads_chunks_then_eof_after_end() {
         let mut r = reader_of(
             vec![
-                Msg::Chunk(b"hel".to_vec()),
-                Msg::Chunk(Vec::new()),
-                Msg::Chunk(b"lo".to_vec()),
+                Msg::Chunk(Bytes::from_static(b"hel")),
+                Msg::Chunk(Bytes::new()),
+                Msg::Chunk(Bytes::from_static(b"lo")),
                 Msg::End,
             ],
             8,
@@ -199,7 +200,7 @@ mod tests {
 
     #[test]
     fn channel_closed_without_end_is_an_error() {
-        let mut r = reader_of(vec![Msg::Chunk(b"abc".to_vec())], 4);
+        let mut r = reader_of(vec![Msg::Chunk(Bytes::from_static(b"abc"))], 4);
         let mut v = Vec::new();
         let err = r.read_to_end(&mut v).expect_err("no End: cancelled");
         assert!(err.to_string().contains("cancelled"), "{err}");
@@ -209,7 +210,10 @@ mod tests {
     #[test]
     fn abort_is_an_error() {
         let mut r = reader_of(
-            vec![Msg::Chunk(b"a".to_vec()), Msg::Abort("too big".into())],
+            vec![
+                Msg::Chunk(Bytes::from_static(b"a")),
+                Msg::Abort("too big".into()),
+            ],
             4,
         );
         let mut v = Vec::new();
@@ -219,7 +223,7 @@ mod tests {
 
     #[test]
     fn small_reads_split_chunks() {
-        let mut r = reader_of(vec![Msg::Chunk(b"abcdef".to_vec()), Msg::End], 4);
+        let mut r = reader_of(vec![Msg::Chunk(Bytes::from_static(b"abcdef")), Msg::End], 4);
         let mut b = [0u8; 4];
         assert_eq!(r.read(&mut b).expect("read"), 4);
         assert_eq!(&b, b"abcd");
