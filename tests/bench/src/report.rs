@@ -235,7 +235,7 @@ fn imaged(o: &mut String, rs: &[SizeResult]) {
     });
     row(
         o,
-        "**LoadImages** 64 MiB (8 × 8 MiB random layers)",
+        "**LoadImages** 64 MiB (8 × 8 MiB random layers, median of 5 calls)",
         rs,
         |r| {
             r.throughput
@@ -282,7 +282,7 @@ fn floors(o: &mut String, rs: &[SizeResult]) {
     );
     row(
         o,
-        "LoadImages floor: SHA-256 + write + fsync of the 64 MiB archive (median)",
+        "LoadImages floor: SHA-256 + write + fsync of the 64 MiB archive (median of 5)",
         rs,
         |r| {
             r.load_floor
