@@ -47,6 +47,39 @@ fn start_up_sweep_removes_orphans_and_ingest_leftovers_only() {
 }
 
 #[test]
+fn a_sweep_of_a_large_blob_directory_gives_the_same_report() {
+    // Past the size from which the sweep looks the files up on every core: 20k orphans,
+    // a directory, the referenced blobs, one of them missing.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (a, b);
+    {
+        let store = imaged_store_local::open(root).unwrap();
+        a = load(&store, "a", &[1, 2], &["example.com/a:1"]);
+        b = load(&store, "b", &[3], &["example.com/b:1"]);
+    }
+    std::fs::remove_file(root.join("clean-shutdown")).unwrap();
+    let blobs = root.join("blobs/sha256");
+    std::fs::remove_file(blobs.join(b.layers[0].blob.digest.hex())).unwrap();
+    let referenced = blob_files(root);
+    for i in 0..20_000u32 {
+        let orphan = Digest::of(&i.to_le_bytes());
+        std::fs::write(blobs.join(orphan.hex()), b"").unwrap();
+    }
+    let odd = blobs.join(Digest::of(b"a directory").hex());
+    std::fs::create_dir(&odd).unwrap();
+
+    let store = imaged_store_local::open(root).unwrap();
+    let report = store.sweep_report();
+    assert_eq!(report.orphan_blobs, 20_000);
+    assert_eq!(report.missing_blobs, 1);
+    assert!(odd.is_dir(), "an entry that is not a file is left alone");
+    std::fs::remove_dir(&odd).unwrap();
+    assert_eq!(blob_files(root), referenced, "referenced blobs stay");
+    assert!(store.view().image(&a.id).is_some());
+}
+
+#[test]
 fn a_clean_close_spares_the_next_open_the_blob_sweep_once() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
