@@ -20,12 +20,18 @@ use crate::codec;
 use crate::fsutil::db_err;
 use crate::meta::{CONTAINERS, IMAGES};
 
+/// Threads the open's parallel phases use (decoding the records, the sweep's lookups):
+/// one per core, at most 16.
+pub(crate) fn open_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 16)
+}
+
 /// Reads every record and builds the catalog.
 pub(crate) fn catalog(db: &Database, path: &Path) -> Result<Catalog> {
     let containers = load_containers(db, path)?;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, 16);
+    let threads = open_threads();
     // One interner for every decoder: equal labels, history entries and run settings are
     // held once however many threads decode them; it is dropped once the records are built.
     let shared = Interner::new();

@@ -328,9 +328,7 @@ fn classify(
         }
         (present, others)
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, 16);
+    let threads = crate::load::open_threads();
     if threads == 1 || listing.len() < PARALLEL_SWEEP_MIN {
         return part(0, listing);
     }
